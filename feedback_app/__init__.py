@@ -1,0 +1,1 @@
+"""The Gradio annotation and review app."""

@@ -1,0 +1,216 @@
+"""The `rlhf` command.
+
+Each sub-command parses its arguments, calls one service function, and prints
+what it did. Errors users can fix exit with status 2 and one clear line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class UserError(Exception):
+    """A problem with the command's input, reported as one line and exit status 2."""
+
+
+def _db_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None, help="store URL (default $RLHF_DB_URL or sqlite:///rlhf.db)")
+
+
+def _read_password(args) -> str | None:
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    if getattr(args, "no_password", False):
+        return None
+    if not sys.stdin.isatty():
+        raise UserError("password: give --password-stdin or --no-password when not at a terminal")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Repeat: "):
+        raise UserError("password: the two entries differ")
+    return first
+
+
+# --- store and users ---------------------------------------------------------
+
+
+def cmd_init(args) -> None:
+    from storage.db import database_url
+    from storage.migrate import upgrade
+
+    revision = upgrade(args.db)
+    print(f"store ready at {database_url(args.db)} (schema {revision})")
+
+
+def cmd_users_add(args) -> None:
+    from storage.crud import create_user
+    from storage.db import session_scope
+
+    password = _read_password(args)
+    with session_scope(args.db) as session:
+        user = create_user(session, username=args.name, role=args.role, password=password)
+    print(f"added user {user.username!r} with role {user.role}" + ("" if password else " (no password: cannot log in)"))
+
+
+def cmd_users_list(args) -> None:
+    from storage.crud import list_users
+    from storage.db import session_scope
+
+    with session_scope(args.db) as session:
+        for user in list_users(session):
+            state = "active" if user.is_active else "inactive"
+            login = "login" if user.password_hash else "no login"
+            print(f"{user.username}\t{user.role}\t{state}\t{login}")
+
+
+def cmd_users_set_role(args) -> None:
+    from storage.crud import set_role
+    from storage.db import session_scope
+
+    with session_scope(args.db) as session:
+        set_role(session, username=args.name, role=args.role)
+    print(f"{args.name} is now {args.role}")
+
+
+def cmd_users_deactivate(args) -> None:
+    from storage.crud import deactivate_user
+    from storage.db import session_scope
+
+    with session_scope(args.db) as session:
+        deactivate_user(session, username=args.name)
+    print(f"{args.name} can no longer log in")
+
+
+# --- imports and exports --------------------------------------------------------
+
+
+def cmd_prompts_import(args) -> None:
+    from storage.imports import import_prompts
+
+    report = import_prompts(args.file, url=args.db, source=args.source)
+    print(report.summary())
+
+
+def cmd_judgments_import(args) -> None:
+    from storage.imports import import_judgments
+
+    report = import_judgments(args.file, url=args.db)
+    print(report.summary())
+
+
+def cmd_export(args) -> None:
+    from storage.export import ExportOptions, export_dataset
+
+    options = ExportOptions(kind=args.kind, test_fraction=args.test_fraction, seed=args.seed,
+                            formats=tuple(f.strip() for f in args.format.split(",") if f.strip()))
+    manifest = export_dataset(args.out, options, url=args.db)
+    counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
+    left_out = ", ".join(f"{why} {n}" for why, n in manifest["left_out"].items() if n) or "nothing"
+    print(f"exported {args.kind} dataset to {args.out}: {counts}; left out: {left_out}")
+
+
+# --- models ----------------------------------------------------------------------------
+
+
+def cmd_model_init_tiny(args) -> None:
+    from rlhf.modeling import init_tiny
+
+    path = init_tiny(args.out, size=args.size, seed=args.seed)
+    print(f"built the {args.size} offline policy in {path}")
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+def cmd_demo(args) -> None:
+    from rlhf.demo import run_demo
+
+    run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlhf", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("init", help="create or upgrade the store")
+    _db_arg(p)
+    p.set_defaults(func=cmd_init)
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
+    p = users.add_parser("add", help="add a user")
+    p.add_argument("name")
+    p.add_argument("--role", default="annotator", choices=["annotator", "reviewer", "engineer", "admin"])
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    group.add_argument("--no-password", action="store_true", help="a user who cannot log in")
+    _db_arg(p)
+    p.set_defaults(func=cmd_users_add)
+    p = users.add_parser("list", help="list users")
+    _db_arg(p)
+    p.set_defaults(func=cmd_users_list)
+    p = users.add_parser("set-role", help="change a user's role")
+    p.add_argument("name")
+    p.add_argument("role", choices=["annotator", "reviewer", "engineer", "admin"])
+    _db_arg(p)
+    p.set_defaults(func=cmd_users_set_role)
+    p = users.add_parser("deactivate", help="stop a user from logging in")
+    p.add_argument("name")
+    _db_arg(p)
+    p.set_defaults(func=cmd_users_deactivate)
+
+    prompts = commands.add_parser("prompts", help="manage prompts").add_subparsers(dest="prompts_command", required=True)
+    p = prompts.add_parser("import", help="import prompts from JSONL, CSV or parquet (all or nothing)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--source", default=None, help="where the prompts came from (default: the file name)")
+    _db_arg(p)
+    p.set_defaults(func=cmd_prompts_import)
+
+    judgments = commands.add_parser("judgments", help="manage judgments").add_subparsers(dest="judgments_command", required=True)
+    p = judgments.add_parser("import", help="import judgments from JSONL (all or nothing)")
+    p.add_argument("file", type=Path)
+    _db_arg(p)
+    p.set_defaults(func=cmd_judgments_import)
+
+    p = commands.add_parser("export", help="export judgments as a TRL-ready dataset")
+    p.add_argument("--kind", required=True, choices=["sft", "preference", "unpaired", "prompt"])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--format", default="jsonl", help="comma-separated: jsonl, parquet, hf")
+    p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    _db_arg(p)
+    p.set_defaults(func=cmd_export)
+
+    models = commands.add_parser("model", help="policies and versions").add_subparsers(dest="model_command", required=True)
+    p = models.add_parser("init-tiny", help="build the offline tiny policy and tokenizer into OUT")
+    p.add_argument("out", type=Path)
+    p.add_argument("--size", default="tiny", choices=["tiny", "small"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_model_init_tiny)
+
+    p = commands.add_parser("demo", help="the whole loop, offline, on the tiny model")
+    p.add_argument("--workdir", type=Path, default=Path("demo"), help="where the store and models go")
+    p.add_argument("--fresh", action="store_true", help="delete the workdir first")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from storage.crud import StoreError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (UserError, StoreError, FileExistsError, FileNotFoundError) as error:
+        print(f"rlhf: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

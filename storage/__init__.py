@@ -1,0 +1,1 @@
+"""The feedback store: tables, sessions, imports and TRL-ready exports."""
