@@ -125,6 +125,55 @@ def cmd_model_init_tiny(args) -> None:
     print(f"built the {args.size} offline policy in {path}")
 
 
+def cmd_model_register(args) -> None:
+    from rlhf.registry import register_artifact
+    from storage.db import session_scope
+
+    with session_scope(args.db) as session:
+        version = register_artifact(session, source=args.source, name=args.name, kind=args.kind,
+                                    parent=args.parent, make_live=args.live)
+    what = "adapter" if version.is_adapter else "model"
+    print(f"registered {version.name!r} ({version.kind} {what} at {version.artifact_path})"
+          + (", live" if version.is_live else ""))
+
+
+def cmd_model_list(args) -> None:
+    from rlhf.registry import lineage_text
+    from storage.db import session_scope
+
+    with session_scope(args.db) as session:
+        print(lineage_text(session) or "no versions registered (see `rlhf model register`)")
+
+
+def cmd_model_set_live(args) -> None:
+    from rlhf.registry import set_live
+    from storage.db import session_scope
+
+    with session_scope(args.db) as session:
+        version = set_live(session, name=args.name)
+    print(f"{version.name} is now live")
+
+
+def cmd_model_export(args) -> None:
+    from rlhf.artifacts import export_merged
+    from rlhf.registry import require_version
+    from storage.db import session_scope
+
+    with session_scope(args.db) as session:
+        version = require_version(session, name=args.name)
+    path = export_merged(version, args.merge)
+    print(f"wrote {version.name} as a merged full model to {path}")
+
+
+def cmd_generate(args) -> None:
+    from rlhf.generation import generate_candidates, load_generation_defaults
+
+    settings = load_generation_defaults(args.config)
+    settings.update({key: value for key, value in vars(args).items() if key in settings and value is not None})
+    created = generate_candidates(args.db, version_name=args.model, **settings)
+    print(f"generated {created} new candidates with {args.model}")
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 
@@ -192,6 +241,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_model_init_tiny)
+    p = models.add_parser("register", help="register a model folder, LoRA adapter folder or hub id")
+    p.add_argument("source", metavar="PATH_OR_HUB_ID")
+    p.add_argument("--name", required=True)
+    p.add_argument("--kind", default="base", choices=["base", "sft", "dpo", "kto", "grpo", "rloo"])
+    p.add_argument("--parent", default=None, help="the version this one was derived from")
+    p.add_argument("--live", action="store_true", help="make it the live version")
+    _db_arg(p)
+    p.set_defaults(func=cmd_model_register)
+    p = models.add_parser("list", help="show the versions as a lineage tree")
+    _db_arg(p)
+    p.set_defaults(func=cmd_model_list)
+    p = models.add_parser("set-live", help="make a ready version the live one (also: rollback)")
+    p.add_argument("name")
+    _db_arg(p)
+    p.set_defaults(func=cmd_model_set_live)
+    p = models.add_parser("export", help="write a version as one deployable model folder")
+    p.add_argument("name")
+    p.add_argument("--merge", required=True, type=Path, metavar="OUT", help="merge adapters and write to OUT")
+    _db_arg(p)
+    p.set_defaults(func=cmd_model_export)
+
+    p = commands.add_parser("generate", help="batched candidate generation into the store")
+    p.add_argument("--model", required=True, help="version name")
+    p.add_argument("--per-prompt", type=int, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--config", type=Path, default=Path("configs/app.yaml"), help="defaults from its generation: key")
+    _db_arg(p)
+    p.set_defaults(func=cmd_generate)
 
     p = commands.add_parser("demo", help="the whole loop, offline, on the tiny model")
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where the store and models go")

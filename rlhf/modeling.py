@@ -7,14 +7,13 @@ process on bundled text, so tests, CI and the demo never touch a model hub.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 import torch
+from storage.files import save_atomically  # noqa: F401  (re-exported for callers of this module)
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -105,22 +104,6 @@ def build_tiny_model(size: str = "tiny", seed: int = 0) -> tuple[LlamaForCausalL
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model, tokenizer
-
-
-def save_atomically(out: Path, write) -> Path:
-    """Call `write(tmp_dir)` and rename tmp_dir to `out`, so `out` is whole or absent."""
-    out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out}: already exists")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
 
 
 def init_tiny(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:

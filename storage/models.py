@@ -15,7 +15,7 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(timezone.utc)
 
 
 class Role(str, Enum):
@@ -163,3 +163,32 @@ class Judgment(SQLModel, table=True):
     client_key: str = Field(max_length=128)
     source: str = Field(default="app", max_length=512)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class ItemClaim(SQLModel, table=True):
+    """An annotator holding a queue item while they work on it, so no more than `overlap` people get it at once."""
+
+    __table_args__ = (UniqueConstraint("item_id", "user_id", name="uq_itemclaim_item_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="annotationitem.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
+    expires_at: datetime = Field(index=True)
+
+
+class BlindVote(SQLModel, table=True):
+    """A reviewer's blind A/B vote between two versions' responses; evaluation data, kept out of training exports."""
+
+    __table_args__ = (UniqueConstraint("client_key", name="uq_blindvote_client_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    prompt_id: int = Field(foreign_key="prompt.id")
+    version_a_id: int = Field(foreign_key="modelversion.id")
+    version_b_id: int = Field(foreign_key="modelversion.id")
+    generation_a_id: int = Field(foreign_key="generation.id")
+    generation_b_id: int = Field(foreign_key="generation.id")
+    shown_order: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    choice: str = Field(max_length=16)
+    client_key: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -68,3 +68,22 @@ def tiny_model_dir(tmp_path_factory):
     from rlhf.modeling import init_tiny
 
     return init_tiny(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_dir(tiny_model_dir, tmp_path_factory):
+    """A LoRA adapter for the tiny policy with random non-zero B matrices, so it really changes outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    out = tmp_path_factory.mktemp("adapters") / "tiny-lora"
+    peft_model.save_pretrained(out)
+    return out

@@ -150,9 +150,56 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_judgment_prompt_id'), ['prompt_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_judgment_user_id'), ['user_id'], unique=False)
 
+    op.create_table('itemclaim',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('item_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('expires_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['item_id'], ['annotationitem.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('item_id', 'user_id', name='uq_itemclaim_item_user')
+    )
+    with op.batch_alter_table('itemclaim', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_itemclaim_expires_at'), ['expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_itemclaim_item_id'), ['item_id'], unique=False)
+
+    op.create_table('blindvote',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('prompt_id', sa.Integer(), nullable=False),
+    sa.Column('version_a_id', sa.Integer(), nullable=False),
+    sa.Column('version_b_id', sa.Integer(), nullable=False),
+    sa.Column('generation_a_id', sa.Integer(), nullable=False),
+    sa.Column('generation_b_id', sa.Integer(), nullable=False),
+    sa.Column('shown_order', sa.JSON(), nullable=False),
+    sa.Column('choice', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('client_key', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['generation_a_id'], ['generation.id'], ),
+    sa.ForeignKeyConstraint(['generation_b_id'], ['generation.id'], ),
+    sa.ForeignKeyConstraint(['prompt_id'], ['prompt.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], ),
+    sa.ForeignKeyConstraint(['version_a_id'], ['modelversion.id'], ),
+    sa.ForeignKeyConstraint(['version_b_id'], ['modelversion.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('client_key', name='uq_blindvote_client_key')
+    )
+    with op.batch_alter_table('blindvote', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_blindvote_user_id'), ['user_id'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('blindvote', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_blindvote_user_id'))
+
+    op.drop_table('blindvote')
+    with op.batch_alter_table('itemclaim', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_itemclaim_item_id'))
+        batch_op.drop_index(batch_op.f('ix_itemclaim_expires_at'))
+
+    op.drop_table('itemclaim')
     with op.batch_alter_table('judgment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_judgment_user_id'))
         batch_op.drop_index(batch_op.f('ix_judgment_prompt_id'))

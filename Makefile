@@ -1,0 +1,28 @@
+# `make demo` runs the product on the embedded defaults; `make test` runs the test suite.
+# Both create .venv and install what they need on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: install demo test browser bench
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Headless Chromium for the browser tests (Debian's package; Playwright drives it, no browser download).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "install Debian's chromium (sudo apt-get install chromium) for the browser tests"; fi; fi
+
+demo: install
+	$(VENV)/bin/rlhf demo
+
+test: install browser
+	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest

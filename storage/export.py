@@ -1,0 +1,464 @@
+"""Judgments → TRL-ready datasets (conversational format), split by prompt.
+
+Raw judgments are aggregated here, at export time, so a new rule can re-read
+old data. The rules:
+
+* Pairs. Every judgment becomes votes on (prompt, response x, response y):
+  a pairwise choice is one vote, a ranking of n gives its n(n-1)/2 votes, a
+  correction votes corrected ≻ original. Each annotator's latest vote on a
+  pair counts once. A pair is kept when one response has strictly more
+  (weighted) votes than every other outcome; ties, both-bad and no-majority
+  pairs are left out and counted.
+* Ratings. The mean score per (prompt, response): ≥4 desirable, ≤2
+  undesirable, 3 left out (KTO rows); within a prompt, responses whose means
+  differ give pairs, unless annotators compared that pair directly.
+* Splits are by prompt (a hash of the prompt and the seed), so no prompt is in
+  both train and test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Text, cast, func, select
+from sqlmodel import Session
+
+from storage.crud import StoreError, content_hash
+from storage.db import session_scope
+from storage.files import save_atomically
+from storage.models import Generation, Judgment, Prompt, Round
+
+KINDS = ("sft", "preference", "unpaired", "prompt")
+FORMATS = ("jsonl", "parquet", "hf")
+AGGREGATIONS = ("majority", "weighted", "drop_flagged")
+SFT_SOURCES = ("corrections", "ratings", "chosen")
+_CHUNK = 5000
+_EXPORTED_KINDS = ("pairwise", "ranking", "correction", "rating")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    kind: str
+    test_fraction: float = 0.1
+    seed: int = 0
+    formats: tuple[str, ...] = ("jsonl",)
+    aggregation: str = "majority"
+    annotator_weights: dict[int, float] | None = None
+    excluded_annotators: frozenset[int] = frozenset()
+    min_annotators: int = 1
+    since_round: int | None = None
+    max_judgment_id: int | None = None
+    sft_sources: tuple[str, ...] = SFT_SOURCES
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise StoreError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise StoreError(f"format: {', '.join(unknown) or 'none given'} — use any of {', '.join(FORMATS)}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise StoreError(f"test_fraction: {self.test_fraction} is not in [0, 1)")
+        if self.aggregation not in AGGREGATIONS:
+            raise StoreError(f"aggregation: {self.aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
+        if self.aggregation == "weighted" and not self.annotator_weights:
+            raise StoreError("aggregation: 'weighted' needs annotator_weights")
+        if self.min_annotators < 1:
+            raise StoreError(f"min_annotators: {self.min_annotators} must be at least 1")
+        bad_sources = [s for s in self.sft_sources if s not in SFT_SOURCES]
+        if bad_sources:
+            raise StoreError(f"sft_sources: {', '.join(bad_sources)} — use any of {', '.join(SFT_SOURCES)}")
+
+
+# --- reading the store ------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    judgments: list[tuple]  # (id, kind, user_id, prompt_id, generation_ids, payload)
+    prompt_text: dict[int, str]
+    prompt_hash: dict[int, str]
+    generation: dict[int, tuple[str, str]]  # id -> (text_hash, text)
+    digest: str = ""
+
+
+def _judgment_bounds(session: Session, options: ExportOptions) -> tuple[int | None, int | None]:
+    lower = None
+    if options.since_round is not None:
+        round_ = session.get(Round, options.since_round)
+        if round_ is None:
+            raise StoreError(f"since_round: no round {options.since_round}")
+        lower = (round_.data_snapshot or {}).get("max_judgment_id")
+    return lower, options.max_judgment_id
+
+
+def _read_judgments(session: Session, kinds: tuple[str, ...] | None, lower: int | None,
+                    upper: int | None) -> tuple[list[tuple], str]:
+    """Judgment rows and their hash; JSON columns are fetched as text and decoded in one call (fast)."""
+    query = select(Judgment.id, Judgment.kind, Judgment.user_id, Judgment.prompt_id,
+                   cast(Judgment.generation_ids, Text), cast(Judgment.payload, Text))
+    if kinds is not None:
+        query = query.where(Judgment.kind.in_(kinds))
+    if lower is not None:
+        query = query.where(Judgment.id > lower)
+    if upper is not None:
+        query = query.where(Judgment.id <= upper)
+    fetched = session.connection().execute(query.order_by(Judgment.id)).all()
+    digest = hashlib.sha256()
+    for row in fetched:
+        digest.update("\x1f".join(map(str, row)).encode("utf-8") + b"\n")
+    decoded = json.loads("[" + ",".join(f"[{ids},{payload}]" for *_, ids, payload in fetched) + "]")
+    rows = [(row[0], row[1], row[2], row[3], ids, payload) for row, (ids, payload) in zip(fetched, decoded)]
+    return rows, digest.hexdigest()
+
+
+def _read(session: Session, options: ExportOptions, kinds: tuple[str, ...]) -> _Raw:
+    lower, upper = _judgment_bounds(session, options)
+    judgments, digest = _read_judgments(session, kinds, lower, upper)
+
+    prompt_ids = sorted({j[3] for j in judgments})
+    prompt_text, prompt_hash = {}, {}
+    for rows in _chunked_select(session, select(Prompt.id, Prompt.text, Prompt.content_hash), Prompt.id, prompt_ids):
+        for prompt_id, text, content in rows:
+            prompt_text[prompt_id], prompt_hash[prompt_id] = text, content
+    generation_ids = sorted({g for j in judgments for g in j[4]})
+    generation = {}
+    for rows in _chunked_select(session, select(Generation.id, Generation.text_hash, Generation.text),
+                                Generation.id, generation_ids):
+        for generation_id, content, text in rows:
+            generation[generation_id] = (content, text)
+    return _Raw(judgments, prompt_text, prompt_hash, generation, digest)
+
+
+def _chunked_select(session: Session, query, column, ids: list[int]):
+    for start in range(0, len(ids), _CHUNK):
+        yield session.connection().execute(query.where(column.in_(ids[start:start + _CHUNK]))).all()
+
+
+def snapshot(session: Session) -> dict[str, Any]:
+    """What a round trains on: every judgment up to the current highest id, and a hash of them."""
+    max_id = session.execute(select(func.max(Judgment.id))).scalar() or 0
+    rows, digest = _read_judgments(session, _EXPORTED_KINDS, None, max_id)
+    by_kind = Counter(row[1] for row in rows)
+    return {"max_judgment_id": max_id, "judgments": len(rows), "by_kind": dict(sorted(by_kind.items())),
+            "hash": digest, "taken_at": datetime.now(timezone.utc).isoformat()}
+
+
+# --- aggregation -----------------------------------------------------------------------
+
+
+@dataclass
+class _Votes:
+    """Per (prompt, pair of response hashes): each annotator's latest vote."""
+
+    pairs: dict[tuple[int, str, str], dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
+    source: Counter = field(default_factory=Counter)
+
+    def vote(self, prompt_id: int, x: str, y: str, user_id: int, outcome: str, source: str) -> None:
+        key = (prompt_id, *sorted((x, y)))
+        self.pairs[key][user_id] = outcome
+        self.source[source] += 1
+
+
+@dataclass
+class _Aggregate:
+    texts: dict[tuple[int, str], str]
+    pairs: list[tuple[int, str, str, str]]  # (prompt_id, chosen_hash, rejected_hash, source)
+    rating_means: dict[tuple[int, str], float]
+    corrections: list[tuple[int, str]]  # (prompt_id, corrected hash)
+    left_out: Counter
+    sources: Counter
+
+
+def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
+    texts: dict[tuple[int, str], str] = {}
+    votes = _Votes()
+    ratings: dict[tuple[int, str], list[int]] = defaultdict(list)
+    corrections: list[tuple[int, str]] = []
+    left_out: Counter = Counter()
+
+    def response(prompt_id: int, generation_id: int) -> str:
+        digest, text = raw.generation[generation_id]
+        texts[(prompt_id, digest)] = text
+        return digest
+
+    for _id, kind, user_id, prompt_id, generation_ids, payload in raw.judgments:
+        if user_id in options.excluded_annotators:
+            left_out["excluded_annotator_judgments"] += 1
+            continue
+        if kind == "pairwise":
+            a, b = (response(prompt_id, g) for g in generation_ids)
+            choice = payload.get("choice")
+            outcome = {"a": a, "b": b}.get(choice, choice)
+            votes.vote(prompt_id, a, b, user_id, outcome, "pairwise")
+        elif kind == "ranking":
+            ranked = [response(prompt_id, g) for g in generation_ids]
+            for better, worse in combinations(ranked, 2):
+                votes.vote(prompt_id, better, worse, user_id, better, "ranking")
+        elif kind == "correction":
+            original = response(prompt_id, generation_ids[0])
+            corrected_text = payload["corrected"]
+            corrected = content_hash(corrected_text)
+            texts[(prompt_id, corrected)] = corrected_text
+            corrections.append((prompt_id, corrected))
+            if corrected != original:
+                votes.vote(prompt_id, corrected, original, user_id, corrected, "correction")
+        elif kind == "rating":
+            ratings[(prompt_id, response(prompt_id, generation_ids[0]))].append(payload["score"])
+
+    pairs: list[tuple[int, str, str, str]] = []
+    weights = options.annotator_weights if options.aggregation == "weighted" else None
+    for (prompt_id, x, y), by_user in votes.pairs.items():
+        if len(by_user) < options.min_annotators:
+            left_out["too_few_annotators"] += 1
+            continue
+        tally: Counter = Counter()
+        for user_id, outcome in by_user.items():
+            tally[outcome] += weights.get(user_id, 1.0) if weights else 1.0
+        (top, top_votes), *rest = tally.most_common()
+        if rest and (rest[0][1] > top_votes or math.isclose(rest[0][1], top_votes)):
+            left_out["no_majority"] += 1
+        elif top in ("tie", "both_bad"):
+            left_out[top] += 1
+        else:
+            pairs.append((prompt_id, top, y if top == x else x, "votes"))
+
+    rating_means = {key: sum(scores) / len(scores) for key, scores in ratings.items()}
+    compared = set(votes.pairs)
+    by_prompt: dict[int, list[tuple[str, float]]] = defaultdict(list)
+    for (prompt_id, digest), mean in rating_means.items():
+        by_prompt[prompt_id].append((digest, mean))
+    for prompt_id, scored in by_prompt.items():
+        for (x, mx), (y, my) in combinations(scored, 2):
+            if (prompt_id, *sorted((x, y))) in compared:
+                continue
+            if mx == my:
+                left_out["equal_rating_pairs"] += 1
+                continue
+            chosen, rejected = (x, y) if mx > my else (y, x)
+            pairs.append((prompt_id, chosen, rejected, "ratings"))
+    sources = Counter(votes.source)
+    sources["rating_pairs"] = sum(1 for p in pairs if p[3] == "ratings")
+    return _Aggregate(texts, pairs, rating_means, corrections, left_out, sources)
+
+
+# --- rows ---------------------------------------------------------------------------------
+
+
+def _user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def _preference_rows(raw: _Raw, agg: _Aggregate) -> list[tuple[int, dict]]:
+    prompts = {p: _user(raw.prompt_text[p]) for p in {pair[0] for pair in agg.pairs}}
+    answers: dict[tuple[int, str], list] = {}
+
+    def answer(key):
+        if key not in answers:
+            answers[key] = _assistant(agg.texts[key])
+        return answers[key]
+
+    return [(p, {"prompt": prompts[p], "chosen": answer((p, c)), "rejected": answer((p, r))})
+            for p, c, r, _ in agg.pairs]
+
+
+def _unpaired_rows(raw: _Raw, agg: _Aggregate) -> list[tuple[int, dict]]:
+    labels: dict[tuple[int, str], bool] = {}
+    for key, mean in agg.rating_means.items():
+        if mean >= 4:
+            labels[key] = True
+        elif mean <= 2:
+            labels[key] = False
+        else:
+            agg.left_out["rating_neutral"] += 1
+    from_pairs: dict[tuple[int, str], set[bool]] = defaultdict(set)
+    for p, c, r, source in agg.pairs:
+        if source == "votes":
+            from_pairs[(p, c)].add(True)
+            from_pairs[(p, r)].add(False)
+    for key, seen in from_pairs.items():
+        if key in labels:
+            continue
+        if len(seen) > 1:
+            agg.left_out["chosen_and_rejected"] += 1
+            continue
+        labels[key] = seen.pop()
+    return [(p, {"prompt": _user(raw.prompt_text[p]), "completion": _assistant(agg.texts[(p, d)]), "label": label})
+            for (p, d), label in labels.items()]
+
+
+def _sft_rows(raw: _Raw, agg: _Aggregate, sources: tuple[str, ...]) -> list[tuple[int, dict]]:
+    keep: dict[tuple[int, str], str] = {}
+    if "corrections" in sources:
+        for key in agg.corrections:
+            keep.setdefault(key, "corrections")
+    if "ratings" in sources:
+        for key, mean in agg.rating_means.items():
+            if mean >= 4:
+                keep.setdefault(key, "ratings")
+    if "chosen" in sources:
+        for p, c, _r, source in agg.pairs:
+            if source == "votes":  # a 3-star response that beat a 1-star one is no demonstration
+                keep.setdefault((p, c), "chosen")
+    agg.sources.update(f"sft_{source}" for source in keep.values())
+    return [(p, {"prompt": _user(raw.prompt_text[p]), "completion": _assistant(agg.texts[(p, d)])})
+            for (p, d) in keep]
+
+
+def in_test_split(prompt_hash: str, options: ExportOptions) -> bool:
+    digest = hashlib.sha256(f"{options.seed}:{prompt_hash}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < options.test_fraction
+
+
+def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """The dataset's rows per split and its manifest, without writing anything."""
+    if options.kind == "prompt":
+        raw = _Raw([], {}, {}, {})
+        for prompt_id, text, digest in session.execute(select(Prompt.id, Prompt.text, Prompt.content_hash)):
+            raw.prompt_text[prompt_id], raw.prompt_hash[prompt_id] = text, digest
+        keyed = [(p, {"prompt": _user(text)}) for p, text in raw.prompt_text.items()]
+        agg = _Aggregate({}, [], {}, [], Counter(), Counter())
+    else:
+        raw = _read(session, options, _EXPORTED_KINDS)
+        agg = aggregate(raw, options)
+        if options.kind == "preference":
+            keyed = _preference_rows(raw, agg)
+        elif options.kind == "unpaired":
+            keyed = _unpaired_rows(raw, agg)
+        else:
+            keyed = _sft_rows(raw, agg, options.sft_sources)
+
+    splits: dict[str, list[dict]] = {"train": [], "test": []}
+    split_prompts: dict[str, set[int]] = {"train": set(), "test": set()}
+    split_of: dict[int, str] = {}
+    for prompt_id, row in sorted(keyed, key=lambda item: item[0]):
+        if prompt_id not in split_of:
+            split_of[prompt_id] = "test" if in_test_split(raw.prompt_hash[prompt_id], options) else "train"
+        split = split_of[prompt_id]
+        splits[split].append(row)
+        split_prompts[split].add(prompt_id)
+
+    manifest = {
+        "kind": options.kind,
+        "formats": list(options.formats),
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "counts": {split: len(rows) for split, rows in splits.items()},
+        "prompts": {split: len(ids) for split, ids in split_prompts.items()},
+        "columns": list(next((rows[0] for rows in splits.values() if rows), {}).keys()),
+        "left_out": dict(sorted(agg.left_out.items())),
+        "sources": dict(sorted(agg.sources.items())),
+        "aggregation": {
+            "rule": options.aggregation,
+            "description": "each annotator's latest vote per pair; a response wins with strictly more "
+                           "votes than any other outcome (weighted by annotator quality when 'weighted')",
+            "min_annotators": options.min_annotators,
+            "excluded_annotators": sorted(options.excluded_annotators),
+            "annotator_weights": {str(k): v for k, v in sorted((options.annotator_weights or {}).items())}
+            if options.aggregation == "weighted" else None,
+        },
+        "judgments": {
+            "count": len(raw.judgments),
+            "max_id": max((j[0] for j in raw.judgments), default=None),
+            "hash": raw.digest,
+            "by_kind": dict(sorted(Counter(j[1] for j in raw.judgments).items())),
+            "since_round": options.since_round,
+        },
+        "split": {"by": "sha256(seed:prompt content hash)", "test_fraction": options.test_fraction,
+                  "seed": options.seed},
+    }
+    return splits, manifest
+
+
+# --- writing and loading -------------------------------------------------------------------
+
+
+def arrow_schema(kind: str):
+    """Column types per kind, so an empty split still has TRL's columns."""
+    import pyarrow as pa
+
+    messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    columns = {"prompt": [("prompt", messages)],
+               "sft": [("prompt", messages), ("completion", messages)],
+               "preference": [("prompt", messages), ("chosen", messages), ("rejected", messages)],
+               "unpaired": [("prompt", messages), ("completion", messages), ("label", pa.bool_())]}[kind]
+    return pa.schema(columns)
+
+
+def _tables(splits: dict[str, list[dict]], kind: str):
+    import pyarrow as pa
+
+    schema = arrow_schema(kind)
+    return {split: pa.Table.from_pylist(rows, schema=schema) for split, rows in splits.items()}
+
+
+def _jsonl_lines(rows: list[dict]):
+    """JSON lines; message lists shared between rows (a prompt's, a response's) are encoded once."""
+    encoded: dict[int, str] = {}
+
+    def encode(value) -> str:
+        key = id(value)
+        if key not in encoded:
+            encoded[key] = json.dumps(value, ensure_ascii=False)
+        return encoded[key]
+
+    for row in rows:
+        yield "{" + ", ".join(f'"{column}": {encode(value)}' for column, value in row.items()) + "}\n"
+
+
+def _write(folder: Path, splits: dict[str, list[dict]], manifest: dict[str, Any]) -> None:
+    for fmt in manifest["formats"]:
+        if fmt == "jsonl":
+            for split, rows in splits.items():
+                with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as handle:
+                    handle.writelines(_jsonl_lines(rows))
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            for split, table in _tables(splits, manifest["kind"]).items():
+                pq.write_table(table, folder / f"{split}.parquet")
+        elif fmt == "hf":
+            from datasets import Dataset, DatasetDict
+
+            DatasetDict({split: Dataset(table) for split, table in _tables(splits, manifest["kind"]).items()}
+                        ).save_to_disk(str(folder / "hf"), num_shards={split: 1 for split in splits})
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def export_dataset(out_dir: str | Path, options: ExportOptions, url: str | None = None) -> dict[str, Any]:
+    """Write the dataset and manifest.json into `out_dir` (which must not exist) all at once."""
+    with session_scope(url) as session:
+        splits, manifest = build_export(session, options)
+    save_atomically(Path(out_dir), lambda folder: _write(folder, splits, manifest))
+    return manifest
+
+
+def load_export(out_dir: str | Path):
+    """The exported splits as a `datasets.DatasetDict`, from whichever format was written."""
+    from datasets import Dataset, DatasetDict, load_from_disk
+
+    out_dir = Path(out_dir)
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    formats = manifest["formats"]
+    if "hf" in formats:
+        return load_from_disk(str(out_dir / "hf"))
+    if "parquet" in formats:
+        import pyarrow.parquet as pq
+
+        return DatasetDict({split: Dataset(pq.read_table(out_dir / f"{split}.parquet"))
+                            for split in ("train", "test")})
+    splits = {}
+    for split in ("train", "test"):
+        with open(out_dir / f"{split}.jsonl", encoding="utf-8") as handle:
+            splits[split] = [json.loads(line) for line in handle if line.strip()]
+    return DatasetDict({split: Dataset(table) for split, table in _tables(splits, manifest["kind"]).items()})

@@ -1,0 +1,397 @@
+"""All-or-nothing file imports of prompts and judgments.
+
+Every record is read and checked before the store is touched; one bad record
+fails the whole import with messages that name the file, line and field, and
+the store is left exactly as it was. Valid files are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from storage.crud import MAX_TEXT_BYTES, StoreError, content_hash
+from storage.db import session_scope
+from storage.models import Generation, Judgment, Prompt, User, utcnow
+
+MAX_ERRORS_SHOWN = 20
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class RecordError:
+    where: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.field}: {self.message}"
+
+
+class ImportFailed(StoreError):
+    """The file had problems; nothing was imported."""
+
+    def __init__(self, path: Path, errors: list[RecordError]):
+        self.path = path
+        self.errors = errors
+        shown = "\n".join(f"  {error}" for error in errors[:MAX_ERRORS_SHOWN])
+        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
+        super().__init__(f"{path}: {len(errors)} problem(s), nothing was imported:\n{shown}{more}")
+
+
+@dataclass
+class ImportReport:
+    path: Path
+    what: str
+    records: int = 0
+    created: int = 0
+    duplicates: int = 0
+    users_created: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = (f"{self.path}: {self.records} {self.what} read, {self.created} imported, "
+                f"{self.duplicates} duplicate(s) skipped")
+        if self.users_created:
+            text += f"; new annotators (no login): {', '.join(self.users_created)}"
+        return text
+
+
+# --- reading files ------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"{path}: no such file") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ImportFailed(path, [RecordError(f"{path}:{line}", "encoding",
+                                              f"not UTF-8 (byte 0x{data[error.start]:02x})")]) from None
+
+
+def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
+    """(location, record or error) for each record of a JSONL, CSV or parquet file."""
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".json", ".ndjson"}:
+        for number, line in enumerate(_read_text(path).splitlines(), start=1):
+            where = f"{path}:{number}"
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield where, RecordError(where, "json", f"not valid JSON ({error.msg} at column {error.colno})")
+                continue
+            if not isinstance(record, dict):
+                yield where, RecordError(where, "json", f"expected an object, got {type(record).__name__}")
+                continue
+            yield where, record
+    elif suffix in {".csv", ".tsv"}:
+        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""),
+                                delimiter="\t" if suffix == ".tsv" else ",")
+        for record in reader:
+            where = f"{path}:{reader.line_num}"
+            if None in record:
+                yield where, RecordError(where, "csv", "more values than header columns")
+                continue
+            yield where, {key: value for key, value in record.items() if value not in (None, "")}
+    elif suffix in {".parquet", ".pq"}:
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except FileNotFoundError:
+            raise StoreError(f"{path}: no such file") from None
+        except Exception as error:  # pyarrow raises several types for a damaged file
+            raise ImportFailed(path, [RecordError(str(path), "parquet", f"cannot be read ({error})")]) from None
+        for number, record in enumerate(table.to_pylist(), start=1):
+            yield f"{path}:row {number}", {key: value for key, value in record.items() if value is not None}
+    else:
+        raise StoreError(f"{path}: unknown file type {suffix!r}; use .jsonl, .csv or .parquet")
+
+
+class _Checker:
+    """Collects field errors for one record."""
+
+    def __init__(self, where: str, record: dict[str, Any], errors: list[RecordError]):
+        self.where, self.record, self.errors = where, record, errors
+
+    def fail(self, field_name: str, message: str) -> None:
+        self.errors.append(RecordError(self.where, field_name, message))
+
+    def text(self, name: str, *, required: bool = True, max_bytes: int = MAX_TEXT_BYTES) -> str | None:
+        if name not in self.record:
+            if required:
+                self.fail(name, "missing")
+            return None
+        value = self.record[name]
+        if not isinstance(value, str):
+            self.fail(name, f"expected text, got {type(value).__name__}")
+            return None
+        if not value.strip():
+            self.fail(name, "must not be empty")
+            return None
+        size = len(value.encode("utf-8"))
+        if size > max_bytes:
+            self.fail(name, f"{size} bytes is over the {max_bytes}-byte limit")
+            return None
+        return value
+
+    def known_fields(self, allowed: set[str]) -> None:
+        for name in sorted(set(self.record) - allowed):
+            self.fail(name, f"unknown field (expected one of: {', '.join(sorted(allowed))})")
+
+
+# --- prompts --------------------------------------------------------------------
+
+
+def _parse_tags(check: _Checker) -> list[str]:
+    tags = check.record.get("tags", [])
+    if isinstance(tags, str):
+        return [tag.strip() for tag in tags.split(",") if tag.strip()]
+    if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+        return tags
+    check.fail("tags", "expected a list of strings or comma-separated text")
+    return []
+
+
+def import_prompts(path: str | Path, *, url: str | None = None, source: str | None = None) -> ImportReport:
+    path = Path(path)
+    errors: list[RecordError] = []
+    rows: list[dict[str, Any]] = []
+    for where, record in read_records(path):
+        if isinstance(record, RecordError):
+            errors.append(record)
+            continue
+        check = _Checker(where, record, errors)
+        check.known_fields({"prompt", "source", "tags", "id"})
+        text = check.text("prompt")
+        row_source = check.text("source", required=False, max_bytes=512)
+        tags = _parse_tags(check)
+        if text is not None:
+            rows.append({"text": text, "source": row_source or source or path.name, "tags": tags})
+    if errors:
+        raise ImportFailed(path, errors)
+    if not rows:
+        raise ImportFailed(path, [RecordError(str(path), "prompt", "the file holds no records")])
+
+    report = ImportReport(path=path, what="prompts", records=len(rows))
+    with session_scope(url) as session:
+        ids = _ensure_prompts(session, rows)
+        report.created = ids.created
+        report.duplicates = len(rows) - ids.created
+    return report
+
+
+@dataclass
+class _PromptIds:
+    by_hash: dict[str, int]
+    created: int
+
+
+def _ensure_prompts(session: Session, rows: list[dict[str, Any]]) -> _PromptIds:
+    """Ids for each prompt text, inserting the ones the store does not have yet."""
+    wanted: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        wanted.setdefault(content_hash(row["text"]), row)
+    by_hash = _existing(session, Prompt.content_hash, Prompt.id, list(wanted))
+    missing = [digest for digest in wanted if digest not in by_hash]
+    now = utcnow()
+    for start in range(0, len(missing), _CHUNK):
+        chunk = missing[start:start + _CHUNK]
+        session.execute(insert(Prompt), [
+            {"text": wanted[d]["text"], "content_hash": d, "source": wanted[d].get("source"),
+             "tags": wanted[d].get("tags", []), "created_at": now} for d in chunk])
+    by_hash.update(_existing(session, Prompt.content_hash, Prompt.id, missing))
+    return _PromptIds(by_hash=by_hash, created=len(missing))
+
+
+def _existing(session: Session, key_column, id_column, keys: list, *extra_filters) -> dict:
+    found: dict = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start:start + _CHUNK]
+        query = select(key_column, id_column).where(key_column.in_(chunk), *extra_filters)
+        found.update(dict(session.execute(query).all()))
+    return found
+
+
+# --- judgments -----------------------------------------------------------------------
+
+_COMMON = {"kind", "annotator", "prompt", "duration_ms", "comment"}
+_FIELDS = {
+    "pairwise": _COMMON | {"a", "b", "choice"},
+    "rating": _COMMON | {"response", "score"},
+    "ranking": _COMMON | {"responses"},
+    "correction": _COMMON | {"response", "corrected"},
+}
+
+
+@dataclass
+class _ParsedJudgment:
+    kind: str
+    annotator: str
+    prompt: str
+    responses: list[str]
+    payload: dict[str, Any]
+    duration_ms: int | None
+    client_key: str
+
+
+def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError]) -> _ParsedJudgment | None:
+    check = _Checker(where, record, errors)
+    before = len(errors)
+    kind = record.get("kind")
+    if kind not in _FIELDS:
+        check.fail("kind", f"{kind!r} is not one of {', '.join(_FIELDS)}" if "kind" in record else "missing")
+        return None
+    check.known_fields(_FIELDS[kind])
+    annotator = check.text("annotator", max_bytes=128)
+    prompt = check.text("prompt")
+    payload: dict[str, Any] = {}
+    responses: list[str] = []
+    if kind == "pairwise":
+        a, b = check.text("a"), check.text("b")
+        if a is not None and b is not None:
+            if a == b:
+                check.fail("b", "is the same text as a")
+            responses = [a, b]
+        choice = record.get("choice")
+        if choice not in {"a", "b", "tie", "both_bad"}:
+            check.fail("choice", f"{choice!r} is not one of a, b, tie, both_bad" if "choice" in record else "missing")
+        payload["choice"] = choice
+    elif kind == "rating":
+        response = check.text("response")
+        responses = [response] if response is not None else []
+        score = record.get("score")
+        if "score" not in record:
+            check.fail("score", "missing")
+        elif isinstance(score, bool) or not isinstance(score, int):
+            check.fail("score", f"expected a whole number from 1 to 5, got {type(score).__name__}")
+        elif not 1 <= score <= 5:
+            check.fail("score", f"{score} is out of range 1..5")
+        payload["score"] = score
+    elif kind == "ranking":
+        ranked = record.get("responses")
+        if not isinstance(ranked, list) or not all(isinstance(r, str) and r.strip() for r in ranked):
+            check.fail("responses", "expected a list of non-empty texts, best first")
+        elif not 2 <= len(ranked) <= 16:
+            check.fail("responses", f"a ranking needs 2..16 responses, got {len(ranked)}")
+        elif len(set(ranked)) != len(ranked):
+            check.fail("responses", "the same response appears twice")
+        elif any(len(r.encode("utf-8")) > MAX_TEXT_BYTES for r in ranked):
+            check.fail("responses", f"a response is over the {MAX_TEXT_BYTES}-byte limit")
+        else:
+            responses = ranked
+    elif kind == "correction":
+        response, corrected = check.text("response"), check.text("corrected")
+        responses = [response] if response is not None else []
+        payload["corrected"] = corrected
+    if "comment" in record:
+        payload["comment"] = check.text("comment", required=False)
+    duration = record.get("duration_ms")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int) or duration < 0):
+        check.fail("duration_ms", f"expected a whole number ≥ 0, got {duration!r}")
+    if len(errors) > before:
+        return None
+    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
+    key = "import:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:48]
+    return _ParsedJudgment(kind, annotator, prompt, responses, payload, duration, key)
+
+
+def import_judgments(path: str | Path, *, url: str | None = None) -> ImportReport:
+    """Import judgments (schema in DESIGN.md); a repeated line or re-imported file is skipped, not doubled."""
+    path = Path(path)
+    errors: list[RecordError] = []
+    parsed: list[_ParsedJudgment] = []
+    for where, record in read_records(path):
+        if isinstance(record, RecordError):
+            errors.append(record)
+            continue
+        judgment = _parse_judgment(where, record, errors)
+        if judgment is not None:
+            parsed.append(judgment)
+    if errors:
+        raise ImportFailed(path, errors)
+    if not parsed:
+        raise ImportFailed(path, [RecordError(str(path), "kind", "the file holds no records")])
+
+    report = ImportReport(path=path, what="judgments", records=len(parsed))
+    with session_scope(url) as session:
+        users = _ensure_annotators(session, {j.annotator for j in parsed}, report)
+        prompt_ids = _ensure_prompts(session, [{"text": j.prompt, "source": path.name} for j in parsed]).by_hash
+        generation_ids = _ensure_generations(session, parsed, prompt_ids)
+        known = set(_existing(session, Judgment.client_key, Judgment.id, sorted({j.client_key for j in parsed})))
+        now = utcnow()
+        rows = []
+        for judgment in parsed:
+            if judgment.client_key in known:
+                report.duplicates += 1
+                continue
+            known.add(judgment.client_key)
+            prompt_id = prompt_ids[content_hash(judgment.prompt)]
+            ids = [generation_ids[(prompt_id, content_hash(text))] for text in judgment.responses]
+            rows.append({"kind": judgment.kind, "user_id": users[judgment.annotator], "prompt_id": prompt_id,
+                         "item_id": None, "generation_ids": ids, "payload": judgment.payload,
+                         "shown_order": None, "duration_ms": judgment.duration_ms,
+                         "client_key": judgment.client_key, "source": f"import:{path.name}"[:512],
+                         "created_at": now})
+        for start in range(0, len(rows), _CHUNK * 4):
+            session.execute(insert(Judgment), rows[start:start + _CHUNK * 4])
+        report.created = len(rows)
+    return report
+
+
+def _ensure_annotators(session: Session, names: set[str], report: ImportReport) -> dict[str, int]:
+    users = _existing(session, User.username, User.id, sorted(names))
+    for name in sorted(names - set(users)):
+        user = User(username=name)
+        session.add(user)
+        session.flush()
+        users[name] = user.id
+        report.users_created.append(name)
+    return users
+
+
+def _ensure_generations(session: Session, parsed: list[_ParsedJudgment],
+                        prompt_ids: dict[str, int]) -> dict[tuple[int, str], int]:
+    """Imported responses become version-less Generations, one per (prompt, text)."""
+    wanted: dict[tuple[int, str], str] = {}
+    for judgment in parsed:
+        prompt_id = prompt_ids[content_hash(judgment.prompt)]
+        for text in judgment.responses:
+            wanted.setdefault((prompt_id, content_hash(text)), text)
+    found = _generation_ids(session, {prompt_id for prompt_id, _ in wanted})
+    missing = [key for key in wanted if key not in found]
+    now = utcnow()
+    for start in range(0, len(missing), _CHUNK * 4):
+        session.execute(insert(Generation), [
+            {"prompt_id": p, "model_version_id": None, "text": wanted[(p, h)], "text_hash": h,
+             "params": {"source": "import"}, "created_at": now}
+            for p, h in missing[start:start + _CHUNK * 4]])
+    if missing:
+        found = _generation_ids(session, {prompt_id for prompt_id, _ in wanted})
+    return found
+
+
+def _generation_ids(session: Session, prompt_ids: set[int]) -> dict[tuple[int, str], int]:
+    found: dict[tuple[int, str], int] = {}
+    ordered = sorted(prompt_ids)
+    for start in range(0, len(ordered), _CHUNK):
+        query = (select(Generation.prompt_id, Generation.text_hash, Generation.id)
+                 .where(Generation.prompt_id.in_(ordered[start:start + _CHUNK]),
+                        Generation.model_version_id.is_(None)))
+        for prompt_id, text_hash, generation_id in session.execute(query):
+            found.setdefault((prompt_id, text_hash), generation_id)
+    return found

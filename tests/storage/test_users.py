@@ -1,0 +1,32 @@
+import io
+
+from sqlmodel import select
+
+from rlhf.cli import main
+from storage import crud
+from storage.db import session_scope
+from storage.models import User
+
+
+def test_passwords_are_hashed_and_verified(db_url):
+    with session_scope(db_url) as session:
+        crud.create_user(session, username="eng", role="engineer", password="s3cret-pass")
+    with session_scope(db_url) as session:
+        user = session.exec(select(User)).one()
+        assert "s3cret-pass" not in user.password_hash
+        assert user.password_hash.startswith("$argon2")
+        assert crud.authenticate(session, username="eng", password="s3cret-pass").role == "engineer"
+        assert crud.authenticate(session, username="eng", password="wrong") is None
+        crud.deactivate_user(session, username="eng")
+        assert crud.authenticate(session, username="eng", password="s3cret-pass") is None
+
+
+def test_users_add_cli_reads_password_from_stdin(sqlite_url, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw-from-stdin\n"))
+    assert main(["users", "add", "alice", "--role", "reviewer", "--password-stdin", "--db", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert "alice" in out and "pw-from-stdin" not in out
+    assert main(["users", "add", "alice", "--no-password", "--db", sqlite_url]) == 2
+    assert "already exists" in capsys.readouterr().err
+    with session_scope(sqlite_url) as session:
+        assert crud.authenticate(session, username="alice", password="pw-from-stdin").role == "reviewer"
