@@ -1,0 +1,150 @@
+"""Batched candidate generation: a registered version answers the stored prompts, into the Generation table.
+
+Prompts are left-padded and run in batches (one `generate` call per batch, not
+per prompt); only the new tokens are kept. A prompt that already has enough
+distinct candidates from the version is skipped, so a rerun generates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from sqlmodel import Session, select
+from tqdm.auto import tqdm
+
+from rlhf.registry import require_version
+from storage.crud import StoreError, check_text, content_hash
+from storage.db import session_scope
+from storage.models import Generation, ModelVersion, Prompt, VersionStatus
+
+DEFAULTS: dict[str, Any] = {"per_prompt": 2, "batch_size": 16, "max_new_tokens": 48, "temperature": 1.0,
+                            "top_p": 1.0, "seed": 0}
+MAX_ATTEMPTS = 3
+
+
+def load_generation_defaults(path: Path = Path("configs/app.yaml")) -> dict[str, Any]:
+    """The `generation:` section of the app config merged over DEFAULTS; a missing file means DEFAULTS."""
+    if not Path(path).is_file():
+        return dict(DEFAULTS)
+    section = (yaml.safe_load(Path(path).read_text()) or {}).get("generation") or {}
+    if not isinstance(section, dict):
+        raise StoreError(f"{path}: generation: expected a mapping of sampling settings")
+    unknown = set(section) - set(DEFAULTS)
+    if unknown:
+        raise StoreError(f"{path}: generation.{sorted(unknown)[0]}: unknown key (known: {', '.join(DEFAULTS)})")
+    return {**DEFAULTS, **section}
+
+
+def check_sampling(*, max_new_tokens: int, temperature: float, top_p: float) -> None:
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise StoreError(f"max_new_tokens: {max_new_tokens!r} must be a whole number >= 1")
+    if not temperature >= 0:
+        raise StoreError(f"temperature: {temperature!r} must be >= 0 (0 means greedy)")
+    if not 0 < top_p <= 1:
+        raise StoreError(f"top_p: {top_p!r} must be in (0, 1]")
+
+
+@torch.inference_mode()
+def generate_texts(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float,
+                   top_p: float, seed: int | None) -> list[str]:
+    """One batched `generate` call: chat template with the generation prompt, left padding, new tokens only."""
+    conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
+    texts = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
+    tokenizer.padding_side = "left"
+    inputs = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(model.device)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
+        "do_sample": False}
+    if seed is not None:
+        torch.manual_seed(seed)
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                            **sampling)
+    new_tokens = output[:, inputs["input_ids"].shape[1]:]
+    return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+@contextmanager
+def _session(session_or_url: Session | str | None) -> Iterator[Session]:
+    """The caller's session as is (it owns the transaction), or a fresh committed one for a URL."""
+    with nullcontext(session_or_url) if isinstance(session_or_url, Session) else session_scope(session_or_url) as s:
+        yield s
+
+
+def _ready_version(session: Session, name: str) -> ModelVersion:
+    version = require_version(session, name=name)
+    if version.status != VersionStatus.ready.value:
+        raise StoreError(f"model: {name!r} is {version.status}, not ready")
+    return version
+
+
+def _missing(session: Session, version_id: int, per_prompt: int,
+             prompt_ids: Sequence[int] | None) -> tuple[list[tuple[int, str, int]], dict[int, set[str]]]:
+    """(prompt id, text, how many more candidates it needs) and the hashes each prompt already has."""
+    query = select(Prompt.id, Prompt.text).order_by(Prompt.id)
+    if prompt_ids is not None:
+        query = query.where(Prompt.id.in_(list(prompt_ids)))
+    prompts = session.exec(query).all()
+    seen: dict[int, set[str]] = {}
+    for prompt_id, digest in session.exec(
+            select(Generation.prompt_id, Generation.text_hash).where(Generation.model_version_id == version_id)):
+        seen.setdefault(prompt_id, set()).add(digest)
+    missing = [(pid, text, per_prompt - len(seen.get(pid, ()))) for pid, text in prompts]
+    return [job for job in missing if job[2] > 0], seen
+
+
+def generate_candidates(session_or_url: Session | str | None, *, version_name: str, per_prompt: int = 2,
+                        prompt_ids: Sequence[int] | None = None, batch_size: int = 16, max_new_tokens: int = 48,
+                        temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+                        progress: bool = True) -> int:
+    """Give every prompt `per_prompt` distinct candidates from `version_name`; returns the rows created.
+
+    With a URL each batch commits on its own (an interrupted run keeps finished batches, and a
+    rerun fills in the rest); with a session the caller owns the transaction.
+    """
+    from rlhf.artifacts import load_version
+
+    if per_prompt < 1 or batch_size < 1:
+        raise StoreError(f"per_prompt and batch_size must be >= 1 (got {per_prompt}, {batch_size})")
+    check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    if temperature == 0 and per_prompt > 1:
+        raise StoreError(f"temperature: 0 (greedy) gives one answer per prompt, but per_prompt is {per_prompt}")
+    with _session(session_or_url) as session:
+        version = _ready_version(session, version_name)
+        missing, seen = _missing(session, version.id, per_prompt, prompt_ids)
+    if not missing:
+        return 0
+    model, tokenizer = load_version(version)
+    created = 0
+    for attempt in range(MAX_ATTEMPTS):
+        jobs = [(pid, text) for pid, text, need in missing for _ in range(need)]
+        bar = tqdm(total=len(jobs), disable=not progress, unit="text",
+                   desc=f"generating with {version_name}" + (f" (retry {attempt})" if attempt else ""))
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            batch_seed = seed + attempt * 1_000_003 + start
+            outputs = generate_texts(model, tokenizer, [text for _, text in batch], max_new_tokens=max_new_tokens,
+                                     temperature=temperature, top_p=top_p, seed=batch_seed)
+            params = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+                      "seed": batch_seed, "do_sample": temperature > 0, "batch_size": batch_size}
+            with _session(session_or_url) as session:
+                for (prompt_id, _), output in zip(batch, outputs):
+                    digest = content_hash(output)
+                    if not output or digest in seen.setdefault(prompt_id, set()):
+                        continue
+                    seen[prompt_id].add(digest)
+                    session.add(Generation(prompt_id=prompt_id, model_version_id=version.id,
+                                           text=check_text(output, what="response"), text_hash=digest,
+                                           params=params))
+                    created += 1
+                session.flush()
+            bar.update(len(batch))
+        bar.close()
+        missing = [(pid, text, per_prompt - len(seen.get(pid, ()))) for pid, text, _ in missing]
+        missing = [job for job in missing if job[2] > 0]
+        if not missing:
+            break
+    return created
