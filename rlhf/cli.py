@@ -107,8 +107,18 @@ def cmd_judgments_import(args) -> None:
 def cmd_export(args) -> None:
     from storage.export import ExportOptions, export_dataset
 
+    weights, excluded = None, frozenset()
+    if args.aggregation != "majority":
+        from rlhf.analytics import annotator_weights, flagged_annotators
+        from storage.db import session_scope
+
+        with session_scope(args.db) as session:
+            weights = annotator_weights(session) if args.aggregation == "weighted" else None
+            excluded = flagged_annotators(session) if args.aggregation == "drop_flagged" else frozenset()
     options = ExportOptions(kind=args.kind, test_fraction=args.test_fraction, seed=args.seed,
-                            formats=tuple(f.strip() for f in args.format.split(",") if f.strip()))
+                            formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
+                            aggregation=args.aggregation, annotator_weights=weights,
+                            excluded_annotators=excluded, min_annotators=args.min_annotators)
     manifest = export_dataset(args.out, options, url=args.db)
     counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
     left_out = ", ".join(f"{why} {n}" for why, n in manifest["left_out"].items() if n) or "nothing"
@@ -174,7 +184,84 @@ def cmd_generate(args) -> None:
     print(f"generated {created} new candidates with {args.model}")
 
 
+# --- rounds ---------------------------------------------------------------------------------
+
+
+def _round_line(row) -> str:
+    progress = row.progress or {}
+    step = f" {progress['step']}/{progress['total']}" if progress.get("total") else ""
+    where = f" [{row.stage}{step}]" if row.stage else ""
+    return f"{row.id}\t{row.status}{where}\t{row.config_path or '-'}\t{row.error or ''}".rstrip()
+
+
+def cmd_round_run(args) -> None:
+    from rlhf.round_config import ConfigError
+    from rlhf.runner import follow, start_round
+
+    try:
+        round_id = start_round(args.config, url=args.db)
+    except ConfigError as error:
+        raise UserError(str(error)) from None
+    if not args.foreground:
+        print(f"round {round_id} started; follow it with `rlhf round show {round_id}`")
+        return
+    row = follow(round_id, url=args.db)
+    print(_round_line(row))
+    if row.status != "succeeded":
+        raise UserError(f"round {round_id} {row.status}: {row.error or ''}".rstrip(": "))
+
+
+def cmd_round_list(args) -> None:
+    from rlhf.runner import list_rounds
+
+    for row in list_rounds(args.db):
+        print(_round_line(row))
+
+
+def cmd_round_show(args) -> None:
+    import json
+
+    from rlhf.runner import get_round
+
+    row = get_round(args.id, args.db)
+    print(_round_line(row))
+    print(json.dumps({"progress": row.progress, "completed_stages": row.completed_stages, "pid": row.pid,
+                      "output_version_id": row.output_version_id, "work_dir": row.work_dir, "log": row.log_path,
+                      "data_snapshot": row.data_snapshot, "metrics": row.metrics}, indent=2, default=str))
+
+
+def cmd_round_cancel(args) -> None:
+    from rlhf.runner import cancel_round
+
+    cancel_round(args.id, args.db)
+    print(f"round {args.id} cancelled")
+
+
+def cmd_round_resume(args) -> None:
+    from rlhf.runner import follow, resume_round
+
+    resume_round(args.id, args.db)
+    if args.foreground:
+        print(_round_line(follow(args.id, url=args.db)))
+    else:
+        print(f"round {args.id} resumed from its last completed stage")
+
+
 # --- demo ----------------------------------------------------------------------------------
+
+
+def cmd_db_backup(args) -> None:
+    from storage.backup import backup
+
+    print(f"backed up to {backup(args.out, url=args.db)} (integrity check passed)")
+
+
+def cmd_db_restore(args) -> None:
+    from storage.backup import restore
+
+    if not args.yes:
+        raise UserError("restore replaces the store's contents: stop the app and rounds, then add --yes")
+    print(f"restored {args.file} into {restore(args.file, url=args.db)}")
 
 
 def cmd_demo(args) -> None:
@@ -232,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="jsonl", help="comma-separated: jsonl, parquet, hf")
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--aggregation", default="majority", choices=["majority", "weighted", "drop_flagged"],
+                   help="weighted: votes weighted by annotator quality; drop_flagged: leave flagged annotators out")
+    p.add_argument("--min-annotators", type=int, default=1, help="leave out pairs judged by fewer annotators")
     _db_arg(p)
     p.set_defaults(func=cmd_export)
 
@@ -273,6 +363,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=Path("configs/app.yaml"), help="defaults from its generation: key")
     _db_arg(p)
     p.set_defaults(func=cmd_generate)
+
+    rounds = commands.add_parser("round", help="alignment rounds").add_subparsers(dest="round_command", required=True)
+    p = rounds.add_parser("run", help="run a round from a config (configs/round_*.yaml)")
+    p.add_argument("config", type=Path)
+    p.add_argument("--foreground", action="store_true", help="wait and show progress; Ctrl-C cancels")
+    _db_arg(p)
+    p.set_defaults(func=cmd_round_run)
+    p = rounds.add_parser("list", help="list rounds (marks dead ones failed)")
+    _db_arg(p)
+    p.set_defaults(func=cmd_round_list)
+    for name, func, text in (("show", cmd_round_show, "a round's progress, data snapshot and metrics"),
+                             ("cancel", cmd_round_cancel, "stop a queued or running round"),
+                             ("resume", cmd_round_resume, "continue a failed or cancelled round")):
+        p = rounds.add_parser(name, help=text)
+        p.add_argument("id", type=int)
+        if name == "resume":
+            p.add_argument("--foreground", action="store_true")
+        _db_arg(p)
+        p.set_defaults(func=func)
+
+    database = commands.add_parser("db", help="backups").add_subparsers(dest="db_command", required=True)
+    p = database.add_parser("backup", help="online backup of a SQLite store to OUT (writers may keep running)")
+    p.add_argument("out", type=Path)
+    _db_arg(p)
+    p.set_defaults(func=cmd_db_backup)
+    p = database.add_parser("restore", help="replace the store's contents with a backup file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--yes", action="store_true", help="confirm: the store's current contents are replaced")
+    _db_arg(p)
+    p.set_defaults(func=cmd_db_restore)
 
     p = commands.add_parser("demo", help="the whole loop, offline, on the tiny model")
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where the store and models go")
