@@ -1,0 +1,172 @@
+"""Gold items: questions with a known answer, queued among real work to check annotators.
+
+A gold file is JSONL (or CSV/parquet), one item a line:
+- pairwise: ``{"prompt": ..., "a": ..., "b": ..., "choice": "a"|"b"|"tie"|"both_bad"}``
+- rating: ``{"prompt": ..., "response": ..., "score": 1..5}``
+Each becomes an ``AnnotationItem`` with ``purpose="gold"`` and ``gold_answer`` ``{"choice": ...}`` or
+``{"score": n}`` (the convention rlhf/analytics.py scores against), over version-less Generations.
+The import is all or nothing, like storage/imports.py, whose readers and checks it reuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+from sqlmodel import Session, select
+
+from storage.crud import content_hash
+from storage.db import session_scope
+from storage.imports import (
+    _CHUNK,
+    ImportFailed,
+    ImportReport,
+    RecordError,
+    _Checker,
+    _ensure_generations,
+    _ensure_prompts,
+    read_records,
+)
+from storage.models import AnnotationItem, utcnow
+
+GOLD = "gold"
+DEFAULT_OVERLAP = 50
+"""Annotators each gold item is served to: gold is meant to be seen by (nearly) everyone."""
+
+_FIELDS = {
+    "pairwise": {"kind", "prompt", "a", "b", "choice"},
+    "rating": {"kind", "prompt", "response", "score"},
+}
+
+
+@dataclass
+class _GoldRecord:
+    where: str
+    kind: str
+    prompt: str
+    responses: list[str]
+    answer: dict[str, Any]
+
+
+def _kind_of(check: _Checker) -> str | None:
+    record = check.record
+    if "kind" in record:
+        if record["kind"] not in _FIELDS:
+            check.fail("kind", f"{record['kind']!r} is not one of {', '.join(_FIELDS)}")
+            return None
+        return record["kind"]
+    if {"a", "b", "choice"} & set(record):
+        return "pairwise"
+    if {"response", "score"} & set(record):
+        return "rating"
+    check.fail("kind", "cannot tell the item's kind: give a, b and choice (pairwise) or response and score (rating)")
+    return None
+
+
+def _parse(where: str, record: dict[str, Any], errors: list[RecordError]) -> _GoldRecord | None:
+    check = _Checker(where, record, errors)
+    before = len(errors)
+    kind = _kind_of(check)
+    if kind is None:
+        return None
+    check.known_fields(_FIELDS[kind])
+    prompt = check.text("prompt")
+    responses: list[str] = []
+    answer: dict[str, Any] = {}
+    if kind == "pairwise":
+        a, b = check.text("a"), check.text("b")
+        if a is not None and b is not None:
+            if a == b:
+                check.fail("b", "is the same text as a")
+            responses = [a, b]
+        choice = record.get("choice")
+        if choice not in {"a", "b", "tie", "both_bad"}:
+            check.fail("choice", f"{choice!r} is not one of a, b, tie, both_bad" if "choice" in record else "missing")
+        answer = {"choice": choice}
+    else:
+        response = check.text("response")
+        responses = [response] if response is not None else []
+        score = record.get("score")
+        if "score" not in record:
+            check.fail("score", "missing")
+        elif isinstance(score, bool) or not isinstance(score, int):
+            check.fail("score", f"expected a whole number from 1 to 5, got {type(score).__name__}")
+        elif not 1 <= score <= 5:
+            check.fail("score", f"{score} is out of range 1..5")
+        answer = {"score": score}
+    if len(errors) > before:
+        return None
+    return _GoldRecord(where, kind, prompt, responses, answer)
+
+
+def _same_item_twice(parsed: list[_GoldRecord], errors: list[RecordError]) -> None:
+    """The same question twice in one file must carry the same answer."""
+    first: dict[tuple, _GoldRecord] = {}
+    for record in parsed:
+        key = (record.kind, record.prompt, *record.responses)
+        earlier = first.setdefault(key, record)
+        if earlier is not record and earlier.answer != record.answer:
+            field = "choice" if record.kind == "pairwise" else "score"
+            errors.append(RecordError(record.where, field,
+                                      f"{record.answer[field]!r} contradicts {earlier.answer[field]!r} "
+                                      f"given for the same item at {earlier.where}"))
+
+
+def import_gold(path: str | Path, *, url: str | None = None, overlap: int = DEFAULT_OVERLAP) -> ImportReport:
+    """Import gold items; an item already stored with the same answer is skipped, one with another answer fails."""
+    path = Path(path)
+    errors: list[RecordError] = []
+    parsed: list[_GoldRecord] = []
+    for where, record in read_records(path):
+        if isinstance(record, RecordError):
+            errors.append(record)
+            continue
+        gold = _parse(where, record, errors)
+        if gold is not None:
+            parsed.append(gold)
+    _same_item_twice(parsed, errors)
+    if overlap < 1:
+        errors.append(RecordError(str(path), "overlap", f"must be at least 1, got {overlap}"))
+    if errors:
+        raise ImportFailed(path, errors)
+    if not parsed:
+        raise ImportFailed(path, [RecordError(str(path), "prompt", "the file holds no records")])
+
+    report = ImportReport(path=path, what="gold items", records=len(parsed))
+    with session_scope(url) as session:
+        prompt_ids = _ensure_prompts(session, [{"text": g.prompt, "source": path.name} for g in parsed]).by_hash
+        generation_ids = _ensure_generations(session, parsed, prompt_ids)
+        stored = _stored_gold(session, set(prompt_ids.values()))
+        rows = []
+        for gold in parsed:
+            prompt_id = prompt_ids[content_hash(gold.prompt)]
+            ids = [generation_ids[(prompt_id, content_hash(text))] for text in gold.responses]
+            key = (gold.kind, prompt_id, tuple(ids))
+            if key in stored:
+                if stored[key] != gold.answer:
+                    errors.append(RecordError(gold.where, "choice" if gold.kind == "pairwise" else "score",
+                                              f"the store already has this gold item with answer {stored[key]}"))
+                report.duplicates += 1
+                continue
+            stored[key] = gold.answer
+            rows.append({"kind": gold.kind, "prompt_id": prompt_id, "generation_ids": ids, "overlap": overlap,
+                         "purpose": GOLD, "gold_answer": gold.answer, "priority": 0.0, "created_at": utcnow()})
+        if errors:
+            raise ImportFailed(path, errors)
+        if rows:
+            session.execute(insert(AnnotationItem), rows)
+        report.created = len(rows)
+    return report
+
+
+def _stored_gold(session: Session, prompt_ids: set[int]) -> dict[tuple, dict[str, Any]]:
+    """(kind, prompt id, generation ids) → answer of the gold items already stored for these prompts."""
+    query = select(AnnotationItem.kind, AnnotationItem.prompt_id, AnnotationItem.generation_ids,
+                   AnnotationItem.gold_answer).where(AnnotationItem.purpose == GOLD)
+    ordered, found = sorted(prompt_ids), {}
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = query.where(AnnotationItem.prompt_id.in_(ordered[start:start + _CHUNK]))
+        found.update({(kind, prompt_id, tuple(ids)): answer for kind, prompt_id, ids, answer in session.exec(chunk)})
+    return found
