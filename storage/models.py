@@ -138,6 +138,7 @@ class AnnotationItem(SQLModel, table=True):
     purpose: str = Field(default="train", max_length=16)
     gold_answer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     priority: float = Field(default=0.0)
+    judged_count: int = Field(default=0)  # distinct users who judged it (skips excluded); kept by storage.queue
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -72,6 +72,7 @@ def upgrade() -> None:
     sa.Column('purpose', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('gold_answer', sa.JSON(), nullable=True),
     sa.Column('priority', sa.Float(), nullable=False),
+    sa.Column('judged_count', sa.Integer(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['prompt_id'], ['prompt.id'], ),
     sa.PrimaryKeyConstraint('id')

@@ -1,0 +1,81 @@
+"""The annotator's loop, shared by the four annotation tabs: show the next item, submit, skip.
+
+Queue rules live in storage.queue; this module turns them into what a tab
+shows (prompt, responses in a random order, a counter) and back.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from feedback_app.context import store_session
+from feedback_app.roles import Caller
+from feedback_app.state import ItemView, Signer, dump_view, load_view, new_client_key, now_ms
+from storage import queue
+from storage.crud import StoreError
+
+_shuffle = random.SystemRandom()
+
+
+@dataclass(frozen=True)
+class Shown:
+    token: str                 # "" when the queue is empty
+    prompt: str
+    responses: list[str]       # in the order shown
+    counter: str
+    item_id: int | None = None
+
+
+def _counter(progress: queue.Progress) -> str:
+    return f"**Done {progress.done}** · skipped {progress.skipped} · remaining {progress.remaining}"
+
+
+def open_next(session, *, signer: Signer, user: Caller, kind: str) -> Shown:
+    item = queue.next_item(session, user_id=user.id, kind=kind)
+    progress = queue.progress(session, user_id=user.id, kind=kind)
+    if item is None:
+        return Shown(token="", prompt="", responses=[], counter=_counter(progress) + " — the queue is empty for now")
+    shown_order = list(item.generation_ids)
+    _shuffle.shuffle(shown_order)
+    texts = queue.texts(session, prompt_id=item.prompt_id, generation_ids=shown_order)
+    prompt_text = texts.pop(None)
+    view = ItemView(user_id=user.id, item_id=item.id, kind=kind, generation_ids=list(item.generation_ids),
+                    shown_order=shown_order, client_key=new_client_key(), shown_at_ms=now_ms())
+    return Shown(token=dump_view(signer, view), prompt=prompt_text, responses=[texts[g] for g in shown_order],
+                 counter=_counter(progress), item_id=item.id)
+
+
+def show_next(url: str, *, signer: Signer, user: Caller, kind: str) -> Shown:
+    with store_session(url) as session:
+        return open_next(session, signer=signer, user=user, kind=kind)
+
+
+def read_view(signer: Signer, token: str, *, user: Caller, kind: str) -> ItemView:
+    if not token:
+        raise StoreError("Nothing to submit: the queue is empty. Try again later.")
+    view = load_view(signer, token, ItemView, user_id=user.id)
+    if view.kind != kind:
+        raise StoreError(f"view: this is a {view.kind} item, not {kind}")
+    return view
+
+
+def submit_and_next(url: str, *, signer: Signer, user: Caller, kind: str, token: str,
+                    judge: Callable[[ItemView], tuple[list[int], dict]]) -> Shown:
+    """Store the judgment `judge` builds from the view, then open the next item, in one transaction."""
+    view = read_view(signer, token, user=user, kind=kind)
+    generation_ids, payload = judge(view)
+    with store_session(url) as session:
+        queue.submit(session, item_id=view.item_id, user_id=user.id, generation_ids=generation_ids,
+                     payload=payload, client_key=view.client_key, shown_order=view.shown_order,
+                     duration_ms=view.duration_ms())
+        return open_next(session, signer=signer, user=user, kind=kind)
+
+
+def skip_and_next(url: str, *, signer: Signer, user: Caller, kind: str, token: str, reason: str) -> Shown:
+    view = read_view(signer, token, user=user, kind=kind)
+    with store_session(url) as session:
+        queue.skip(session, item_id=view.item_id, user_id=user.id, reason=reason, client_key=view.client_key,
+                   shown_order=view.shown_order, duration_ms=view.duration_ms())
+        return open_next(session, signer=signer, user=user, kind=kind)

@@ -1,0 +1,98 @@
+"""The app's settings from configs/app.yaml, checked on load; errors name the file and the key.
+
+Sections: `server` (host, port), `queue` (overlap, mix, filling), `ui` (timer),
+`rounds` (which round configs the Rounds tab offers).
+The `generation:` section belongs to rlhf.generation and is read there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from storage.crud import StoreError
+from storage.queue import ITEM_KINDS
+
+DEFAULT_PATH = Path("configs/app.yaml")
+
+
+class ConfigError(StoreError):
+    """A setting in the app config that is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    overlap: int = 2
+    mix: dict[str, float] = field(default_factory=lambda: {"pairwise": 0.5, "rating": 0.2, "ranking": 0.2,
+                                                           "correction": 0.1})
+    fill_prompts: int = 16
+    low_water: int = 8
+    fill_interval_s: float = 30.0
+    timer_s: float = 2.0
+    log_tail_lines: int = 20
+    round_configs: str = "configs/round_*.yaml"
+    generation: dict[str, Any] = field(default_factory=dict)
+
+
+_SECTIONS = {
+    "server": {"host": str, "port": int},
+    "queue": {"overlap": int, "mix": dict, "fill_prompts": int, "low_water": int, "fill_interval_s": float},
+    "ui": {"timer_s": float, "log_tail_lines": int},
+    "rounds": {"round_configs": str},
+}
+_MINIMUM = {"port": 0, "overlap": 1, "fill_prompts": 1, "low_water": 0, "fill_interval_s": 0.5, "timer_s": 0.2,
+            "log_tail_lines": 1}
+
+
+def _check(where: str, key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+    if key in _MINIMUM and value < _MINIMUM[key]:
+        raise ConfigError(f"{where}.{key}: must be >= {_MINIMUM[key]}, got {value!r}")
+    if key == "port" and value > 65535:
+        raise ConfigError(f"{where}.{key}: must be <= 65535, got {value!r}")
+    if key == "mix":
+        for kind_name, share in value.items():
+            if kind_name not in ITEM_KINDS:
+                raise ConfigError(f"{where}.mix.{kind_name}: unknown kind (expected {', '.join(ITEM_KINDS)})")
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or share < 0:
+                raise ConfigError(f"{where}.mix.{kind_name}: expected a share >= 0, got {share!r}")
+        if not any(value.values()):
+            raise ConfigError(f"{where}.mix: at least one kind needs a share above 0")
+        value = {k: float(v) for k, v in value.items()}
+    return value
+
+
+def load_app_config(path: Path | str = DEFAULT_PATH, **overrides: Any) -> AppConfig:
+    """Read and check the app config; a missing file means the defaults. `overrides` win (e.g. --port)."""
+    path = Path(path)
+    raw = {}
+    if path.is_file():
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections")
+    values: dict[str, Any] = {}
+    for section, body in raw.items():
+        if section == "generation":
+            values["generation"] = body or {}
+            continue
+        if section not in _SECTIONS:
+            raise ConfigError(f"{path}: {section}: unknown section (known: {', '.join([*_SECTIONS, 'generation'])})")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: {section}: expected a mapping")
+        for key, value in body.items():
+            if key not in _SECTIONS[section]:
+                raise ConfigError(f"{path}: {section}.{key}: unknown key (known: {', '.join(_SECTIONS[section])})")
+            values[key] = _check(f"{path}: {section}", key, value, _SECTIONS[section][key])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return AppConfig(**values)

@@ -1,0 +1,99 @@
+"""Who may do what, checked on the server inside every handler.
+
+Gradio runs any registered handler for any logged-in user (hidden buttons
+included), so each handler is wrapped by `Guard.requires`: it reads the
+caller's username from gr.Request, looks up their current role in the store on
+every call (a demoted or deactivated user loses access at once) and raises
+gr.Error before the handler runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+from sqlalchemy import bindparam
+from sqlmodel import select
+
+from feedback_app.context import store_session
+from storage.crud import StoreError, authenticate
+from storage.db import session_scope
+from storage.models import Role, User
+
+ANNOTATE, REVIEW, ENGINEER, ANYONE = "annotate", "review", "engineer", "anyone"
+CAPABILITIES: dict[str, frozenset[str]] = {
+    ANNOTATE: frozenset({Role.annotator.value, Role.admin.value}),
+    REVIEW: frozenset({Role.reviewer.value, Role.engineer.value, Role.admin.value}),
+    ENGINEER: frozenset({Role.engineer.value, Role.admin.value}),
+    ANYONE: frozenset(r.value for r in Role),
+}
+
+
+_BY_NAME = select(User.id, User.username, User.role, User.is_active).where(User.username == bindparam("username"))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The user behind a request, as the store has them now."""
+
+    id: int
+    username: str
+    role: str
+    is_active: bool
+
+
+def allowed(role: str, capability: str) -> bool:
+    return role in CAPABILITIES[capability]
+
+
+class Guard:
+    """Login and per-call role checks against one store."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def authenticate(self, username: str, password: str) -> bool:
+        """Gradio's auth callable: the users table, argon2-hashed passwords, active users only."""
+        with session_scope(self.url) as session:
+            return authenticate(session, username=username, password=password) is not None
+
+    def user(self, request: gr.Request | None, capability: str = ANYONE) -> Caller:
+        username = getattr(request, "username", None) if request is not None else None
+        if not username:
+            raise gr.Error("Please log in.", print_exception=False)
+        with store_session(self.url) as session:
+            row = session.execute(_BY_NAME, {"username": username}).first()
+        user = Caller(*row) if row is not None else None
+        if user is None or not user.is_active:
+            raise gr.Error("Your account is not active.", print_exception=False)
+        if not allowed(user.role, capability):
+            raise gr.Error(f"Not allowed: a {user.role} cannot do this ({capability} only).", print_exception=False)
+        return user
+
+    def requires(self, capability: str) -> Callable[[Callable], Callable]:
+        """Wrap a handler that takes `user` (keyword): Gradio sees a leading `request: gr.Request` instead.
+
+        StoreError from the handler (bad input) is shown to the user as gr.Error.
+        """
+
+        def wrap(fn: Callable) -> Callable:
+            signature = inspect.signature(fn)
+            request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
+            params = [request, *(p for name, p in signature.parameters.items() if name != "user")]
+
+            def guarded(request: gr.Request, *args, **kwargs):
+                user = self.user(request, capability)
+                try:
+                    return fn(*args, **kwargs, user=user)
+                except StoreError as error:
+                    raise gr.Error(str(error), print_exception=False) from None
+
+            guarded.__signature__ = signature.replace(parameters=params)
+            guarded.__name__ = fn.__name__
+            guarded.__doc__ = fn.__doc__
+            guarded.capability = capability
+            return guarded
+
+        return wrap

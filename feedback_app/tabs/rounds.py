@@ -1,0 +1,208 @@
+"""Engineers: start a round from a config, watch its stage, progress, loss/reward and log, cancel it.
+
+The refresh is a private gr.Timer tick that reads one Round row and the new
+part of its log; the timer only runs for users who may see this tab.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import gradio as gr
+from matplotlib.figure import Figure
+
+from feedback_app.context import AppContext, store_session
+from feedback_app.roles import ENGINEER
+from feedback_app.tabs import TabView
+from rlhf import runner
+from storage.crud import StoreError
+from storage.stats import data_summary
+
+PLOTTED = ("loss", "reward", "reward_accuracy", "kl")
+
+
+class LogReader:
+    """Reads a round's JSON-lines log incrementally: plot points and the last lines."""
+
+    def __init__(self):
+        self._cache: dict[str, tuple[int, list[dict], list[str]]] = {}
+
+    def read(self, path: str | None, tail: int) -> tuple[list[dict], list[str]]:
+        if not path or not Path(path).is_file():
+            return [], []
+        offset, points, lines = self._cache.get(path, (0, [], []))
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+        complete = chunk[:chunk.rfind(b"\n") + 1]
+        for raw in complete.decode("utf-8", errors="replace").splitlines():
+            lines.append(raw)
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError:
+                continue
+            if record.get("event") == "train":
+                for key in PLOTTED:
+                    if isinstance(record.get(key), (int, float)):
+                        points.append({"point": len(points), "value": float(record[key]),
+                                       "stage": str(record.get("stage", "?")), "metric": key})
+        lines = lines[-tail:]
+        self._cache[path] = (offset + len(complete), points, lines)
+        return points, lines
+
+
+def loss_figure(points: list[dict]) -> Figure | None:
+    """One panel per metric, one line per stage, x = log point (time order); None before the first point.
+
+    Drawn with matplotlib's object API (thread-safe, no pyplot state) because
+    gr.LinePlot keeps the colour legend of its first data and would drop the
+    stages that start later.
+    """
+    if not points:
+        return None
+    metrics = [m for m in PLOTTED if any(p["metric"] == m for p in points)]
+    figure = Figure(figsize=(10, 2.6), layout="constrained")
+    for axis, metric in zip(figure.subplots(1, len(metrics), squeeze=False)[0], metrics):
+        for stage in dict.fromkeys(p["stage"] for p in points if p["metric"] == metric):
+            mine = [p for p in points if p["metric"] == metric and p["stage"] == stage]
+            axis.plot([p["point"] for p in mine], [p["value"] for p in mine], marker=".", label=stage)
+        axis.set_title(metric, fontsize=9)
+        axis.tick_params(labelsize=8)
+        axis.legend(fontsize=7)
+    return figure
+
+
+def round_configs(pattern: str) -> list[str]:
+    return sorted(glob.glob(pattern))
+
+
+def _label(row) -> str:
+    return f"#{row.id} {Path(row.config_path or 'config').name}" + (f" by {row.created_by}" if row.created_by else "")
+
+
+def log_line(raw: str) -> str:
+    """One log record as `time event k=v ...` (nested details left out); unparsable lines as they are."""
+    try:
+        record = json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+    if not isinstance(record, dict):
+        return raw
+    when = str(record.pop("time", ""))[11:19]
+    event = record.pop("event", "")
+    fields = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in record.items() if not isinstance(v, (dict, list)) and v is not None)
+    return f"{when} {event} {fields}".strip()
+
+
+def status_text(row) -> str:
+    if row is None:
+        return "No round yet."
+    p = row.progress or {}
+    parts = [f"round {row.id}: {row.status}", f"stage {row.stage or p.get('stage') or '-'}"]
+    if p.get("total"):
+        parts.append(f"step {p.get('step', 0)}/{p['total']} ({100 * (p.get('step') or 0) / p['total']:.0f}%)")
+    if p.get("eta_s") is not None and row.status == "running":
+        parts.append(f"eta {p['eta_s']:.0f} s")
+    for key in PLOTTED:
+        if isinstance(p.get(key), (int, float)):
+            parts.append(f"{key} {p[key]:.4g}")
+    text = " · ".join(parts)
+    if row.completed_stages:
+        text += "\ncompleted: " + ", ".join(row.completed_stages)
+    if row.error:
+        text += f"\nerror: {row.error}"
+    return text
+
+
+def build(ctx: AppContext) -> TabView:
+    reader = LogReader()
+    with gr.Tab("Rounds", id="rounds", visible=False, elem_id="tab-rounds") as tab:
+        with gr.Row():
+            config = gr.Dropdown(label="Round config", choices=round_configs(ctx.config.round_configs),
+                                 elem_id="rounds-config")
+            start = gr.Button("Start round", variant="primary", elem_id="rounds-start")
+        with gr.Row():
+            chosen = gr.Dropdown(label="Round", choices=[], allow_custom_value=True, elem_id="rounds-chosen")
+            cancel = gr.Button("Cancel round", variant="stop", elem_id="rounds-cancel")
+        status = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="rounds-status")
+        plot = gr.Plot(label="Loss and reward", elem_id="rounds-plot")
+        log = gr.Textbox(label="Log (latest lines)", interactive=False, lines=8, max_lines=ctx.config.log_tail_lines,
+                         autoscroll=True, elem_id="rounds-log")
+        gr.Markdown("### Data available")
+        with gr.Row():
+            data = gr.JSON(label="Judgments", elem_id="rounds-data")
+            with gr.Column():
+                fill_button = gr.Button("Fill queue from the live version", elem_id="rounds-fill")
+                refresh_data = gr.Button("Refresh data", elem_id="rounds-refresh-data")
+                fill_result = gr.Textbox(label="Queue", interactive=False, elem_id="rounds-fill-result")
+        timer = gr.Timer(ctx.config.timer_s, active=False)
+        drawn = gr.State(None)  # which (round, points) this page's plot shows
+
+    def _choices():
+        rows = runner.list_rounds(ctx.url)
+        return [(_label(r), r.id) for r in reversed(rows)], rows
+
+    def _watch(round_id, drawn=None):
+        """Status, plot and log of a round; the plot only when this page has not drawn these points yet."""
+        row = None
+        if round_id:
+            row = runner.get_round(int(round_id), ctx.url)
+        points, lines = reader.read(row.log_path if row else None, ctx.config.log_tail_lines)
+        key = [row.id if row else None, len(points)]
+        figure = gr.skip() if drawn == key else loss_figure(points)
+        return status_text(row), figure, "\n".join(log_line(line) for line in lines), key
+
+    def _data():
+        with store_session(ctx.url) as session:
+            summary = data_summary(session)
+        return asdict(summary)
+
+    def fill(user):
+        choices, rows = _choices()
+        latest = rows[-1].id if rows else None
+        return [gr.Dropdown(choices=choices, value=latest), *_watch(latest), _data(), gr.Timer(active=True)]
+
+    @ctx.guard.requires(ENGINEER)
+    def tick(round_id, shown, user):
+        return _watch(round_id, shown)
+
+    @ctx.guard.requires(ENGINEER)
+    def start_round(config_path, user):
+        if config_path not in round_configs(ctx.config.round_configs):
+            raise StoreError(f"Round config: {config_path!r} is not one of the offered configs.")
+        round_id = runner.start_round(config_path, ctx.url, created_by=user.username)
+        choices, _ = _choices()
+        return gr.Dropdown(choices=choices, value=round_id), *_watch(round_id)
+
+    @ctx.guard.requires(ENGINEER)
+    def cancel_round(round_id, user):
+        if not round_id:
+            raise StoreError("Round: pick one first.")
+        runner.cancel_round(int(round_id), ctx.url)
+        return _watch(round_id)
+
+    @ctx.guard.requires(ENGINEER)
+    def fill_queue(user):
+        if ctx.filler is None:
+            raise StoreError("This app runs without candidate generation (no queue filler).")
+        return ctx.filler.fill().summary(), _data()
+
+    @ctx.guard.requires(ENGINEER)
+    def refresh(user):
+        return _data()
+
+    watched = [status, plot, log, drawn]
+    outputs = [chosen, *watched, data, timer]
+    tab.select(ctx.guard.requires(ENGINEER)(fill), None, outputs, api_name="rounds_show", concurrency_limit=4)
+    chosen.change(tick, [chosen, drawn], watched, api_visibility="private", concurrency_limit=4,
+                  show_progress="hidden")
+    timer.tick(tick, [chosen, drawn], watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
+    start.click(start_round, config, [chosen, *watched], api_name="start_round", concurrency_limit=1)
+    cancel.click(cancel_round, chosen, watched, api_name="cancel_round", concurrency_limit=1)
+    fill_button.click(fill_queue, None, [fill_result, data], api_name="fill_queue", concurrency_limit=1)
+    refresh_data.click(refresh, None, data, api_name="data_summary", concurrency_limit=2)
+    return TabView(tab=tab, capability=ENGINEER, outputs=outputs, fill=fill)

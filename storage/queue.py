@@ -1,0 +1,322 @@
+"""The annotation queue: which item an annotator sees next, and what their submit stores.
+
+An item goes to `overlap` different annotators and never twice to the same one.
+Serving an item claims it for a while (ItemClaim), so concurrent annotators do
+not all receive the last open slot; a submit takes one of the item's slots
+with a conditional UPDATE of `judged_count` in the transaction that stores the
+judgment, so no item ever gets more than `overlap` judges. Skips are judgments
+of kind `skip`: they take the item out of that user's queue but fill no slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, union_all, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from storage.crud import StoreError, validate_judgment_payload
+from storage.models import (
+    AnnotationItem,
+    Generation,
+    ItemClaim,
+    Judgment,
+    JudgmentKind,
+    Prompt,
+    utcnow,
+)
+
+CLAIM_SECONDS = 600
+ITEM_KINDS = (JudgmentKind.rating.value, JudgmentKind.pairwise.value,
+              JudgmentKind.ranking.value, JudgmentKind.correction.value)
+_MIN_GENERATIONS = {"rating": 1, "correction": 1, "pairwise": 2, "ranking": 3}
+RANKING_SIZE = 4
+
+
+# --- filling the queue ----------------------------------------------------------------
+
+
+def _generations_by_prompt(session: Session, *, version_id: int | None,
+                           prompt_ids: Iterable[int] | None) -> dict[int, list[int]]:
+    query = select(Generation.prompt_id, Generation.id).order_by(Generation.prompt_id, Generation.id)
+    query = query.where(Generation.model_version_id == version_id if version_id is not None
+                        else Generation.model_version_id.is_(None))
+    if prompt_ids is not None:
+        query = query.where(Generation.prompt_id.in_(list(prompt_ids)))
+    grouped: dict[int, list[int]] = {}
+    for prompt_id, generation_id in session.exec(query).all():
+        grouped.setdefault(prompt_id, []).append(generation_id)
+    return grouped
+
+
+def _queued_generation_ids(session: Session, *, kind: str, prompt_ids: Iterable[int]) -> set[int]:
+    rows = session.exec(select(AnnotationItem.generation_ids).where(
+        AnnotationItem.kind == kind, AnnotationItem.prompt_id.in_(list(prompt_ids)))).all()
+    return {generation_id for ids in rows for generation_id in ids}
+
+
+def _groups(kind: str, generation_ids: list[int]) -> list[list[int]]:
+    if kind in ("rating", "correction"):
+        return [[g] for g in generation_ids]
+    if kind == "pairwise":
+        return [generation_ids[i:i + 2] for i in range(0, len(generation_ids) - 1, 2)]
+    chunks = [generation_ids[i:i + RANKING_SIZE] for i in range(0, len(generation_ids), RANKING_SIZE)]
+    return [chunk for chunk in chunks if len(chunk) >= _MIN_GENERATIONS["ranking"]]
+
+
+def enqueue(session: Session, *, kind: str, version_id: int | None, overlap: int,
+            prompt_ids: Iterable[int] | None = None, priority: float = 0.0,
+            purpose: str = "train") -> list[AnnotationItem]:
+    """Queue items of `kind` from a version's generations that are not queued for that kind yet.
+
+    Ratings and corrections take one response each, pairs two, rankings 3–4.
+    """
+    if kind not in ITEM_KINDS:
+        raise StoreError(f"kind: {kind!r} is not one of {', '.join(ITEM_KINDS)}")
+    if overlap < 1:
+        raise StoreError(f"overlap: must be at least 1, got {overlap}")
+    grouped = _generations_by_prompt(session, version_id=version_id, prompt_ids=prompt_ids)
+    queued = _queued_generation_ids(session, kind=kind, prompt_ids=grouped)
+    items = []
+    for prompt_id, generation_ids in grouped.items():
+        fresh = [g for g in generation_ids if g not in queued]
+        for group in _groups(kind, fresh):
+            items.append(AnnotationItem(kind=kind, prompt_id=prompt_id, generation_ids=group,
+                                        overlap=overlap, priority=priority, purpose=purpose))
+    session.add_all(items)
+    session.flush()
+    return items
+
+
+def enqueue_pairs(session: Session, *, prompt_ids: Iterable[int] | None, version_id: int | None,
+                  overlap: int, priority: float = 0.0) -> int:
+    return len(enqueue(session, kind="pairwise", prompt_ids=prompt_ids, version_id=version_id,
+                       overlap=overlap, priority=priority))
+
+
+def enqueue_mix(session: Session, *, version_id: int | None, overlap: int, mix: dict[str, float],
+                prompt_ids: Iterable[int] | None = None, priority: float = 0.0) -> dict[str, int]:
+    """Spread a version's new generations over the kinds so item counts follow `mix`, prompt by prompt.
+
+    A prompt goes to the kind furthest behind its share among those its number
+    of responses allows (a ranking needs three, a pair two).
+    """
+    unknown = set(mix) - set(ITEM_KINDS)
+    if unknown:
+        raise StoreError(f"queue_mix: unknown kind {sorted(unknown)[0]!r} (expected {', '.join(ITEM_KINDS)})")
+    grouped = _generations_by_prompt(session, version_id=version_id, prompt_ids=prompt_ids)
+    taken = {g for kind in ITEM_KINDS for g in _queued_generation_ids(session, kind=kind, prompt_ids=grouped)}
+    weights = {kind: share for kind, share in mix.items() if share > 0}
+    counts = {kind: 0 for kind in weights}
+    for prompt_id, generation_ids in grouped.items():
+        fresh = [g for g in generation_ids if g not in taken]
+        possible = [kind for kind in weights if len(fresh) >= _MIN_GENERATIONS[kind]]
+        if not possible:
+            continue
+        total = sum(counts.values()) + 1
+        kind = min(possible, key=lambda k: (counts[k] / total - weights[k], ITEM_KINDS.index(k)))
+        made = enqueue(session, kind=kind, version_id=version_id, overlap=overlap,
+                       prompt_ids=[prompt_id], priority=priority)
+        counts[kind] += len(made)
+    return counts
+
+
+# --- serving --------------------------------------------------------------------------------
+# The statements on the annotators' hot path are built once, with bound parameters, so
+# each request pays for executing them and not for composing them.
+
+_USER, _KIND, _ITEM = bindparam("user_id"), bindparam("kind"), bindparam("item_id")
+_NOW = bindparam("now", type_=ItemClaim.__table__.c.expires_at.type)
+_judged_by_user = select(Judgment.item_id).where(Judgment.user_id == _USER, Judgment.item_id.is_not(None))
+_mine = (exists().where(ItemClaim.item_id == AnnotationItem.id, ItemClaim.user_id == _USER,
+                        ItemClaim.expires_at > _NOW))
+_held_by_others = (select(func.count(ItemClaim.id))
+                   .where(ItemClaim.item_id == AnnotationItem.id, ItemClaim.user_id != _USER, ItemClaim.expires_at > _NOW)
+                   .scalar_subquery())
+_open_to_user = and_(AnnotationItem.kind == _KIND, AnnotationItem.judged_count < AnnotationItem.overlap,
+                     AnnotationItem.id.not_in(_judged_by_user))
+_ITEM_COLUMNS = (AnnotationItem.id, AnnotationItem.kind, AnnotationItem.prompt_id, AnnotationItem.generation_ids,
+                 AnnotationItem.overlap)
+_NEXT = (select(*_ITEM_COLUMNS)
+         .where(_open_to_user, or_(_mine, AnnotationItem.judged_count + _held_by_others < AnnotationItem.overlap))
+         .order_by(_mine.desc(), AnnotationItem.priority.desc(), AnnotationItem.id).limit(1))
+_mine_of_kind = (select(func.count()).select_from(Judgment).join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
+                 .where(Judgment.user_id == _USER, AnnotationItem.kind == _KIND))
+_PROGRESS = select(_mine_of_kind.where(Judgment.kind != JudgmentKind.skip.value).scalar_subquery(),
+                   _mine_of_kind.where(Judgment.kind == JudgmentKind.skip.value).scalar_subquery(),
+                   select(func.count()).select_from(AnnotationItem).where(_open_to_user).scalar_subquery())
+_KEY = bindparam("client_key")
+_BY_KEY = select(Judgment.id, Judgment.user_id, Judgment.item_id).where(Judgment.client_key == _KEY)
+_EARLIER = (select(Judgment.id, Judgment.user_id, Judgment.item_id, Judgment.client_key == _KEY)
+            .where(or_(Judgment.client_key == _KEY, and_(Judgment.item_id == _ITEM, Judgment.user_id == _USER))))
+_TAKE_SLOT = (update(AnnotationItem).where(AnnotationItem.id == _ITEM, AnnotationItem.judged_count < AnnotationItem.overlap)
+              .values(judged_count=AnnotationItem.judged_count + 1))
+_RELEASE = delete(ItemClaim).where(ItemClaim.item_id == _ITEM, ItemClaim.user_id == _USER)
+
+
+def _upsert_claim(session: Session, *, item_id: int, user_id: int, expires_at: datetime) -> None:
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(ItemClaim).values(item_id=item_id, user_id=user_id, expires_at=expires_at)
+    session.execute(statement.on_conflict_do_update(index_elements=["item_id", "user_id"],
+                                                    set_={"expires_at": expires_at}))
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    """What serving and submitting need of an AnnotationItem (a plain row, no ORM identity)."""
+
+    id: int
+    kind: str
+    prompt_id: int
+    generation_ids: list[int]
+    overlap: int
+
+
+_ITEM_ROW = select(*_ITEM_COLUMNS).where(AnnotationItem.id == _ITEM)
+
+
+def _item_row(session: Session, item_id: int) -> QueuedItem | None:
+    row = session.execute(_ITEM_ROW, {"item_id": item_id}).first()
+    return QueuedItem(*row) if row is not None else None
+
+
+def next_item(session: Session, *, user_id: int, kind: str, now: datetime | None = None) -> QueuedItem | None:
+    """The next item of `kind` for this user, claimed for CLAIM_SECONDS; their own live claim comes first.
+
+    Open means: fewer than `overlap` distinct users judged it, counting live
+    claims by others, and this user has neither judged nor skipped it.
+    """
+    now = now or utcnow()
+    row = session.execute(_NEXT, {"user_id": user_id, "kind": kind, "now": now}).first()
+    if row is None:
+        return None
+    _upsert_claim(session, item_id=row.id, user_id=user_id, expires_at=now + timedelta(seconds=CLAIM_SECONDS))
+    return QueuedItem(*row)
+
+
+def open_count(session: Session) -> int:
+    """Items that still want judgments (fewer than `overlap` judges)."""
+    return session.exec(select(func.count()).select_from(AnnotationItem)
+                        .where(AnnotationItem.judged_count < AnnotationItem.overlap)).one()
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    skipped: int
+    remaining: int
+
+
+def progress(session: Session, *, user_id: int, kind: str) -> Progress:
+    """How many items of `kind` this user judged and skipped, and how many are still open to them."""
+    done, skipped, remaining = session.execute(_PROGRESS, {"user_id": user_id, "kind": kind}).one()
+    return Progress(done=done, skipped=skipped, remaining=remaining)
+
+
+# --- submitting ---------------------------------------------------------------------------------
+
+
+def _require_item(session: Session, item_id: int) -> QueuedItem:
+    item = _item_row(session, item_id)
+    if item is None:
+        raise StoreError(f"item: no queue item {item_id}")
+    return item
+
+
+def _repeat(session: Session, *, client_key: str, user_id: int, item_id: int) -> int | None:
+    row = session.execute(_BY_KEY, {"client_key": client_key}).first()
+    if row is None:
+        return None
+    if row.user_id != user_id or row.item_id != item_id:
+        raise StoreError("client_key: already used for another judgment")
+    return row.id
+
+
+def _earlier(session: Session, *, client_key: str, user_id: int, item_id: int) -> int | None:
+    """The judgment a repeated client key already stored, else None; refuses a second judgment of the item."""
+    rows = session.execute(_EARLIER, {"client_key": client_key, "item_id": item_id, "user_id": user_id}).all()
+    for judgment_id, owner, judged_item, same_key in rows:
+        if same_key:
+            if owner != user_id or judged_item != item_id:
+                raise StoreError("client_key: already used for another judgment")
+            return judgment_id
+    if rows:
+        raise StoreError(f"item: you already judged or skipped item {item_id}")
+    return None
+
+
+def _insert_judgment(session: Session, *, item: QueuedItem, kind: str, user_id: int, generation_ids: Sequence[int],
+                     payload: dict[str, Any], client_key: str, shown_order: Sequence[int] | None,
+                     duration_ms: int | None) -> tuple[int, bool]:
+    """One INSERT that a concurrent request with the same client key cannot duplicate (ON CONFLICT DO NOTHING)."""
+    validate_judgment_payload(kind, generation_ids, payload)
+    if not client_key or len(client_key) > 128:
+        raise StoreError("client_key: must be 1..128 characters")
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = session.execute(insert(Judgment).values(
+        kind=kind, user_id=user_id, prompt_id=item.prompt_id, item_id=item.id, generation_ids=list(generation_ids),
+        payload=payload, shown_order=list(shown_order) if shown_order is not None else None,
+        duration_ms=duration_ms, client_key=client_key, source="app", created_at=utcnow(),
+    ).on_conflict_do_nothing(index_elements=["client_key"]))
+    if result.rowcount != 1:
+        return _repeat(session, client_key=client_key, user_id=user_id, item_id=item.id), False
+    session.execute(_RELEASE, {"item_id": item.id, "user_id": user_id})
+    return result.inserted_primary_key[0], True
+
+
+def submit(session: Session, *, item_id: int, user_id: int, generation_ids: Sequence[int],
+           payload: dict[str, Any], client_key: str, shown_order: Sequence[int] | None = None,
+           duration_ms: int | None = None) -> tuple[int, bool]:
+    """Store one user's judgment of a queue item: (judgment id, created); a repeated `client_key` gives False.
+
+    Refuses a second judgment of the same item by the same user, responses that
+    are not the item's, and an item that already has `overlap` judges (the
+    slot is taken with one conditional UPDATE, so two racing submits cannot
+    both get the last one).
+    """
+    existing = _earlier(session, client_key=client_key, user_id=user_id, item_id=item_id)
+    if existing is not None:
+        return existing, False
+    item = _require_item(session, item_id)
+    if sorted(generation_ids) != sorted(item.generation_ids):
+        raise StoreError(f"generation_ids: {list(generation_ids)} are not item {item_id}'s responses")
+    if session.execute(_TAKE_SLOT, {"item_id": item_id}).rowcount != 1:
+        raise StoreError(f"item: {item_id} already has its {item.overlap} judgments")
+    return _insert_judgment(session, item=item, kind=item.kind, user_id=user_id, generation_ids=generation_ids,
+                            payload=payload, client_key=client_key, shown_order=shown_order, duration_ms=duration_ms)
+
+
+def skip(session: Session, *, item_id: int, user_id: int, reason: str, client_key: str,
+         shown_order: Sequence[int] | None = None, duration_ms: int | None = None) -> tuple[int, bool]:
+    """Take an item out of this user's queue, keeping the reason (it fills no overlap slot)."""
+    if not reason or not reason.strip():
+        raise StoreError("reason: say why you skip")
+    existing = _earlier(session, client_key=client_key, user_id=user_id, item_id=item_id)
+    if existing is not None:
+        return existing, False
+    item = _require_item(session, item_id)
+    return _insert_judgment(session, item=item, kind=JudgmentKind.skip.value, user_id=user_id,
+                            generation_ids=item.generation_ids, payload={"reason": reason.strip()},
+                            client_key=client_key, shown_order=shown_order, duration_ms=duration_ms)
+
+
+def item_judges(session: Session, *, item_id: int) -> list[int]:
+    """The distinct users who judged an item (skips not counted)."""
+    return list(session.exec(select(Judgment.user_id).distinct().where(
+        Judgment.item_id == item_id, Judgment.kind != JudgmentKind.skip.value)).all())
+
+
+_TEXTS = union_all(
+    select(literal(None).label("id"), Prompt.text).where(Prompt.id == bindparam("prompt_id")),
+    select(Generation.id, Generation.text).where(Generation.id.in_(bindparam("generation_ids", expanding=True))),
+)
+
+
+def texts(session: Session, *, prompt_id: int, generation_ids: Sequence[int]) -> dict[int | None, str]:
+    """An item's texts in one query: the prompt under None, each response under its id."""
+    return dict(session.execute(_TEXTS, {"prompt_id": prompt_id, "generation_ids": list(generation_ids)}).all())

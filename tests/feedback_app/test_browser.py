@@ -1,0 +1,165 @@
+"""The app in headless Chromium: log in, compare with the keyboard, escaped text, a screenshot per tab."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from sqlmodel import select
+
+from storage.crud import get_or_create_generation
+from storage.db import session_scope
+from storage.models import BlindVote, Generation, ModelVersion
+from tests.feedback_app.conftest import PASSWORD, XSS, running_app, seed
+
+USERS = {"ann": "annotator", "boss": "admin"}
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-extensions"]
+
+
+def add_child_version_with_votes(url: str, parent_id: int) -> None:
+    """v1, a live child of v0, answering the same prompts, and a few blind votes between them."""
+    with session_scope(url) as session:
+        session.get(ModelVersion, parent_id).is_live = False
+        v1 = ModelVersion(name="v1", base_model="tiny", artifact_path="/nowhere/v1", status="ready",
+                          parent_id=parent_id, kind="dpo", is_live=True)
+        session.add(v1)
+        session.flush()
+        parents = session.exec(select(Generation).where(
+            Generation.model_version_id == parent_id)).all()
+        for prompt_id in sorted({g.prompt_id for g in parents}):
+            text = XSS if prompt_id == parents[0].prompt_id else f"Improved answer to prompt {prompt_id}."
+            mine = get_or_create_generation(session, prompt_id=prompt_id, text=text, model_version_id=v1.id)
+            theirs = next(g for g in parents if g.prompt_id == prompt_id)
+            session.add(BlindVote(user_id=2, prompt_id=prompt_id, version_a_id=v1.id, version_b_id=parent_id,
+                                  generation_a_id=mine.id, generation_b_id=theirs.id, shown_order=[mine.id, theirs.id],
+                                  choice="a" if prompt_id % 4 else "b", client_key=f"seed-{prompt_id}"))
+
+
+@pytest.fixture(scope="module")
+def server(module_store):
+    v0 = seed(module_store, users=USERS, prompts=4, overlap=2, xss_first=True)
+    add_child_version_with_votes(module_store, v0)
+    with running_app(module_store) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def log_in(browser, server, username):
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(server.base)
+    page.get_by_label("username").fill(username)
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    expect(page.locator("#whoami")).to_contain_text(f"Logged in as {username}", timeout=15_000)
+    return page
+
+
+def test_annotator_compares_with_the_keyboard_and_sees_text_not_html(browser, server, tmp_path):
+    page = log_in(browser, server, "ann")
+    expect(page.get_by_role("tab", name="Rounds")).to_have_count(0)
+    expect(page.get_by_role("tab", name="Models")).to_have_count(0)
+    counter = page.locator("#pairwise-counter")
+    expect(counter).to_contain_text("Done 0")
+
+    responses = [page.locator(f"#pairwise-response-{i} textarea") for i in (0, 1)]
+    expect(responses[0]).not_to_have_value("")
+    assert XSS in [box.input_value() for box in responses]  # shown verbatim, as text
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src='x']").count() == 0
+
+    page.locator("#pairwise-prompt").click()  # focus the page, outside any editable box
+    page.keyboard.press("1")
+    expect(page.locator("#pairwise-choice input[type=radio]").first).to_be_checked()
+    page.keyboard.press("Enter")
+    expect(counter).to_contain_text("Done 1", timeout=10_000)
+    expect(page.locator("#pairwise-choice input:checked")).to_have_count(0)
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    expect(counter).to_contain_text("Done 2", timeout=10_000)
+    page.keyboard.press("s")
+    expect(counter).to_contain_text("skipped 1", timeout=10_000)
+    page.screenshot(path=tmp_path / "compare.png", full_page=True)
+
+    for name in ("Rate", "Rank", "Correct"):
+        page.get_by_role("tab", name=name).click()
+        kind = {"Rate": "rating", "Rank": "ranking", "Correct": "correction"}[name]
+        expect(page.locator(f"#{kind}-prompt textarea")).not_to_have_value("", timeout=10_000)
+        page.screenshot(path=tmp_path / f"{name.lower()}.png", full_page=True)
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_admin_sees_every_tab_and_escaped_review(browser, server, tmp_path):
+    page = log_in(browser, server, "boss")
+    for name in ("Rounds", "Models", "Review", "Leaderboard"):
+        page.get_by_role("tab", name=name).click()
+        if name == "Rounds":
+            expect(page.locator("#rounds-data")).to_contain_text("by_kind", timeout=10_000)
+        if name == "Models":
+            expect(page.locator("#models-table")).to_contain_text("v1", timeout=10_000)
+        if name == "Review":
+            expect(page.locator("#review-left input")).to_have_value("v1", timeout=10_000)
+            page.locator("#review-show").click()
+            table = page.locator("#review-table table")
+            expect(table).to_contain_text("<script>window.__pwned = 1</script>", timeout=10_000)
+            page.locator("#blind-next").click()
+            expect(page.locator("#blind-prompt textarea")).not_to_have_value("", timeout=10_000)
+        if name == "Leaderboard":
+            expect(page.locator("#leaderboard-table")).to_contain_text("v1", timeout=10_000)
+        page.screenshot(path=tmp_path / f"{name.lower()}.png", full_page=True)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src='x']").count() == 0
+
+
+def test_blind_votes_over_http_are_canonical_and_stored_once(server):
+    from gradio_client import Client
+
+    from storage.models import User
+
+    reviewer = Client(server.base, auth=("boss", PASSWORD), verbose=False)
+    prompt, first, second, _, _, token = reviewer.predict("v1", "v0", api_name="/blind_next")
+    assert prompt and first and second and token
+    assert "v1" not in token and "v0" not in token.split(".")[0]  # names stay out of the page
+    with session_scope(server.url) as session:
+        before = len(session.exec(select(BlindVote)).all())
+    assert reviewer.predict(token, "1 is better", api_name="/blind_vote").startswith("Vote recorded")
+    assert reviewer.predict(token, "1 is better", api_name="/blind_vote") == "Already recorded."
+    with session_scope(server.url) as session:
+        votes = session.exec(select(BlindVote).order_by(BlindVote.id)).all()
+        texts = {g.id: g.text for g in session.exec(select(Generation)).all()}
+        boss = session.exec(select(User).where(User.username == "boss")).one().id
+    assert len(votes) == before + 1
+    vote = votes[-1]
+    assert vote.user_id == boss
+    shown_first = vote.shown_order[0]
+    assert texts[shown_first] == first
+    assert vote.choice == ("a" if shown_first == vote.generation_a_id else "b")
+
+    annotator = Client(server.base, auth=("ann", PASSWORD), verbose=False)
+    with pytest.raises(Exception, match="annotator cannot do this"):
+        annotator.predict(token, "2 is better", api_name="/blind_vote")
+
+
+def test_models_tab_rolls_back_and_sets_live(server):
+    from gradio_client import Client
+
+    def live():
+        with session_scope(server.url) as session:
+            return [v.name for v in session.exec(select(ModelVersion).where(ModelVersion.is_live))]
+
+    admin = Client(server.base, auth=("boss", PASSWORD), verbose=False)
+    *_, message = admin.predict(api_name="/models_rollback")
+    assert message == "rolled back from v1 to v0." and live() == ["v0"]
+    with pytest.raises(Exception, match="has no parent"):
+        admin.predict(api_name="/models_rollback")
+    with pytest.raises(Exception, match="no version named 'v9'"):
+        admin.predict("v9", api_name="/models_set_live")
+    table, _, message = admin.predict("v1", api_name="/models_set_live")
+    assert message.startswith("v1 is live") and live() == ["v1"]
+    assert [row[4] for row in table["value"]["data"]] == ["", "LIVE"]

@@ -1,0 +1,100 @@
+from datetime import timedelta
+
+import pytest
+
+from storage import queue
+from storage.crud import StoreError, add_prompt, create_user, get_or_create_generation
+from storage.db import session_scope
+from storage.models import AnnotationItem, Judgment, ModelVersion, utcnow
+
+
+def _setup(url, *, prompts=3, per_prompt=4):
+    with session_scope(url) as session:
+        version = ModelVersion(name="v0", base_model="tiny", artifact_path="/x", status="ready")
+        session.add(version)
+        session.flush()
+        users = [create_user(session, username=f"u{i}", password="pw").id for i in range(4)]
+        for p in range(prompts):
+            prompt, _ = add_prompt(session, text=f"prompt {p}")
+            for g in range(per_prompt):
+                get_or_create_generation(session, prompt_id=prompt.id, text=f"answer {p}.{g}",
+                                         model_version_id=version.id)
+        return version.id, users
+
+
+def test_enqueue_groups_by_kind_and_never_twice(db_url):
+    version_id, _ = _setup(db_url)
+    with session_scope(db_url) as session:
+        assert queue.enqueue_pairs(session, prompt_ids=None, version_id=version_id, overlap=2) == 6
+        assert queue.enqueue_pairs(session, prompt_ids=None, version_id=version_id, overlap=2) == 0
+        rankings = queue.enqueue(session, kind="ranking", version_id=version_id, overlap=1)
+        assert [len(item.generation_ids) for item in rankings] == [4, 4, 4]
+        ratings = queue.enqueue(session, kind="rating", version_id=version_id, overlap=1, prompt_ids=[1])
+        assert len(ratings) == 4
+
+
+def test_enqueue_mix_spreads_prompts_over_kinds(db_url):
+    version_id, _ = _setup(db_url, prompts=8, per_prompt=4)
+    with session_scope(db_url) as session:
+        counts = queue.enqueue_mix(session, version_id=version_id, overlap=1,
+                                   mix={"pairwise": 0.5, "ranking": 0.5})
+    assert counts["ranking"] + counts["pairwise"] // 2 == 8  # every prompt used: one ranking or two pairs
+    assert abs(counts["ranking"] - counts["pairwise"]) <= 2  # shares are of items
+    with pytest.raises(StoreError, match="queue_mix: unknown kind 'essay'"):
+        with session_scope(db_url) as session:
+            queue.enqueue_mix(session, version_id=version_id, overlap=1, mix={"essay": 1.0})
+
+
+def test_overlap_claims_and_submit(db_url):
+    version_id, users = _setup(db_url, prompts=1, per_prompt=2)
+    with session_scope(db_url) as session:
+        (item,) = queue.enqueue(session, kind="pairwise", version_id=version_id, overlap=2)
+    with session_scope(db_url) as session:
+        assert queue.next_item(session, user_id=users[0], kind="pairwise").id == item.id
+        assert queue.next_item(session, user_id=users[0], kind="pairwise").id == item.id  # own claim comes back
+        assert queue.next_item(session, user_id=users[1], kind="pairwise").id == item.id
+        assert queue.next_item(session, user_id=users[2], kind="pairwise") is None  # two live claims fill it
+    with session_scope(db_url) as session:
+        ids = item.generation_ids
+        _, created = queue.submit(session, item_id=item.id, user_id=users[0], generation_ids=ids,
+                                  payload={"choice": "a"}, client_key="k0")
+        assert created
+        _, created = queue.submit(session, item_id=item.id, user_id=users[0], generation_ids=ids,
+                                  payload={"choice": "a"}, client_key="k0")
+        assert not created
+        with pytest.raises(StoreError, match="already judged"):
+            queue.submit(session, item_id=item.id, user_id=users[0], generation_ids=ids,
+                         payload={"choice": "b"}, client_key="k0b")
+        with pytest.raises(StoreError, match="not item"):
+            queue.submit(session, item_id=item.id, user_id=users[1], generation_ids=[ids[0], 999],
+                         payload={"choice": "b"}, client_key="k1x")
+        assert queue.next_item(session, user_id=users[0], kind="pairwise") is None
+    later = utcnow() + timedelta(seconds=queue.CLAIM_SECONDS + 1)
+    with session_scope(db_url) as session:
+        # users[1]'s claim expired: users[2] may take the open slot
+        assert queue.next_item(session, user_id=users[2], kind="pairwise", now=later).id == item.id
+        queue.submit(session, item_id=item.id, user_id=users[2], generation_ids=ids,
+                     payload={"choice": "tie"}, client_key="k2")
+        with pytest.raises(StoreError, match="already has its 2 judgments"):
+            queue.submit(session, item_id=item.id, user_id=users[1], generation_ids=ids,
+                         payload={"choice": "b"}, client_key="k1")
+        assert sorted(queue.item_judges(session, item_id=item.id)) == [users[0], users[2]]
+
+
+def test_skip_removes_item_for_that_user_only(db_url):
+    version_id, users = _setup(db_url, prompts=2, per_prompt=1)
+    with session_scope(db_url) as session:
+        queue.enqueue(session, kind="rating", version_id=version_id, overlap=1, priority=0)
+        first = session.get(AnnotationItem, 1)
+        first.priority = 5.0
+    with session_scope(db_url) as session:
+        item = queue.next_item(session, user_id=users[0], kind="rating")
+        assert item.id == 1  # priority first
+        with pytest.raises(StoreError, match="reason"):
+            queue.skip(session, item_id=item.id, user_id=users[0], reason=" ", client_key="s0")
+        queue.skip(session, item_id=item.id, user_id=users[0], reason="unreadable", client_key="s0")
+        assert queue.next_item(session, user_id=users[0], kind="rating").id == 2
+        assert queue.next_item(session, user_id=users[1], kind="rating").id == 1
+        assert queue.progress(session, user_id=users[0], kind="rating") == queue.Progress(done=0, skipped=1, remaining=1)
+        skip = session.exec(__import__("sqlmodel").select(Judgment).where(Judgment.kind == "skip")).one()
+        assert skip.payload == {"reason": "unreadable"}
