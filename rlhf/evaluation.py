@@ -1,0 +1,200 @@
+"""After the policy stage: is the reward model any good, and is the new policy better than its parent?
+
+* Reward model, on held-out pairs: accuracy, and precision/recall/F1 of "A is the chosen one",
+  with A/B order shuffled per pair so the positive class is not always true.
+* New policy vs parent, on held-out prompts: win-rate by the reward model (bootstrap 95% CI),
+  mean KL(new ‖ parent) from samples of the new policy (sum of log-prob differences per
+  completion), mean length change, and a length-bias alarm when the reward gain is mostly what
+  the length change alone predicts.
+* The publish gate turns those numbers into go-live or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlhf.modeling import preferred_device, preferred_dtype
+from rlhf.round_config import EvalSpec, GateSpec
+from rlhf.stages import PolicySource, load_tokenizer_for
+
+
+def load_causal_lm(source: PolicySource, device: torch.device):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(source.full_model, dtype=preferred_dtype())
+    if source.is_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, source.path).merge_and_unload()
+    return model.to(device).eval()
+
+
+def load_reward_model(path: Path, device: torch.device):
+    from transformers import AutoModelForSequenceClassification
+
+    from rlhf.modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(str(path))
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, dtype=preferred_dtype())
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer
+
+
+@torch.no_grad()
+def reward_scores(model, tokenizer, prompts: list[list[dict]], completions: list[str], batch_size: int = 16) -> np.ndarray:
+    scores = []
+    for start in range(0, len(prompts), batch_size):
+        texts = [tokenizer.apply_chat_template(p + [{"role": "assistant", "content": c}], tokenize=False)
+                 for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size])]
+        batch = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(model.device)
+        scores.append(model(**batch).logits[:, 0].float().cpu())
+    return torch.cat(scores).numpy() if scores else np.zeros(0)
+
+
+def reward_model_metrics(model, tokenizer, pairs: list[dict], seed: int = 0) -> dict[str, Any]:
+    """Held-out pairwise accuracy, and precision/recall/F1 of "A wins" with A/B order shuffled."""
+    if not pairs:
+        return {"n_pairs": 0}
+    prompts = [row["prompt"] for row in pairs]
+    chosen = reward_scores(model, tokenizer, prompts, [row["chosen"][-1]["content"] for row in pairs])
+    rejected = reward_scores(model, tokenizer, prompts, [row["rejected"][-1]["content"] for row in pairs])
+    a_is_chosen = np.random.default_rng(seed).random(len(pairs)) < 0.5
+    a_score = np.where(a_is_chosen, chosen, rejected)
+    b_score = np.where(a_is_chosen, rejected, chosen)
+    predicted = a_score > b_score
+    tp = int(np.sum(predicted & a_is_chosen))
+    fp = int(np.sum(predicted & ~a_is_chosen))
+    fn = int(np.sum(~predicted & a_is_chosen))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"n_pairs": len(pairs), "accuracy": float(np.mean(chosen > rejected)),
+            "precision": precision, "recall": recall, "f1": f1,
+            "mean_margin": float(np.mean(chosen - rejected))}
+
+
+@dataclass
+class Samples:
+    sequences: torch.Tensor       # prompt (left-padded) + completion (right-padded)
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+    texts: list[str]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.completion_mask.sum(-1).cpu().numpy()
+
+
+@torch.no_grad()
+def sample(model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: int) -> list[Samples]:
+    batches = []
+    for start in range(0, len(prompts), spec.batch_size):
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts[start:start + spec.batch_size]]
+        batch = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(model.device)
+        torch.manual_seed(seed + start)
+        out = model.generate(**batch, do_sample=True, temperature=spec.temperature, top_p=1.0,
+                             max_new_tokens=spec.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+        completion = out[:, batch["input_ids"].shape[1]:]
+        is_eos = completion == tokenizer.eos_token_id
+        after_eos = (is_eos.cumsum(-1) - is_eos.int()) > 0
+        completion_mask = (~after_eos).long()
+        texts = tokenizer.batch_decode(completion * completion_mask + tokenizer.pad_token_id * (1 - completion_mask),
+                                       skip_special_tokens=True)
+        batches.append(Samples(out, torch.cat([batch["attention_mask"], completion_mask], dim=1),
+                               completion_mask, texts))
+    return batches
+
+
+@torch.no_grad()
+def completion_logprob(model, samples: Samples) -> torch.Tensor:
+    """Sum of log p(token) over each completion's tokens."""
+    sequences = samples.sequences.to(model.device)
+    attention = samples.attention_mask.to(model.device)
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    logits = model(input_ids=sequences, attention_mask=attention, position_ids=positions).logits[:, :-1].float()
+    token_logps = torch.log_softmax(logits, -1).gather(-1, sequences[:, 1:, None])[..., 0]
+    n = samples.completion_mask.shape[1]
+    return (token_logps[:, -n:] * samples.completion_mask.to(model.device)).sum(-1).cpu()
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def length_bias(rewards: np.ndarray, lengths: np.ndarray, reward_gain: float, length_change: float) -> dict[str, Any]:
+    """Alarm when reward tracks length and the length change alone predicts at least half the reward gain."""
+    if len(rewards) < 3 or np.std(lengths) == 0 or np.std(rewards) == 0:
+        return {"correlation": None, "explained_gain": None, "alarm": False}
+    correlation = float(np.corrcoef(lengths, rewards)[0, 1])
+    slope = float(np.polyfit(lengths, rewards, 1)[0])
+    explained = slope * length_change
+    alarm = bool(reward_gain > 0 and correlation >= 0.3 and explained >= 0.5 * reward_gain)
+    return {"correlation": correlation, "reward_per_token": slope, "explained_gain": explained, "alarm": alarm}
+
+
+def compare_policies(new: PolicySource, parent: PolicySource, reward_path: Path | None,
+                     prompts: list[list[dict]], spec: EvalSpec) -> dict[str, Any]:
+    device = preferred_device()
+    tokenizer = load_tokenizer_for(new)
+    prompts = prompts[:spec.max_prompts]
+    new_model = load_causal_lm(new, device)
+    parent_model = load_causal_lm(parent, device)
+    new_samples = sample(new_model, tokenizer, prompts, spec, spec.seed)
+    parent_samples = sample(parent_model, tokenizer, prompts, spec, spec.seed + 1)
+    kl = torch.cat([completion_logprob(new_model, s) - completion_logprob(parent_model, s) for s in new_samples])
+    new_len = np.concatenate([s.lengths for s in new_samples])
+    parent_len = np.concatenate([s.lengths for s in parent_samples])
+    metrics: dict[str, Any] = {
+        "n_prompts": len(prompts),
+        "kl_to_parent": float(kl.mean()) if len(kl) else None,
+        "mean_length": float(new_len.mean()) if len(new_len) else None,
+        "parent_mean_length": float(parent_len.mean()) if len(parent_len) else None,
+    }
+    metrics["length_change"] = (metrics["mean_length"] - metrics["parent_mean_length"]) if len(prompts) else None
+    del new_model, parent_model
+    if reward_path is None or not prompts:
+        return metrics
+    reward_model, reward_tokenizer = load_reward_model(reward_path, device)
+    new_texts = [t for s in new_samples for t in s.texts]
+    parent_texts = [t for s in parent_samples for t in s.texts]
+    new_r = reward_scores(reward_model, reward_tokenizer, prompts, new_texts, spec.batch_size)
+    parent_r = reward_scores(reward_model, reward_tokenizer, prompts, parent_texts, spec.batch_size)
+    wins = np.where(new_r > parent_r, 1.0, np.where(new_r == parent_r, 0.5, 0.0))
+    low, high = bootstrap_ci(wins, spec.bootstrap, spec.seed)
+    reward_gain = float(new_r.mean() - parent_r.mean())
+    metrics.update({
+        "win_rate": float(wins.mean()), "win_rate_ci95": [low, high],
+        "mean_reward": float(new_r.mean()), "parent_mean_reward": float(parent_r.mean()),
+        "reward_gain": reward_gain,
+        "length_bias": length_bias(np.concatenate([new_r, parent_r]), np.concatenate([new_len, parent_len]),
+                                   reward_gain, metrics["length_change"]),
+    })
+    return metrics
+
+
+def gate_decision(metrics: dict[str, Any], gate: GateSpec) -> dict[str, Any]:
+    """Whether the new version goes live, and why (or why not)."""
+    reasons = []
+    win_rate = metrics.get("win_rate")
+    if win_rate is None:
+        reasons.append("no win-rate (the round has no reward model)")
+    elif win_rate < gate.min_win_rate:
+        reasons.append(f"win-rate {win_rate:.3f} < {gate.min_win_rate}")
+    if gate.min_reward_accuracy is not None:
+        accuracy = metrics.get("reward_model", {}).get("accuracy")
+        if accuracy is None or accuracy < gate.min_reward_accuracy:
+            reasons.append(f"reward-model accuracy {accuracy} < {gate.min_reward_accuracy}")
+    if gate.block_on_length_bias and metrics.get("length_bias", {}).get("alarm"):
+        reasons.append("length-bias alarm")
+    return {"passed": not reasons, "min_win_rate": gate.min_win_rate, "reasons": reasons}

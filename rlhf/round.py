@@ -1,0 +1,275 @@
+"""One alignment round, as a recipe: snapshot → export → stages → evaluate → register → publish.
+
+Run in its own process by `rlhf.runner` (`python -m rlhf.round ROUND_ID --db URL`, or under
+`accelerate launch`). Every stage's output is saved in the round's work dir before the next
+stage starts, so `resume` skips completed stages and uses the same data snapshot. The version
+is registered only at the end, so a failed or cancelled round leaves no ready version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from sqlmodel import Session
+
+from rlhf import registry
+from rlhf.progress import RoundReporter, TrainerProgress
+from rlhf.round_config import RoundConfig, parse_round_config
+from rlhf.stages import DATA_KIND, PolicySource, StageContext, module_for
+from storage.crud import StoreError
+from storage.db import session_scope
+from storage.models import ModelVersion, Round, RoundStatus, utcnow
+
+
+class RoundCancelled(Exception):
+    """SIGTERM from `rlhf round cancel`."""
+
+
+def round_dir(url: str | None, round_id: int) -> Path:
+    return (registry.artifacts_root(url) / "rounds" / f"round-{round_id}").resolve()
+
+
+def version_name(config: RoundConfig, round_id: int) -> str:
+    return f"{config.name}-r{round_id}"
+
+
+def create_round(session: Session, *, config: RoundConfig, url: str | None, created_by: str | None = None) -> Round:
+    """A queued Round row for `config`, with its parent resolved now (the config's, else the live version)."""
+    if config.parent:
+        parent = registry.require_version(session, name=config.parent)
+    else:
+        parent = registry.live_version(session)
+        if parent is None:
+            raise StoreError(f"{config.path}: parent: not set and no version is live "
+                             "(register one with `rlhf model register ... --live`)")
+    if parent.status != "ready":
+        raise StoreError(f"{config.path}: parent: version {parent.name!r} is {parent.status}, not ready")
+    row = Round(config_path=config.path, config_yaml=config.text, parent_version_id=parent.id,
+                created_by=created_by, status=RoundStatus.queued.value)
+    session.add(row)
+    session.flush()
+    row.work_dir = str(round_dir(url, row.id))
+    row.log_path = str(Path(row.work_dir) / "log.jsonl")
+    return row
+
+
+def source_of(version: ModelVersion) -> PolicySource:
+    return PolicySource(path=version.artifact_path, is_adapter=version.is_adapter,
+                        base=version.base_model if version.is_adapter else None)
+
+
+def run_round(round_id: int, url: str) -> None:
+    """The recipe. Under `accelerate launch` every process trains; only the main one touches the store."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    with session_scope(url) as session:
+        row = session.get(Round, round_id)
+        if row is None:
+            raise StoreError(f"round: no round {round_id}")
+        parent = session.get(ModelVersion, row.parent_version_id)
+    if row.status == RoundStatus.cancelled.value:
+        return
+    config = parse_round_config(row.config_yaml, row.config_path or f"round {round_id}")
+    work = Path(row.work_dir)
+    reporter = RoundReporter(url, round_id, Path(row.log_path), enabled=state.is_main_process)
+
+    if state.is_main_process:
+        mark_running(reporter, row)
+        snapshot = row.data_snapshot or take_snapshot(url)
+        reporter.update(data_snapshot=snapshot, stage="export")
+        export_data(config, url, work, snapshot)
+    state.wait_for_everyone()
+
+    policy, reward_model, stage_metrics = run_stages(config, work, parent, row, reporter)
+
+    if state.is_main_process:
+        reporter.update(stage="evaluate", progress={"stage": "evaluate"})
+        metrics = {"stages": stage_metrics, **evaluate(config, work, policy, source_of(parent), reward_model)}
+        reporter.log("evaluated", metrics=metrics)
+        reporter.update(metrics=metrics, stage="register")
+        version = register(url, round_id, config, parent, policy, metrics)
+        live = publish(url, version.name, metrics["gate"])
+        reporter.update(status=RoundStatus.succeeded.value, stage=None, output_version_id=version.id,
+                        finished_at=utcnow(), progress={"stage": "done"})
+        reporter.log("done", version=version.name, live=live)
+        shutil.rmtree(work / "scratch", ignore_errors=True)
+    state.wait_for_everyone()
+
+
+def mark_running(reporter: RoundReporter, row: Round) -> None:
+    Path(row.work_dir).mkdir(parents=True, exist_ok=True)
+    reporter.update(status=RoundStatus.running.value, started_at=row.started_at or utcnow(), error=None,
+                    finished_at=None)
+    reporter.log("start", resumed_after=list(row.completed_stages), pid=os.getpid())
+
+
+def run_stages(config: RoundConfig, work: Path, parent: ModelVersion, row: Round,
+               reporter: RoundReporter) -> tuple[PolicySource, Path | None, dict]:
+    """Each stage in order, starting from the previous one's saved output; completed stages are skipped."""
+    completed = list(row.completed_stages)
+    stage_metrics = dict(row.metrics.get("stages", {}))
+    policy, reward_model = source_of(parent), None
+    for name, spec in config.stages.items():
+        output = work / "stages" / name
+        if name not in completed:
+            reporter.update(stage=name, progress={"stage": name, "step": 0, "total": None})
+            reporter.log("stage_start", stage=name)
+            wall, cpu = time.perf_counter(), time.process_time()
+            progress = TrainerProgress(reporter, name)
+            ctx = StageContext(policy=policy, finetune=config.finetune, data=load_data(work, DATA_KIND[name]),
+                               output=output, scratch=work / "scratch" / name, reward_model=reward_model,
+                               callbacks=[progress])
+            module_for(name).run(spec, ctx)
+            completed.append(name)
+            stage_metrics[name] = progress.summary()
+            reporter.update(completed_stages=list(completed), metrics={"stages": dict(stage_metrics)})
+            reporter.log("stage_done", stage=name, wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu)
+        if name == "reward":
+            reward_model = output
+        else:
+            policy = stage_output_source(output, parent)
+    return policy, reward_model, stage_metrics
+
+
+def take_snapshot(url: str) -> dict:
+    from storage.export import snapshot
+
+    with session_scope(url) as session:
+        return snapshot(session)
+
+
+def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict) -> None:
+    """Each dataset kind the stages need (plus preference pairs and prompts for evaluation), bounded by the snapshot."""
+    from storage.export import ExportOptions, export_dataset
+
+    kinds = {DATA_KIND[name] for name in config.stages} | {"preference", "prompt"}
+    for kind in sorted(kinds):
+        out = work / "data" / kind
+        if out.exists():
+            continue
+        options = ExportOptions(kind=kind, test_fraction=config.data.eval_fraction, seed=config.data.seed,
+                                aggregation=config.data.aggregation, min_annotators=config.data.min_annotators,
+                                since_round=config.data.since_round, max_judgment_id=snapshot["max_judgment_id"],
+                                **annotator_quality(config, url))
+        manifest = export_dataset(out, options, url=url)
+        if kind == DATA_KIND[config.policy_stage] and not manifest["counts"]["train"]:
+            shutil.rmtree(out)
+            raise StoreError(f"{config.path}: no {kind} training rows in the data snapshot "
+                             f"(judgments up to id {snapshot['max_judgment_id']}, filters {asdict(config.data)})")
+
+
+def annotator_quality(config: RoundConfig, url: str) -> dict:
+    if config.data.aggregation == "majority":
+        return {}
+    from rlhf import analytics
+
+    with session_scope(url) as session:
+        if config.data.aggregation == "weighted":
+            return {"annotator_weights": analytics.annotator_weights(session)}
+        return {"excluded_annotators": analytics.flagged_annotators(session)}
+
+
+def load_data(work: Path, kind: str):
+    from storage.export import load_export
+
+    return load_export(work / "data" / kind)
+
+
+def stage_output_source(output: Path, parent: ModelVersion) -> PolicySource:
+    if (output / "adapter_config.json").is_file():
+        return PolicySource(path=str(output), is_adapter=True, base=registry.root_base_model(parent))
+    return PolicySource(path=str(output))
+
+
+def evaluate(config: RoundConfig, work: Path, policy: PolicySource, parent: PolicySource,
+             reward_model: Path | None) -> dict:
+    from rlhf import evaluation
+    from rlhf.modeling import preferred_device
+
+    prompts = [row["prompt"] for row in load_data(work, "prompt")["test"]]
+    metrics = evaluation.compare_policies(policy, parent, reward_model, prompts, config.evaluation)
+    if reward_model is not None:
+        model, tokenizer = evaluation.load_reward_model(reward_model, preferred_device())
+        pairs = list(load_data(work, "preference")["test"])
+        metrics["reward_model"] = evaluation.reward_model_metrics(model, tokenizer, pairs, config.evaluation.seed)
+    metrics["gate"] = evaluation.gate_decision(metrics, config.gate)
+    return metrics
+
+
+def register(url: str, round_id: int, config: RoundConfig, parent: ModelVersion, policy: PolicySource,
+             metrics: dict) -> ModelVersion:
+    """Copy the policy into the registry as a ready (not yet live) version; once only, even across resumes."""
+    with session_scope(url) as session:
+        row = session.get(Round, round_id)
+        if row.output_version_id is not None:
+            return session.get(ModelVersion, row.output_version_id)
+        base_model = registry.root_base_model(parent) if policy.is_adapter else parent.base_model
+        version = registry.publish_version(
+            session, name=version_name(config, round_id),
+            write=lambda folder: shutil.copytree(policy.path, folder, dirs_exist_ok=True),
+            root=registry.artifacts_root(url), base_model=base_model, kind=config.policy_stage,
+            is_adapter=policy.is_adapter, parent_id=parent.id, round_id=round_id, data_snapshot=row.data_snapshot,
+            config={"path": config.path, "yaml": config.text, "stages": list(config.stages)}, metrics=metrics)
+        row.output_version_id = version.id
+        return version
+
+
+def publish(url: str, name: str, gate: dict) -> bool:
+    """The gate decides: a version that passed goes live; one that did not stays ready, not live."""
+    if not gate["passed"]:
+        return False
+    with session_scope(url) as session:
+        registry.set_live(session, name=name)
+    return True
+
+
+def mark_ended(url: str, round_id: int, status: str, error: str | None) -> None:
+    """Record how the round ended, unless `cancel` already did."""
+    with session_scope(url) as session:
+        row = session.get(Round, round_id)
+        if row.status in (RoundStatus.cancelled.value, RoundStatus.succeeded.value):
+            return
+        row.status = status
+        row.error = error
+        row.finished_at = utcnow()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rlhf.round", description="run one alignment round")
+    parser.add_argument("round_id", type=int)
+    parser.add_argument("--db", required=True)
+    args = parser.parse_args(argv)
+
+    def cancel(_signum, _frame):
+        raise RoundCancelled("cancelled")
+
+    signal.signal(signal.SIGTERM, cancel)
+    try:
+        run_round(args.round_id, args.db)
+    except RoundCancelled:
+        mark_ended(args.db, args.round_id, RoundStatus.cancelled.value, "cancelled")
+        return 130
+    except BaseException as error:
+        traceback.print_exc()
+        reason = f"{type(error).__name__}: {error}".strip()
+        if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+            reason = f"out of memory: {reason}"
+        mark_ended(args.db, args.round_id, RoundStatus.failed.value, reason[-2000:])
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Rounds as jobs: launch in their own process, follow, cancel, resume, and notice when one has died.
+
+A round's process records nothing about its own death when it is SIGKILLed or OOM-killed, so
+every listing (`list_rounds`, the app) first checks the recorded pid of each "running" round
+and marks it failed if that process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from rlhf.round import create_round, round_dir
+from rlhf.round_config import ACCELERATE_CONFIGS, RoundConfig, load_round_config
+from storage.crud import StoreError
+from storage.db import database_url, session_scope
+from storage.models import Round, RoundStatus, utcnow
+
+ACTIVE = (RoundStatus.queued.value, RoundStatus.running.value)
+
+
+def launch_command(config: RoundConfig, round_id: int, url: str) -> list[str]:
+    """`python -m rlhf.round ...`, or the same under `accelerate launch` when the config names a setup."""
+    module_args = ["-m", "rlhf.round", str(round_id), "--db", url]
+    if config.accelerate is None:
+        return [sys.executable, *module_args]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(ACCELERATE_CONFIGS / f"{config.accelerate}.yaml"), *module_args]
+
+
+def _spawn(config: RoundConfig, round_id: int, url: str) -> int:
+    work = round_dir(url, round_id)
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "process.log", "ab") as output:
+        process = subprocess.Popen(launch_command(config, round_id, url), stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=Path.cwd())
+    with session_scope(url) as session:
+        row = session.get(Round, round_id)
+        row.pid = process.pid
+        if row.status == RoundStatus.queued.value:
+            row.status = RoundStatus.running.value
+    return process.pid
+
+
+def start_round(config_path: str | Path, url: str | None = None, created_by: str | None = None) -> int:
+    """Validate the config, record a queued round, start its process; returns the round id."""
+    url = database_url(url)
+    config = load_round_config(config_path)
+    with session_scope(url) as session:
+        round_id = create_round(session, config=config, url=url, created_by=created_by).id
+    _spawn(config, round_id, url)
+    return round_id
+
+
+def resume_round(round_id: int, url: str | None = None) -> int:
+    """Start a failed or cancelled round again; stages already completed are skipped."""
+    url = database_url(url)
+    with session_scope(url) as session:
+        reap_dead_rounds(session)
+        row = _require(session, round_id)
+        if row.status not in (RoundStatus.failed.value, RoundStatus.cancelled.value):
+            raise StoreError(f"round {round_id}: is {row.status}; only a failed or cancelled round can be resumed")
+        config_text, config_path = row.config_yaml, row.config_path
+        row.status, row.error, row.finished_at = RoundStatus.queued.value, None, None
+    from rlhf.round_config import parse_round_config
+
+    _spawn(parse_round_config(config_text, config_path or f"round {round_id}"), round_id, url)
+    return round_id
+
+
+def cancel_round(round_id: int, url: str | None = None) -> Round:
+    """Mark the round cancelled and stop its process group (the round's SIGTERM handler exits cleanly)."""
+    with session_scope(url) as session:
+        row = _require(session, round_id)
+        if row.status not in ACTIVE:
+            raise StoreError(f"round {round_id}: is {row.status}, not queued or running")
+        row.status, row.error, row.finished_at = RoundStatus.cancelled.value, "cancelled by user", utcnow()
+        pid = row.pid
+    if pid and process_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return row
+
+
+def process_alive(pid: int) -> bool:
+    """True if `pid` is a running (not zombie) process of a round."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return True
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return state not in ("Z", "X") and b"rlhf.round" in cmdline
+
+
+def reap_dead_rounds(session: Session) -> list[Round]:
+    """Mark failed every running round whose process is gone (killed, OOM, crashed before it could say)."""
+    dead = []
+    for row in session.exec(select(Round).where(Round.status == RoundStatus.running.value)).all():
+        if row.pid is None or process_alive(row.pid):
+            continue
+        row.status = RoundStatus.failed.value
+        row.error = (f"process {row.pid} died during stage {row.stage or 'start'} without reporting "
+                     f"(killed, out of memory, or crashed); see {Path(row.work_dir or '.') / 'process.log'}")
+        row.finished_at = utcnow()
+        dead.append(row)
+    session.flush()
+    return dead
+
+
+def list_rounds(url: str | None = None) -> list[Round]:
+    with session_scope(url) as session:
+        reap_dead_rounds(session)
+        return list(session.exec(select(Round).order_by(Round.id)).all())
+
+
+def get_round(round_id: int, url: str | None = None) -> Round:
+    with session_scope(url) as session:
+        reap_dead_rounds(session)
+        return _require(session, round_id)
+
+
+def _require(session: Session, round_id: int) -> Round:
+    row = session.get(Round, round_id)
+    if row is None:
+        raise StoreError(f"round: no round {round_id}")
+    return row
+
+
+def follow(round_id: int, url: str | None = None, poll: float = 0.5, bar=None) -> Round:
+    """Wait for the round to end, showing stage and step/total on a tqdm bar; Ctrl-C cancels it."""
+    from tqdm import tqdm
+
+    bar = bar or tqdm(total=0, unit="step", dynamic_ncols=True)
+    stage = None
+    try:
+        while True:
+            row = get_round(round_id, url)
+            progress = row.progress or {}
+            if progress.get("stage") != stage:
+                stage = progress.get("stage")
+                bar.reset(total=progress.get("total") or 0)
+            bar.set_description(f"round {round_id} {stage or row.status}")
+            if progress.get("total"):
+                bar.total = progress["total"]
+                bar.n = progress.get("step") or 0
+            postfix = {k: f"{progress[k]:.4g}" for k in ("loss", "reward_accuracy", "kl")
+                       if isinstance(progress.get(k), (int, float))}
+            if progress.get("eta_s") is not None:
+                postfix["eta"] = f"{progress['eta_s']:.0f}s"
+            bar.set_postfix(postfix, refresh=False)
+            bar.refresh()
+            if row.status not in ACTIVE:
+                return row
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        cancel_round(round_id, url)
+        return get_round(round_id, url)
+    finally:
+        bar.close()
+
+
+def wait(round_id: int, url: str | None = None, timeout: float = 600, poll: float = 0.2) -> Round:
+    """Block until the round is no longer queued or running (for scripts and tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = get_round(round_id, url)
+        if row.status not in ACTIVE:
+            return row
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"round {round_id}: still {row.status} after {timeout}s")
+        time.sleep(poll)

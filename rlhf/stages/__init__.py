@@ -1,0 +1,112 @@
+"""One module per TRL stage. Each builds its trainer from the round's config and data, runs it, and saves.
+
+`StageContext` says where the stage starts (a full model folder, or a LoRA adapter on a root
+model) and where its output goes; `train_and_save` writes that output whole or not at all,
+because the next stage (and TRL's reference model) loads from it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import DatasetDict
+
+from rlhf.round_config import FinetuneSpec, StageSpec
+
+DATA_KIND = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "unpaired",
+             "grpo": "prompt", "rloo": "prompt"}
+
+
+@dataclass
+class PolicySource:
+    """A policy to start from: `path` is a full model folder, or an adapter applied to `base`."""
+
+    path: str
+    is_adapter: bool = False
+    base: str | None = None
+
+    @property
+    def full_model(self) -> str:
+        return self.base if self.is_adapter else self.path
+
+
+@dataclass
+class StageContext:
+    policy: PolicySource
+    finetune: FinetuneSpec
+    data: DatasetDict
+    output: Path
+    scratch: Path
+    callbacks: list = field(default_factory=list)
+    reward_model: Path | None = None
+
+    def eval_split(self, spec: StageSpec):
+        """The held-out split, only when the stage evaluates during training."""
+        wants_eval = spec.trl_args.get("eval_strategy", "no") != "no"
+        test = self.data.get("test")
+        return test if wants_eval and test is not None and len(test) else None
+
+
+def load_tokenizer_for(source: PolicySource):
+    from rlhf.modeling import load_tokenizer
+
+    folder = Path(source.path)
+    return load_tokenizer(source.path if (folder / "tokenizer_config.json").is_file() else source.full_model)
+
+
+def trainable_policy(source: PolicySource, finetune: FinetuneSpec, args):
+    """(model, peft_config) for a TRL trainer.
+
+    A LoRA round on an adapter parent keeps training that adapter (so the lineage shares one
+    base); a LoRA round on a full model adds a fresh adapter; a full round on an adapter parent
+    trains the merged weights.
+    """
+    if not source.is_adapter:
+        return source.path, finetune.lora_config()
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(source.base, **(args.model_init_kwargs or {}))
+    model = PeftModel.from_pretrained(base, source.path, is_trainable=finetune.method == "lora")
+    if finetune.method == "full":
+        model = model.merge_and_unload()
+    return model, None
+
+
+def early_stopping(spec: StageSpec, has_eval: bool) -> list:
+    if spec.early_stopping_patience is None or not has_eval:
+        return []
+    from transformers import EarlyStoppingCallback
+
+    return [EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience,
+                                  early_stopping_threshold=spec.early_stopping_threshold)]
+
+
+def train_and_save(trainer, output: Path, save=None) -> Path:
+    """Train, then save into a hidden folder and rename it to `output` once every process has written."""
+    trainer.train()
+    accelerator = trainer.accelerator
+    partial = output.parent / f".{output.name}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    (save or trainer.save_model)(str(partial))
+    if accelerator.is_main_process and trainer.processing_class is not None:
+        trainer.processing_class.save_pretrained(str(partial))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        # DPO/KTO/RLOO keep a frozen copy of a continued adapter as "ref"; only "default" is the policy.
+        if (partial / "adapter_config.json").is_file():
+            shutil.rmtree(partial / "ref", ignore_errors=True)
+        os.replace(partial, output)
+    accelerator.wait_for_everyone()
+    return output
+
+
+def module_for(stage: str):
+    import importlib
+
+    return importlib.import_module(f"rlhf.stages.{stage}")

@@ -1,0 +1,81 @@
+"""Evaluation pieces on known inputs: bootstrap CI, length-bias alarm, gate, reward-model metrics, KL."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlhf import evaluation
+from rlhf.round_config import EvalSpec, GateSpec
+from rlhf.stages import PolicySource
+
+
+def test_bootstrap_ci_brackets_the_mean_and_narrows_with_more_data():
+    rng = np.random.default_rng(1)
+    small = (rng.random(20) < 0.7).astype(float)
+    large = (rng.random(2000) < 0.7).astype(float)
+    low_s, high_s = evaluation.bootstrap_ci(small, 1000, seed=0)
+    low_l, high_l = evaluation.bootstrap_ci(large, 1000, seed=0)
+    assert low_s <= small.mean() <= high_s and low_l <= large.mean() <= high_l
+    assert high_l - low_l < (high_s - low_s) / 3
+    assert low_l < 0.7 < high_l
+
+
+def test_length_bias_alarm_fires_only_when_length_explains_the_gain():
+    lengths = np.array([10, 12, 14, 16, 30, 32, 34, 36], dtype=float)
+    by_length = lengths * 0.1
+    alarm = evaluation.length_bias(by_length, lengths, reward_gain=2.0, length_change=20.0)
+    assert alarm["alarm"] and alarm["correlation"] == pytest.approx(1.0)
+    assert alarm["explained_gain"] == pytest.approx(2.0)
+    unrelated = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0])
+    assert not evaluation.length_bias(unrelated, lengths, reward_gain=2.0, length_change=20.0)["alarm"]
+    assert not evaluation.length_bias(by_length, lengths, reward_gain=-1.0, length_change=20.0)["alarm"]
+
+
+def test_gate_needs_the_win_rate_and_any_extra_conditions():
+    gate = GateSpec(min_win_rate=0.55, min_reward_accuracy=0.6, block_on_length_bias=True)
+    good = {"win_rate": 0.6, "reward_model": {"accuracy": 0.7}, "length_bias": {"alarm": False}}
+    assert evaluation.gate_decision(good, gate) == {"passed": True, "min_win_rate": 0.55, "reasons": []}
+    assert evaluation.gate_decision({**good, "win_rate": 0.5}, gate)["reasons"] == ["win-rate 0.500 < 0.55"]
+    assert not evaluation.gate_decision({**good, "reward_model": {"accuracy": 0.5}}, gate)["passed"]
+    assert not evaluation.gate_decision({**good, "length_bias": {"alarm": True}}, gate)["passed"]
+    assert evaluation.gate_decision({}, GateSpec())["reasons"] == ["no win-rate (the round has no reward model)"]
+
+
+def test_reward_model_metrics_count_against_the_shuffled_order(monkeypatch):
+    pairs = [{"prompt": [{"role": "user", "content": f"p{i}"}], "chosen": [{"role": "assistant", "content": "good"}],
+              "rejected": [{"role": "assistant", "content": "bad" if i < 15 else "great"}]} for i in range(20)]
+    scores = {"good": 1.0, "bad": 0.0, "great": 2.0}
+    monkeypatch.setattr(evaluation, "reward_scores", lambda model, tok, prompts, texts, *a: np.array([scores[t] for t in texts]))
+    metrics = evaluation.reward_model_metrics(None, None, pairs, seed=3)
+    assert metrics["accuracy"] == pytest.approx(15 / 20)
+    a_is_chosen = np.random.default_rng(3).random(20) < 0.5
+    correct = np.arange(20) < 15
+    tp = np.sum(a_is_chosen & correct)
+    fp = np.sum(~a_is_chosen & ~correct)
+    fn = np.sum(a_is_chosen & ~correct)
+    assert metrics["precision"] == pytest.approx(tp / (tp + fp))
+    assert metrics["recall"] == pytest.approx(tp / (tp + fn))
+    assert 0 < metrics["f1"] < 1
+
+
+@pytest.mark.slow
+def test_policy_compared_with_itself_has_zero_kl_and_a_real_model_does_not(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    same = PolicySource(str(tiny_model_dir))
+    prompts = [[{"role": "user", "content": f"Tell me about {w}."}] for w in ("tea", "owls", "snow", "maps")]
+    spec = EvalSpec(max_prompts=4, max_new_tokens=8, batch_size=2, bootstrap=50)
+    metrics = evaluation.compare_policies(same, same, None, prompts, spec)
+    assert metrics["kl_to_parent"] == pytest.approx(0.0, abs=1e-5)
+    assert metrics["n_prompts"] == 4 and "win_rate" not in metrics
+
+    other = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    other.save_pretrained(tmp_path / "other")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "other")
+    metrics = evaluation.compare_policies(PolicySource(str(tmp_path / "other")), same, None, prompts, spec)
+    assert metrics["kl_to_parent"] > 0.01  # KL is non-negative in expectation; sampled estimate over 4 prompts

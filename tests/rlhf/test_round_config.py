@@ -1,0 +1,132 @@
+"""Round configs: every shipped one loads; every mistake names the file and the key; launch commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import trl
+import yaml
+
+from rlhf.round_config import ConfigError, load_round_config, parse_round_config
+from rlhf.runner import launch_command
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((ROOT / "configs").glob("round_*.yaml"))
+TINY = (ROOT / "configs" / "round_dpo_tiny.yaml").read_text()
+
+
+def test_every_kind_of_round_ships_with_a_tiny_variant():
+    names = {p.stem for p in SHIPPED}
+    for kind in ("dpo", "kto", "rlhf", "rloo"):
+        assert f"round_{kind}" in names and f"round_{kind}_tiny" in names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_config_loads_into_trl_config_classes(path, tmp_path):
+    config = load_round_config(path)
+    assert config.text == path.read_text()
+    assert config.policy_stage in {"dpo", "kto", "grpo", "rloo"}
+    for name, spec in config.stages.items():
+        args = spec.build_args(tmp_path / name, has_eval=True)
+        assert type(args) is spec.config_class
+        for key, value in spec.trl_args.items():
+            assert getattr(args, key) == value or key == "loss_type"
+        assert args.output_dir == str(tmp_path / name)
+        assert args.use_cpu is True and not args.bf16  # no GPU on the test machine
+    if config.policy_stage in {"grpo", "rloo"}:
+        assert "reward" in config.stages
+
+
+def test_rlhf_config_is_sft_then_reward_then_grpo():
+    config = load_round_config(ROOT / "configs" / "round_rlhf.yaml")
+    assert list(config.stages) == ["sft", "reward", "grpo"]
+    assert config.stages["grpo"].trl_args["beta"] > 0
+    assert isinstance(config.stages["grpo"].build_args(Path("/tmp/x"), has_eval=False), trl.GRPOConfig)
+
+
+def test_lora_config_reaches_peft():
+    config = parse_round_config(TINY)
+    lora = config.finetune.lora_config()
+    assert lora.r == 8 and lora.lora_alpha == 16 and lora.task_type == "CAUSAL_LM"
+    assert parse_round_config(TINY.replace("method: lora", "method: full")).finetune.lora_config() is None
+
+
+def test_scientific_notation_that_yaml_reads_as_text_becomes_a_float():
+    config = parse_round_config(TINY.replace("learning_rate: 1.0e-3,\n    beta", "x"), "c.yaml")
+    text = TINY.replace("    learning_rate: 1.0e-3\n    beta", "    learning_rate: 5e-4\n    beta")
+    assert "5e-4" in text and yaml.safe_load(text)["stages"]["dpo"]["learning_rate"] == "5e-4"
+    assert parse_round_config(text).stages["dpo"].trl_args["learning_rate"] == 5e-4
+    assert config.stages["dpo"].trl_args["learning_rate"] == 1e-3
+
+
+BAD = [
+    ("    beta: 0.1", "    beta: 0.1\n    learning_rat: 0.1",
+     "configs/round_dpo.yaml: stages.dpo.learning_rat: unknown key (did you mean learning_rate?)"),
+    ("    beta: 0.1", "    beta: high", "stages.dpo.beta: expected a number, got 'high'"),
+    ("num_train_epochs: 2, per_device", "num_train_epochs: yes, per_device", "stages.reward.num_train_epochs: expected a number"),
+    ("    max_length: 128\n", "    max_length: [1]\n", "stages.dpo.max_length: expected a whole number or null"),
+    ("stages:", "stagez:", "stagez: unknown key (did you mean stages?)"),
+    ("  dpo:", "  dpoo:", "stages.dpoo: unknown key (did you mean dpo?)"),
+    ("  sft:", "  kto: {}\n  sft:", "stages: needs exactly one policy stage"),
+    ("method: lora", "method: qlora", "finetune.method: 'qlora' is not one of lora, full"),
+    ("r: 8", "rank: 8", "finetune.lora.rank: unknown key"),
+    ("r: 8", "r: eight", "finetune.lora.r: expected a whole number"),
+    ("eval_strategy: epoch", "eval_strategy: sometimes", "stages.dpo: DPOConfig rejects it"),
+    ("    eval_strategy: epoch\n", "", "stages.dpo.early_stopping_patience: needs eval_strategy"),
+    ("min_annotators: 1", "min_annotator: 1", "data.min_annotator: unknown key (did you mean min_annotators?)"),
+    ("eval_fraction: 0.2", "eval_fraction: 2", "data.eval_fraction: 2 is not between 0 and 1"),
+    ("gate: {min_win_rate: 0.55}", "gate: {min_win_rate: high}", "gate.min_win_rate: expected a number"),
+    ("gate: {", "accelerate: eight_gpus\ngate: {", "accelerate: no configs/accelerate/eight_gpus.yaml"),
+    ("logging_steps: 1}\n  reward", "logging_steps: 1, output_dir: x}\n  reward", "stages.sft.output_dir: set by the round"),
+    ("  dpo:", "  grpo: {num_generations: 2}\n  dpo:", "stages: needs exactly one policy stage"),
+]
+
+
+@pytest.mark.parametrize("old,new,message", BAD, ids=[b[2].split(":")[0 if "configs/" not in b[2] else 1].strip() for b in BAD])
+def test_bad_config_names_the_file_and_the_key(old, new, message):
+    assert old in TINY
+    with pytest.raises(ConfigError) as caught:
+        parse_round_config(TINY.replace(old, new, 1), "configs/round_dpo.yaml")
+    text = str(caught.value)
+    assert text.startswith("configs/round_dpo.yaml: ")
+    assert message.removeprefix("configs/round_dpo.yaml: ") in text
+
+
+def test_error_gives_the_line_of_the_bad_key():
+    text = TINY.replace("    beta: 0.1", "    beta: 0.1\n    learning_rat: 0.1")
+    line = text.splitlines().index("    learning_rat: 0.1") + 1
+    with pytest.raises(ConfigError, match=rf"\(line {line}\)$"):
+        parse_round_config(text, "r.yaml")
+
+
+def test_missing_stages_and_missing_file_and_broken_yaml():
+    with pytest.raises(ConfigError, match=r"^x.yaml: stages: missing"):
+        parse_round_config("name: a\n", "x.yaml")
+    with pytest.raises(ConfigError, match=r"nope.yaml: cannot read"):
+        load_round_config("nope.yaml")
+    with pytest.raises(ConfigError, match=r"^y.yaml: not valid YAML.*\(line 2\)"):
+        parse_round_config("stages:\n  dpo: x: y\n", "y.yaml")
+    with pytest.raises(ConfigError, match=r"stages.grpo: needs a reward stage"):
+        parse_round_config("stages:\n  grpo: {num_generations: 2}\n", "z.yaml")
+
+
+@pytest.mark.parametrize("name", ["single_gpu", "deepspeed_zero3", "fsdp2"])
+def test_accelerate_configs_parse_and_the_runner_launches_them(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    path = ROOT / "configs" / "accelerate" / f"{name}.yaml"
+    loaded = load_config_from_file(str(path))
+    assert loaded.mixed_precision == "bf16"
+    assert str(loaded.distributed_type).split(".")[-1] == {"single_gpu": "NO", "deepspeed_zero3": "DEEPSPEED",
+                                                           "fsdp2": "FSDP"}[name]
+    config = parse_round_config(TINY + f"accelerate: {name}\n")
+    command = launch_command(config, 7, "sqlite:////tmp/s.db")
+    assert command == [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(path),
+                       "-m", "rlhf.round", "7", "--db", "sqlite:////tmp/s.db"]
+
+
+def test_plain_launch_without_accelerate():
+    assert launch_command(parse_round_config(TINY), 3, "sqlite:///a.db") == [
+        sys.executable, "-m", "rlhf.round", "3", "--db", "sqlite:///a.db"]

@@ -1,0 +1,153 @@
+"""Rounds as jobs: a real subprocess per round, SIGKILL and cancel mid-stage, resume, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from rlhf import registry
+from rlhf.cli import main as cli
+from rlhf.round import create_round, main as round_main
+from rlhf.round_config import load_round_config
+from rlhf.runner import cancel_round, get_round, list_rounds, process_alive, resume_round, start_round, wait
+from round_store import seed_store
+from storage.db import session_scope
+from storage.models import ModelVersion, Round
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def slow_reward_config(tmp_path: Path) -> Path:
+    """The tiny DPO round with a reward stage long enough to be caught mid-way."""
+    text = (ROOT / "configs" / "round_dpo_tiny.yaml").read_text()
+    text = text.replace("reward: {learning_rate: 1.0e-3, num_train_epochs: 2,", "reward: {learning_rate: 1.0e-3, num_train_epochs: 400,")
+    assert "num_train_epochs: 400" in text
+    path = tmp_path / "round_slow.yaml"
+    path.write_text(text)
+    return path
+
+
+def wait_for(predicate, url: str, round_id: int, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = get_round(round_id, url)
+        if predicate(row):
+            return row
+        assert row.status in ("queued", "running"), f"round ended early: {row.status} {row.error}"
+        time.sleep(0.1)
+    raise AssertionError(f"round {round_id} never got there: {get_round(round_id, url)}")
+
+
+def in_reward_stage(row: Round) -> bool:
+    return row.stage == "reward" and "sft" in row.completed_stages and (row.progress or {}).get("step", 0) >= 2
+
+
+def no_versions_but_base(url: str) -> bool:
+    with session_scope(url) as session:
+        return [v.name for _, v in registry.lineage(session)] == ["base"]
+
+
+def test_sigkilled_round_is_marked_failed_and_resume_completes_it(sqlite_url, tiny_model_dir, tmp_path):
+    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    round_id = start_round(slow_reward_config(tmp_path), url=sqlite_url)
+    pid = get_round(round_id, sqlite_url).pid
+    try:
+        row = wait_for(in_reward_stage, sqlite_url, round_id)
+        sft_output = Path(row.work_dir) / "stages" / "sft"
+        sft_written = sft_output.stat().st_mtime_ns
+        os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        if process_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+    listed = {r.id: r for r in list_rounds(sqlite_url)}
+    assert listed[round_id].status == "failed"
+    assert f"process {pid} died during stage reward" in listed[round_id].error
+    assert listed[round_id].completed_stages == ["sft"]
+    assert no_versions_but_base(sqlite_url)
+
+    # Resume with the normal reward stage length: same data snapshot, sft not run again.
+    with session_scope(sqlite_url) as session:
+        row = session.get(Round, round_id)
+        snapshot = row.data_snapshot
+        row.config_yaml = (ROOT / "configs" / "round_dpo_tiny.yaml").read_text()
+    resume_round(round_id, sqlite_url)
+    row = wait(round_id, sqlite_url, timeout=300)
+    assert row.status == "succeeded", row.error
+    assert row.completed_stages == ["sft", "reward", "dpo"]
+    assert row.data_snapshot == snapshot
+    assert sft_output.stat().st_mtime_ns == sft_written
+    starts = [json.loads(line) for line in Path(row.log_path).read_text().splitlines()]
+    starts = [e for e in starts if e["event"] == "start"]
+    assert [e["resumed_after"] for e in starts] == [[], ["sft"]]
+    with session_scope(sqlite_url) as session:
+        version = session.get(ModelVersion, row.output_version_id)
+        assert version.status == "ready" and version.round_id == round_id
+
+
+def test_cancel_stops_the_process_and_leaves_no_version(sqlite_url, tiny_model_dir, tmp_path):
+    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    round_id = start_round(slow_reward_config(tmp_path), url=sqlite_url)
+    pid = get_round(round_id, sqlite_url).pid
+    try:
+        wait_for(in_reward_stage, sqlite_url, round_id)
+        assert cli(["round", "cancel", str(round_id), "--db", sqlite_url]) == 0
+        deadline = time.monotonic() + 30
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not process_alive(pid)
+    finally:
+        if process_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    row = get_round(round_id, sqlite_url)
+    assert row.status == "cancelled" and row.finished_at is not None
+    assert no_versions_but_base(sqlite_url)
+    with pytest.raises(Exception, match="not queued or running"):
+        cancel_round(round_id, sqlite_url)
+
+
+def test_round_that_raises_is_failed_with_the_reason(sqlite_url, tiny_model_dir, tmp_path):
+    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    text = (ROOT / "configs" / "round_dpo_tiny.yaml").read_text().replace("min_annotators: 1", "min_annotators: 3")
+    config_path = tmp_path / "round_strict.yaml"
+    config_path.write_text(text)
+    with session_scope(sqlite_url) as session:
+        round_id = create_round(session, config=load_round_config(config_path), url=sqlite_url).id
+    assert round_main([str(round_id), "--db", sqlite_url]) == 1
+    row = get_round(round_id, sqlite_url)
+    assert row.status == "failed"
+    assert "no preference training rows" in row.error and "min_annotators" in row.error
+    assert no_versions_but_base(sqlite_url)
+    with pytest.raises(Exception, match="no round 99"):
+        resume_round(99, sqlite_url)
+
+
+def test_cli_runs_a_round_in_the_foreground_and_lists_it(sqlite_url, tiny_model_dir, tmp_path, capsys):
+    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    assert cli(["round", "run", str(ROOT / "configs" / "round_kto_tiny.yaml"), "--foreground", "--db", sqlite_url]) == 0
+    out, err = capsys.readouterr()
+    assert "succeeded" in out and "round 1 done" in err  # the tqdm bar names the stage it is in
+    assert cli(["round", "list", "--db", sqlite_url]) == 0
+    assert capsys.readouterr().out.startswith("1\tsucceeded")
+    assert cli(["round", "show", "1", "--db", sqlite_url]) == 0
+    shown = capsys.readouterr().out
+    assert '"win_rate"' in shown and '"completed_stages": [\n    "reward",\n    "kto"\n  ]' in shown
+    assert cli(["round", "resume", "1", "--db", sqlite_url]) == 2
+    assert "round 1: is succeeded; only a failed or cancelled round can be resumed" in capsys.readouterr().err
+
+
+def test_cli_rejects_a_bad_config_before_starting(sqlite_url, tmp_path, capsys):
+    bad = tmp_path / "round_bad.yaml"
+    bad.write_text((ROOT / "configs" / "round_dpo_tiny.yaml").read_text().replace("beta: 0.1", "betta: 0.1"))
+    assert cli(["round", "run", str(bad), "--db", sqlite_url]) == 2
+    assert f"{bad}: stages.dpo.betta: unknown key (did you mean beta?)" in capsys.readouterr().err
+    assert list_rounds(sqlite_url) == []
