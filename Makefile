@@ -22,7 +22,7 @@ browser:
 	  else echo "install Debian's chromium (sudo apt-get install chromium) for the browser tests"; fi; fi
 
 demo: install
-	$(VENV)/bin/rlhf demo
+	$(VENV)/bin/rlhf demo --fresh
 
 test: install browser
 	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest

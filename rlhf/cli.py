@@ -104,6 +104,32 @@ def cmd_judgments_import(args) -> None:
     print(report.summary())
 
 
+def cmd_gold_import(args) -> None:
+    from storage.gold import import_gold
+
+    report = import_gold(args.file, url=args.db, overlap=args.overlap)
+    print(report.summary())
+
+
+def cmd_report(args) -> None:
+    from datetime import datetime
+
+    from rlhf.report import write_report
+
+    if args.round is not None and (args.since or args.until):
+        raise UserError("report: give either --round or --since/--until, not both")
+    bounds = {}
+    for name in ("since", "until"):
+        value = getattr(args, name)
+        if value is not None:
+            try:
+                bounds[name] = datetime.fromisoformat(value)
+            except ValueError:
+                raise UserError(f"--{name}: {value!r} is not a date (use YYYY-MM-DD or an ISO time)") from None
+    path = write_report(args.out, url=args.db, round_id=args.round, **bounds)
+    print(f"wrote the feedback-quality report to {path}")
+
+
 def cmd_export(args) -> None:
     from storage.export import ExportOptions, export_dataset
 
@@ -256,6 +282,19 @@ def cmd_db_backup(args) -> None:
     print(f"backed up to {backup(args.out, url=args.db)} (integrity check passed)")
 
 
+def cmd_db_check(args) -> None:
+    from rlhf.integrity import check_store
+
+    report = check_store(args.db)
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    for line in report.problems:
+        print(f"problem: {line}")
+    if not report.ok:
+        raise UserError(f"{len(report.problems)} problem(s) found")
+    print("store is consistent")
+
+
 def cmd_db_restore(args) -> None:
     from storage.backup import restore
 
@@ -264,10 +303,27 @@ def cmd_db_restore(args) -> None:
     print(f"restored {args.file} into {restore(args.file, url=args.db)}")
 
 
-def cmd_demo(args) -> None:
-    from rlhf.demo import run_demo
+def cmd_serve(args) -> None:
+    from feedback_app.app import launch
+    from feedback_app.config import load_app_config
 
-    run_demo(args)
+    config = load_app_config(args.config, host=args.host, port=args.port)
+    print(f"serving the feedback app on http://{config.host}:{config.port} (store {args.db or 'default'})")
+    launch(args.db, config, background_fill=not args.no_fill)
+
+
+def cmd_demo(args) -> None:
+    from rlhf.demo import DemoSettings, run_demo
+
+    settings = DemoSettings(
+        workdir=args.workdir, rounds=args.rounds, policy_stage=args.policy_stage, round_config=args.round_config,
+        app_config=args.app_config, base_model=args.base_model, prompts=args.prompts,
+        eval_prompts=args.eval_prompts, judgments=args.judgments, annotators=args.annotators, rule=args.rule,
+        noise=args.noise, position_bias=args.position_bias, serve=not args.no_serve, host=args.host,
+        port=args.port, seed=args.seed, fresh=args.fresh)
+    results = run_demo(settings)
+    if any(result.status != "succeeded" for result in results):
+        raise UserError("a demo round did not succeed (see above)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -312,6 +368,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     _db_arg(p)
     p.set_defaults(func=cmd_judgments_import)
+
+    gold = commands.add_parser("gold", help="gold items (known answers)").add_subparsers(dest="gold_command", required=True)
+    p = gold.add_parser("import", help="import gold items from JSONL (all or nothing)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--overlap", type=int, default=50, help="how many annotators each gold item is served to")
+    _db_arg(p)
+    p.set_defaults(func=cmd_gold_import)
+
+    p = commands.add_parser("report", help="feedback-quality report (Markdown or HTML, plots beside it)")
+    p.add_argument("--round", type=int, default=None, help="the data a round trained on, and its metrics")
+    p.add_argument("--since", default=None, help="judgments from this date or time (ISO)")
+    p.add_argument("--until", default=None, help="judgments before this date or time (ISO)")
+    p.add_argument("--out", required=True, type=Path, help="FILE.md or FILE.html")
+    _db_arg(p)
+    p.set_defaults(func=cmd_report)
 
     p = commands.add_parser("export", help="export judgments as a TRL-ready dataset")
     p.add_argument("--kind", required=True, choices=["sft", "preference", "unpaired", "prompt"])
@@ -388,15 +459,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     _db_arg(p)
     p.set_defaults(func=cmd_db_backup)
+    p = database.add_parser("check", help="integrity check; marks rounds whose process died as failed")
+    _db_arg(p)
+    p.set_defaults(func=cmd_db_check)
     p = database.add_parser("restore", help="replace the store's contents with a backup file")
     p.add_argument("file", type=Path)
     p.add_argument("--yes", action="store_true", help="confirm: the store's current contents are replaced")
     _db_arg(p)
     p.set_defaults(func=cmd_db_restore)
 
+    p = commands.add_parser("serve", help="the annotation and review app")
+    p.add_argument("--host", default=None, help="interface to listen on (default: server.host in the config)")
+    p.add_argument("--port", type=int, default=None, help="port (default: server.port in the config)")
+    p.add_argument("--config", type=Path, default=Path("configs/app.yaml"), help="the app config")
+    p.add_argument("--no-fill", action="store_true", help="no background generation into the queue")
+    _db_arg(p)
+    p.set_defaults(func=cmd_serve)
+
     p = commands.add_parser("demo", help="the whole loop, offline, on the tiny model")
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where the store and models go")
     p.add_argument("--fresh", action="store_true", help="delete the workdir first")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--policy-stage", default="dpo", choices=["dpo", "kto", "grpo", "rloo"],
+                   help="picks configs/round_<stage>_tiny.yaml (grpo: round_rlhf_tiny.yaml)")
+    p.add_argument("--round-config", type=Path, default=None, help="use this round config instead")
+    p.add_argument("--app-config", type=Path, default=Path("configs/app_demo.yaml"))
+    p.add_argument("--base-model", default=None, help="hub id or local folder (default: build the tiny model)")
+    p.add_argument("--prompts", type=int, default=None, help="bundled prompts to queue (default: all)")
+    p.add_argument("--eval-prompts", type=int, default=64, help="bundled prompts held out for evaluation")
+    p.add_argument("--judgments", type=int, default=480, help="judgments per round")
+    p.add_argument("--annotators", type=int, default=4)
+    p.add_argument("--rule", default="more_e", help="hidden preference: more_e, shorter, more:TOKEN, mentions:WORD")
+    p.add_argument("--noise", type=float, default=0.05, help="each annotator's flip probability")
+    p.add_argument("--position-bias", type=float, default=0.0, help="first annotator picks the left slot this often")
+    p.add_argument("--no-serve", action="store_true", help="exit after the rounds instead of keeping the app up")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
     return parser
 

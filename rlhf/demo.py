@@ -1,34 +1,349 @@
-"""`rlhf demo`: the loop, offline, on the tiny model."""
+"""`rlhf demo`: the whole loop, offline, on the tiny model — or on a real one with `--base-model`.
+
+A fresh store, a base policy, the bundled prompts and the real app on a local
+port. Each round: the app fills its queue with candidates from the live
+version; simulated annotators (HTTP clients of the app, with a hidden
+preference rule, noise and optional position bias) judge them; an ordinary
+round config trains the next policy; the round publishes it; the app serves
+it. After each round the new policy is measured against its parent under the
+hidden rule, which only the simulation knows.
+"""
 
 from __future__ import annotations
 
+import json
+import random
+import secrets
 import shutil
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-BUNDLED_PROMPTS = Path(__file__).parent / "data" / "prompts.jsonl"
+import numpy as np
+
+from rlhf.simulated_annotators import SimulatedAnnotator, rule_by_name
+
+PACKAGE = Path(__file__).parent
+BUNDLED_PROMPTS = PACKAGE / "data" / "prompts.jsonl"
+CONFIGS = Path("configs")
+STAGE_CONFIG = {"dpo": "round_dpo_tiny.yaml", "kto": "round_kto_tiny.yaml",
+                "grpo": "round_rlhf_tiny.yaml", "rloo": "round_rloo_tiny.yaml"}
+STAFF = {"admin": "admin", "engineer": "engineer", "reviewer": "reviewer", "annotator": "annotator"}
 
 
-def run_demo(args) -> None:
+@dataclass
+class DemoSettings:
+    workdir: Path = Path("demo")
+    rounds: int = 2
+    policy_stage: str = "dpo"
+    round_config: Path | None = None
+    app_config: Path = CONFIGS / "app_demo.yaml"
+    base_model: str | None = None
+    prompts: int | None = None
+    eval_prompts: int = 64
+    judgments: int = 480
+    annotators: int = 4
+    rule: str = "more_e"
+    noise: float = 0.05
+    position_bias: float = 0.0
+    eval_max_new_tokens: int = 24
+    serve: bool = True
+    host: str = "127.0.0.1"
+    port: int = 7860
+    seed: int = 0
+    fresh: bool = False
+
+    def round_config_path(self) -> Path:
+        return self.round_config or CONFIGS / STAGE_CONFIG[self.policy_stage]
+
+
+@dataclass
+class RoundResult:
+    round_id: int
+    status: str
+    version: str | None
+    live: bool
+    judgments: int
+    candidates_from: str
+    rule_win_rate: float | None = None
+    rule_ci95: tuple[float, float] | None = None
+    metrics: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+def prepare_store(settings: DemoSettings) -> tuple[str, dict[str, str], list[str]]:
+    """Store, users (with printed passwords), base policy (live), prompts; returns (url, passwords, eval prompts)."""
+    from rlhf import registry
     from rlhf.modeling import init_tiny
-    from storage.export import ExportOptions, export_dataset
+    from storage import crud
+    from storage.db import session_scope
     from storage.imports import import_prompts
     from storage.migrate import upgrade
 
-    workdir: Path = args.workdir
-    if args.fresh and workdir.exists():
+    workdir = settings.workdir
+    if settings.fresh and workdir.exists():
         shutil.rmtree(workdir)
+    if (workdir / "rlhf.db").exists():
+        raise FileExistsError(f"{workdir}: a demo store is already there; pass --fresh to start over")
     workdir.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{workdir.resolve() / 'rlhf.db'}"
+    url = f"sqlite:///{(workdir / 'rlhf.db').resolve()}"
+    print(f"store      {url} (schema {upgrade(url)})")
+
+    passwords = {name: secrets.token_urlsafe(9) for name in STAFF}
+    passwords.update({f"sim{i + 1}": secrets.token_urlsafe(12) for i in range(settings.annotators)})
+    with session_scope(url) as session:
+        for name, password in passwords.items():
+            crud.create_user(session, username=name, role=STAFF.get(name, "annotator"), password=password)
+
+    base = settings.base_model
+    if base is None:
+        base = str(init_tiny(workdir / "models" / "tiny-base", seed=settings.seed).resolve())
+    with session_scope(url) as session:
+        registry.register_version(session, name="base", base_model=base, kind="base", artifact_path=base,
+                                  make_live=True)
+    print(f"base       {base} (registered as 'base', live)")
+
+    records = [json.loads(line) for line in BUNDLED_PROMPTS.read_text(encoding="utf-8").splitlines() if line]
+    random.Random(settings.seed).shuffle(records)
+    held_out = [r["prompt"] for r in records[:settings.eval_prompts]]
+    queued = records[settings.eval_prompts:]
+    if settings.prompts is not None:
+        queued = queued[:settings.prompts]
+    prompt_file = workdir / "prompts.jsonl"
+    prompt_file.write_text("".join(json.dumps(r) + "\n" for r in queued), encoding="utf-8")
+    print(f"prompts    {import_prompts(prompt_file, url=url, source='bundled').summary()}; "
+          f"{len(held_out)} held out for evaluation")
+    return url, passwords, held_out
+
+
+# --- simulated annotators over HTTP -------------------------------------------------------
+
+
+class HttpAnnotator:
+    """A simulated annotator using the app's HTTP API, as a browser would: login, next, submit."""
+
+    def __init__(self, base_url: str, username: str, password: str, judge: SimulatedAnnotator):
+        import httpx
+
+        self.judge = judge
+        self.http = httpx.Client(base_url=base_url, timeout=60)
+        self.session = {"session_hash": secrets.token_hex(6)}  # one browser tab: Gradio keeps its state
+        self.http.post("/login", data={"username": username, "password": password}).raise_for_status()
+
+    def _call(self, endpoint: str, data: list) -> list:
+        reply = self.http.post(f"/gradio_api/run/{endpoint}", json={"data": data, **self.session})
+        reply.raise_for_status()
+        return reply.json()["data"]
+
+    def work(self, budget: "Budget") -> int:
+        """Compare pairs until the budget or the queue runs out; returns judgments submitted."""
+        from feedback_app.tabs.compare import CHOICES
+
+        labels = {"left": CHOICES[0], "right": CHOICES[1], "tie": CHOICES[2]}
+        shown = self._call("pairwise_next", [])
+        done = 0
+        while shown[3] and budget.take():
+            _prompt, left, right, token = shown[:4]
+            shown = self._call("pairwise_submit", [token, labels[self.judge.compare(left, right)]])
+            done += 1
+        return done
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Budget:
+    def __init__(self, total: int):
+        self._left = total
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
+def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, round_index: int) -> int:
+    rule = rule_by_name(settings.rule)
+    crowd = [HttpAnnotator(base_url, name, passwords[name],
+                           SimulatedAnnotator(name, rule, flip_prob=settings.noise,
+                                              position_bias=settings.position_bias if i == 0 else 0.0,
+                                              seed=settings.seed * 1000 + round_index))
+             for i, name in enumerate(n for n in passwords if n.startswith("sim"))]
+    budget = Budget(settings.judgments)
+    counts: list[int] = []
+    threads = [threading.Thread(target=lambda a=a: counts.append(a.work(budget))) for a in crowd]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for annotator in crowd:
+        annotator.close()
+    return sum(counts)
+
+
+# --- measuring against the hidden rule -------------------------------------------------------
+
+
+def rule_win_rate(url: str, new: str, parent: str, prompts: list[str], settings: DemoSettings,
+                  pool=None) -> tuple[float, tuple[float, float]]:
+    """Win-rate of `new` over `parent` on held-out prompts under the hidden rule, with a bootstrap 95% CI."""
+    from feedback_app.policy_pool import PolicyPool
+    from rlhf.registry import get_version
+    from storage.db import session_scope
+
+    pool = pool or PolicyPool(max_loaded=2)
+    with session_scope(url) as session:
+        versions = [get_version(session, name=name) for name in (new, parent)]
+    rule = rule_by_name(settings.rule)
+    scores = []
+    for repeat in range(2):
+        seed = settings.seed + 7919 * (repeat + 1)
+        _, new_texts = pool.generate(prompts, version=versions[0], max_new_tokens=settings.eval_max_new_tokens,
+                                     temperature=1.0, top_p=1.0, seed=seed)
+        _, old_texts = pool.generate(prompts, version=versions[1], max_new_tokens=settings.eval_max_new_tokens,
+                                     temperature=1.0, top_p=1.0, seed=seed)
+        scores += [1.0 if rule(a) > rule(b) else 0.5 if rule(a) == rule(b) else 0.0
+                   for a, b in zip(new_texts, old_texts)]
+    values = np.array(scores)
+    rng = np.random.default_rng(settings.seed)
+    boot = values[rng.integers(0, len(values), size=(1000, len(values)))].mean(axis=1)
+    return float(values.mean()), (float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
+
+
+# --- one round ------------------------------------------------------------------------------
+
+
+def fill_queue(base_url: str, passwords: dict[str, str]) -> str:
+    """Ask the app, as the engineer, to answer prompts with the live version and queue the answers."""
+    from gradio_client import Client
+
+    client = Client(base_url, auth=("engineer", passwords["engineer"]), verbose=False)
+    try:
+        return str(client.predict(api_name="/fill_queue")[0])
+    finally:
+        client.close()
+
+
+def run_one_round(index: int, url: str, base_url: str, passwords: dict[str, str], held_out: list[str],
+                  settings: DemoSettings, pool) -> RoundResult:
+    from rlhf import runner
+    from rlhf.registry import live_version
+    from storage.db import session_scope
+    from storage.models import ModelVersion
+
+    seconds = {}
+    started = time.perf_counter()
+    with session_scope(url) as session:
+        parent = live_version(session).name
+    filled = fill_queue(base_url, passwords)
+    seconds["generate"] = time.perf_counter() - started
+    print(f"  queue    {filled}")
 
     started = time.perf_counter()
-    print(f"[1] store: {url} (schema {upgrade(url)})")
-    model_dir = workdir / "models" / "tiny-base"
-    if not model_dir.exists():
-        init_tiny(model_dir)
-    print(f"[2] tiny offline policy: {model_dir}")
-    print(f"[3] prompts: {import_prompts(BUNDLED_PROMPTS, url=url, source='bundled').summary()}")
-    out = workdir / "exports" / f"prompts-{int(time.time())}"
-    manifest = export_dataset(out, ExportOptions(kind="prompt", test_fraction=0.1), url=url)
-    print(f"[4] exported prompt dataset to {out}: {manifest['counts']}")
-    print(f"done in {time.perf_counter() - started:.1f}s")
+    judged = annotate(base_url, passwords, settings, index)
+    seconds["annotate"] = time.perf_counter() - started
+    print(f"  judged   {judged} pairs over HTTP by {settings.annotators} simulated annotators "
+          f"({judged / max(seconds['annotate'], 1e-9):.0f}/s)")
+
+    started = time.perf_counter()
+    round_id = runner.start_round(settings.round_config_path(), url=url, created_by="engineer")
+    row = runner.follow(round_id, url=url)
+    seconds["round"] = time.perf_counter() - started
+    with session_scope(url) as session:
+        version = session.get(ModelVersion, row.output_version_id) if row.output_version_id else None
+        result = RoundResult(round_id=round_id, status=row.status, version=version.name if version else None,
+                             live=bool(version and version.is_live), candidates_from=parent,
+                             judgments=int((row.data_snapshot or {}).get("judgments", 0)),
+                             metrics=dict(row.metrics or {}), seconds=seconds)
+    if row.status != "succeeded":
+        print(f"  round {round_id} {row.status}: {row.error}")
+        return result
+
+    started = time.perf_counter()
+    result.rule_win_rate, result.rule_ci95 = rule_win_rate(url, result.version, parent, held_out, settings, pool)
+    seconds["measure"] = time.perf_counter() - started
+    record_rule_win_rate(url, round_id, result)
+    return result
+
+
+def record_rule_win_rate(url: str, round_id: int, result: RoundResult) -> None:
+    """Keep the simulation's ground-truth measurement beside the round's own metrics."""
+    from storage.db import session_scope
+    from storage.models import ModelVersion, Round
+
+    measured = {"rule_win_rate": result.rule_win_rate, "rule_win_rate_ci95": list(result.rule_ci95)}
+    with session_scope(url) as session:
+        row = session.get(Round, round_id)
+        row.metrics = {**row.metrics, "simulation": measured}
+        version = session.get(ModelVersion, row.output_version_id)
+        version.metrics = {**version.metrics, "simulation": measured}
+
+
+def describe(result: RoundResult) -> str:
+    m = result.metrics
+    stages = ", ".join(f"{name} loss {s.get('loss', s.get('train_loss', float('nan'))):.3f}"
+                       for name, s in (m.get("stages") or {}).items() if isinstance(s, dict)
+                       and isinstance(s.get("loss", s.get("train_loss")), (int, float)))
+    rm = m.get("reward_model") or {}
+    lines = [f"  round {result.round_id} → {result.version} ({'live' if result.live else 'not live: gate failed'})",
+             f"  data     {result.judgments} judgments in the snapshot; candidates came from {result.candidates_from}",
+             f"  stages   {stages or 'n/a'}"]
+    if rm.get("accuracy") is not None:
+        lines.append(f"  reward   held-out pair accuracy {rm['accuracy']:.2f} (F1 {rm.get('f1') or 0:.2f}, "
+                     f"{rm.get('n_pairs')} pairs)")
+    if m.get("win_rate") is not None:
+        low, high = m.get("win_rate_ci95") or (float("nan"), float("nan"))
+        lines.append(f"  vs parent (reward model)  win-rate {m['win_rate']:.2f} [{low:.2f}, {high:.2f}], "
+                     f"KL {m.get('kl_to_parent') or 0:.3f}")
+    if result.rule_win_rate is not None:
+        low, high = result.rule_ci95
+        lines.append(f"  vs parent (hidden rule)   win-rate {result.rule_win_rate:.2f} [{low:.2f}, {high:.2f}]")
+    lines.append("  time     " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))
+    return "\n".join(lines)
+
+
+# --- the whole demo ----------------------------------------------------------------------------
+
+
+def run_demo(settings: DemoSettings) -> list[RoundResult]:
+    from feedback_app.app import launch
+    from feedback_app.config import load_app_config
+    from feedback_app.policy_pool import PolicyPool
+    from rlhf.round_config import load_round_config
+
+    load_round_config(settings.round_config_path())  # fail before any work on a bad config
+    total = time.perf_counter()
+    url, passwords, held_out = prepare_store(settings)
+    config = load_app_config(settings.app_config, host=settings.host, port=settings.port)
+    demo, ctx = launch(url, config, block=False)
+    base_url = f"http://{settings.host}:{settings.port}"
+    print(f"app        {base_url}")
+    pool = PolicyPool(max_loaded=2)
+    results = []
+    try:
+        for index in range(1, settings.rounds + 1):
+            print(f"round {index}/{settings.rounds} ({settings.policy_stage}, {settings.round_config_path()})")
+            results.append(run_one_round(index, url, base_url, passwords, held_out, settings, pool))
+            print(describe(results[-1]))
+        print(f"demo finished in {time.perf_counter() - total:.0f}s")
+        if settings.serve:
+            print(f"\nThe app is running at {base_url} — log in as any of:")
+            for name in STAFF:
+                print(f"  {name:10s} {passwords[name]}   ({STAFF[name]})")
+            print("Ctrl-C stops it.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()
+        if ctx.filler is not None:
+            ctx.filler.stop()
+    return results
