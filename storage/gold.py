@@ -27,7 +27,7 @@ from storage.imports import (
     _Checker,
     _ensure_generations,
     _ensure_prompts,
-    read_records,
+    parse_records,
 )
 from storage.models import AnnotationItem, utcnow
 
@@ -117,15 +117,7 @@ def _same_item_twice(parsed: list[_GoldRecord], errors: list[RecordError]) -> No
 def import_gold(path: str | Path, *, url: str | None = None, overlap: int = DEFAULT_OVERLAP) -> ImportReport:
     """Import gold items; an item already stored with the same answer is skipped, one with another answer fails."""
     path = Path(path)
-    errors: list[RecordError] = []
-    parsed: list[_GoldRecord] = []
-    for where, record in read_records(path):
-        if isinstance(record, RecordError):
-            errors.append(record)
-            continue
-        gold = _parse(where, record, errors)
-        if gold is not None:
-            parsed.append(gold)
+    parsed, errors = parse_records(path, _parse)
     _same_item_twice(parsed, errors)
     if overlap < 1:
         errors.append(RecordError(str(path), "overlap", f"must be at least 1, got {overlap}"))

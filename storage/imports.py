@@ -122,6 +122,20 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
         raise StoreError(f"{path}: unknown file type {suffix!r}; use .jsonl, .csv or .parquet")
 
 
+def parse_records(path: Path, parse) -> tuple[list, list[RecordError]]:
+    """Every record of `path` through `parse(where, record, errors)` (None: rejected), and all errors found."""
+    errors: list[RecordError] = []
+    parsed: list = []
+    for where, record in read_records(path):
+        if isinstance(record, RecordError):
+            errors.append(record)
+            continue
+        item = parse(where, record, errors)
+        if item is not None:
+            parsed.append(item)
+    return parsed, errors
+
+
 class _Checker:
     """Collects field errors for one record."""
 
@@ -169,19 +183,18 @@ def _parse_tags(check: _Checker) -> list[str]:
 
 def import_prompts(path: str | Path, *, url: str | None = None, source: str | None = None) -> ImportReport:
     path = Path(path)
-    errors: list[RecordError] = []
-    rows: list[dict[str, Any]] = []
-    for where, record in read_records(path):
-        if isinstance(record, RecordError):
-            errors.append(record)
-            continue
+
+    def parse(where: str, record: dict[str, Any], errors: list[RecordError]) -> dict[str, Any] | None:
         check = _Checker(where, record, errors)
         check.known_fields({"prompt", "source", "tags", "id"})
         text = check.text("prompt")
         row_source = check.text("source", required=False, max_bytes=512)
         tags = _parse_tags(check)
-        if text is not None:
-            rows.append({"text": text, "source": row_source or source or path.name, "tags": tags})
+        if text is None:
+            return None
+        return {"text": text, "source": row_source or source or path.name, "tags": tags}
+
+    rows, errors = parse_records(path, parse)
     if errors:
         raise ImportFailed(path, errors)
     if not rows:
@@ -313,15 +326,7 @@ def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError
 def import_judgments(path: str | Path, *, url: str | None = None) -> ImportReport:
     """Import judgments (schema in DESIGN.md); a repeated line or re-imported file is skipped, not doubled."""
     path = Path(path)
-    errors: list[RecordError] = []
-    parsed: list[_ParsedJudgment] = []
-    for where, record in read_records(path):
-        if isinstance(record, RecordError):
-            errors.append(record)
-            continue
-        judgment = _parse_judgment(where, record, errors)
-        if judgment is not None:
-            parsed.append(judgment)
+    parsed, errors = parse_records(path, _parse_judgment)
     if errors:
         raise ImportFailed(path, errors)
     if not parsed:
