@@ -32,13 +32,15 @@ def _counter(progress: queue.Progress) -> str:
     return f"**Done {progress.done}** · skipped {progress.skipped} · remaining {progress.remaining}"
 
 
-def open_next(session, *, signer: Signer, user: Caller, kind: str) -> Shown:
-    item = queue.next_item(session, user_id=user.id, kind=kind)
+def open_next(session, *, signer: Signer, user: Caller, kind: str, extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
+    """The next item, shown in a random order; a swap check keeps its order (the sides the user saw, swapped)."""
+    item = queue.next_item(session, user_id=user.id, kind=kind, extras=extras)
     progress = queue.progress(session, user_id=user.id, kind=kind)
     if item is None:
         return Shown(token="", prompt="", responses=[], counter=_counter(progress) + " — the queue is empty for now")
     shown_order = list(item.generation_ids)
-    _shuffle.shuffle(shown_order)
+    if item.purpose != queue.SWAP_CHECK:
+        _shuffle.shuffle(shown_order)
     texts = queue.texts(session, prompt_id=item.prompt_id, generation_ids=shown_order)
     prompt_text = texts.pop(None)
     view = ItemView(user_id=user.id, item_id=item.id, kind=kind, generation_ids=list(item.generation_ids),
@@ -47,9 +49,9 @@ def open_next(session, *, signer: Signer, user: Caller, kind: str) -> Shown:
                  counter=_counter(progress), item_id=item.id)
 
 
-def show_next(url: str, *, signer: Signer, user: Caller, kind: str) -> Shown:
+def show_next(url: str, *, signer: Signer, user: Caller, kind: str, extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
     with store_session(url) as session:
-        return open_next(session, signer=signer, user=user, kind=kind)
+        return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
 
 
 def read_view(signer: Signer, token: str, *, user: Caller, kind: str) -> ItemView:
@@ -62,7 +64,8 @@ def read_view(signer: Signer, token: str, *, user: Caller, kind: str) -> ItemVie
 
 
 def submit_and_next(url: str, *, signer: Signer, user: Caller, kind: str, token: str,
-                    judge: Callable[[ItemView], tuple[list[int], dict]]) -> Shown:
+                    judge: Callable[[ItemView], tuple[list[int], dict]],
+                    extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
     """Store the judgment `judge` builds from the view, then open the next item, in one transaction."""
     view = read_view(signer, token, user=user, kind=kind)
     generation_ids, payload = judge(view)
@@ -70,12 +73,13 @@ def submit_and_next(url: str, *, signer: Signer, user: Caller, kind: str, token:
         queue.submit(session, item_id=view.item_id, user_id=user.id, generation_ids=generation_ids,
                      payload=payload, client_key=view.client_key, shown_order=view.shown_order,
                      duration_ms=view.duration_ms())
-        return open_next(session, signer=signer, user=user, kind=kind)
+        return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
 
 
-def skip_and_next(url: str, *, signer: Signer, user: Caller, kind: str, token: str, reason: str) -> Shown:
+def skip_and_next(url: str, *, signer: Signer, user: Caller, kind: str, token: str, reason: str,
+                  extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
     view = read_view(signer, token, user=user, kind=kind)
     with store_session(url) as session:
         queue.skip(session, item_id=view.item_id, user_id=user.id, reason=reason, client_key=view.client_key,
                    shown_order=view.shown_order, duration_ms=view.duration_ms())
-        return open_next(session, signer=signer, user=user, kind=kind)
+        return open_next(session, signer=signer, user=user, kind=kind, extras=extras)

@@ -15,15 +15,19 @@ from feedback_app.config import AppConfig, load_app_config
 from feedback_app.context import AppContext
 from feedback_app.filler import QueueFiller
 from feedback_app.roles import ANYONE, Guard, allowed
-from feedback_app.tabs import compare, correct, leaderboard, models, rank, rate, review, rounds
+from feedback_app.sessions import expire_logins
+from feedback_app.tabs import (annotators, compare, correct, leaderboard, models, monitoring, rank, rate, review,
+                               rounds)
+from rlhf.selection import Prioritizer
 from storage.db import database_url
+from storage.queue import Extras
 
 KEYBOARD_JS = (Path(__file__).parent / "keyboard.js").read_text()
 CSS = """
 .gradio-container textarea { font-family: ui-monospace, monospace; }
 .side-by-side td { vertical-align: top; white-space: pre-wrap; padding: 6px; border-top: 1px solid #ddd; }
 """
-TABS = (compare, rate, rank, correct, rounds, models, review, leaderboard)
+TABS = (compare, rate, rank, correct, rounds, models, review, leaderboard, annotators, monitoring)
 
 
 def build_app(url: str | None = None, config: AppConfig | None = None, *, pool=None,
@@ -31,9 +35,11 @@ def build_app(url: str | None = None, config: AppConfig | None = None, *, pool=N
     """The Blocks and their shared context; `generate=False` leaves out candidate generation (no model loaded)."""
     url = database_url(url)
     config = config or load_app_config()
-    ctx = AppContext(url=url, config=config, guard=Guard(url))
+    ctx = AppContext(url=url, config=config, guard=Guard(url),
+                     extras=Extras(gold_rate=config.gold_rate, swap_rate=config.swap_rate),
+                     prioritizer=Prioritizer(url, config.selection))
     if generate:
-        ctx.filler = QueueFiller(url, config, pool=pool)
+        ctx.filler = QueueFiller(url, config, pool=pool, prioritizer=ctx.prioritizer)
     with gr.Blocks(title="RLHF feedback") as demo:
         whoami = gr.Markdown(elem_id="whoami")
         with gr.Tabs(elem_id="tabs") as tabs:
@@ -65,5 +71,8 @@ def launch(url: str | None = None, config: AppConfig | None = None, *, host: str
         ctx.filler.start()
     demo.launch(server_name=host or ctx.config.host, server_port=port or ctx.config.port,
                 auth=ctx.guard.authenticate, auth_message="Log in with your feedback account.",
-                prevent_thread_lock=not block, js=KEYBOARD_JS, css=CSS, show_error=True, quiet=not block, **kwargs)
+                prevent_thread_lock=True, js=KEYBOARD_JS, css=CSS, show_error=True, quiet=not block, **kwargs)
+    expire_logins(demo, ctx.config.session_hours)
+    if block:
+        demo.block_thread()
     return demo, ctx

@@ -1,6 +1,7 @@
 """The app's settings from configs/app.yaml, checked on load; errors name the file and the key.
 
-Sections: `server` (host, port), `queue` (overlap, mix, filling), `ui` (timer),
+Sections: `server` (host, port), `queue` (overlap, mix, filling, quality checks
+mixed in, active selection), `ui` (timer),
 `rounds` (which round configs the Rounds tab offers).
 The `generation:` section belongs to rlhf.generation and is read there.
 """
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from storage.crud import StoreError
+from storage.priority import SELECTIONS
 from storage.queue import ITEM_KINDS
 
 DEFAULT_PATH = Path("configs/app.yaml")
@@ -27,12 +29,16 @@ class ConfigError(StoreError):
 class AppConfig:
     host: str = "127.0.0.1"
     port: int = 7860
+    session_hours: float = 12.0     # a login lasts this long (feedback_app.sessions)
     overlap: int = 2
     mix: dict[str, float] = field(default_factory=lambda: {"pairwise": 0.5, "rating": 0.2, "ranking": 0.2,
                                                            "correction": 0.1})
     fill_prompts: int = 16
     low_water: int = 8
     fill_interval_s: float = 30.0
+    gold_rate: float = 0.0      # quality checks are off unless configured (configs/app.yaml: 5% each)
+    swap_rate: float = 0.0
+    selection: str = "random"
     timer_s: float = 2.0
     log_tail_lines: int = 20
     round_configs: str = "configs/round_*.yaml"
@@ -40,13 +46,17 @@ class AppConfig:
 
 
 _SECTIONS = {
-    "server": {"host": str, "port": int},
-    "queue": {"overlap": int, "mix": dict, "fill_prompts": int, "low_water": int, "fill_interval_s": float},
+    "server": {"host": str, "port": int, "session_hours": float},
+    "queue": {"overlap": int, "mix": dict, "fill_prompts": int, "low_water": int, "fill_interval_s": float,
+              "gold_rate": float, "swap_rate": float, "selection": str},
     "ui": {"timer_s": float, "log_tail_lines": int},
     "rounds": {"round_configs": str},
 }
 _MINIMUM = {"port": 0, "overlap": 1, "fill_prompts": 1, "low_water": 0, "fill_interval_s": 0.5, "timer_s": 0.2,
-            "log_tail_lines": 1}
+            "log_tail_lines": 1, "gold_rate": 0.0, "swap_rate": 0.0,
+            "session_hours": 0.01}
+_MAXIMUM = {"port": 65535, "gold_rate": 1.0, "swap_rate": 1.0}
+_CHOICES = {"selection": SELECTIONS}
 
 
 def _check(where: str, key: str, value: Any, kind: type) -> Any:
@@ -56,8 +66,10 @@ def _check(where: str, key: str, value: Any, kind: type) -> Any:
         raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
     if key in _MINIMUM and value < _MINIMUM[key]:
         raise ConfigError(f"{where}.{key}: must be >= {_MINIMUM[key]}, got {value!r}")
-    if key == "port" and value > 65535:
-        raise ConfigError(f"{where}.{key}: must be <= 65535, got {value!r}")
+    if key in _MAXIMUM and value > _MAXIMUM[key]:
+        raise ConfigError(f"{where}.{key}: must be <= {_MAXIMUM[key]}, got {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise ConfigError(f"{where}.{key}: {value!r} is not one of {', '.join(_CHOICES[key])}")
     if key == "mix":
         for kind_name, share in value.items():
             if kind_name not in ITEM_KINDS:
@@ -95,4 +107,6 @@ def load_app_config(path: Path | str = DEFAULT_PATH, **overrides: Any) -> AppCon
                 raise ConfigError(f"{path}: {section}.{key}: unknown key (known: {', '.join(_SECTIONS[section])})")
             values[key] = _check(f"{path}: {section}", key, value, _SECTIONS[section][key])
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("gold_rate", AppConfig.gold_rate) + values.get("swap_rate", AppConfig.swap_rate) > 1.0:
+        raise ConfigError(f"{path}: queue.gold_rate + queue.swap_rate: must add up to at most 1")
     return AppConfig(**values)

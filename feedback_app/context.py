@@ -14,6 +14,7 @@ from storage.db import session_scope
 
 from feedback_app.config import AppConfig
 from feedback_app.state import Signer
+from storage.queue import NO_EXTRAS, Extras
 
 _SQLITE_WRITER = threading.Lock()
 
@@ -37,4 +38,6 @@ class AppContext:
     guard: Any                  # feedback_app.roles.Guard
     signer: Signer = field(default_factory=Signer)
     filler: Any = None          # feedback_app.filler.QueueFiller, when the app generates candidates
+    extras: Extras = NO_EXTRAS  # gold items and swap checks mixed into the queue
+    prioritizer: Any = None     # rlhf.selection.Prioritizer: re-scores the queue for active selection
     services: dict[str, Any] = field(default_factory=dict)

@@ -38,9 +38,10 @@ class FillReport:
 
 
 class QueueFiller:
-    def __init__(self, url: str, config: AppConfig, pool=None):
+    def __init__(self, url: str, config: AppConfig, pool=None, prioritizer=None):
         self.url = url
         self.config = config
+        self.prioritizer = prioritizer   # rlhf.selection.Prioritizer: new items get their priorities after a fill
         self.sampling = {**DEFAULTS, **config.generation}
         check_sampling(max_new_tokens=self.sampling["max_new_tokens"], temperature=self.sampling["temperature"],
                        top_p=self.sampling["top_p"])
@@ -101,6 +102,8 @@ class QueueFiller:
                     created += 0 if before else 1
                 queued = queue.enqueue_mix(session, version_id=version.id, overlap=self.config.overlap,
                                            mix=self.config.mix, prompt_ids=[pid for pid, _ in todo])
+            if self.prioritizer is not None and self.config.selection != "random":
+                self.prioritizer.refresh()
             return FillReport(version=name, prompts=len(todo), generated=created, queued=queued)
 
     def open_items(self) -> int:
@@ -114,6 +117,8 @@ class QueueFiller:
                 try:
                     if self.open_items() < self.config.low_water:
                         self.fill()
+                    elif self.prioritizer is not None and self.config.selection != "random":
+                        self.prioritizer.refresh()
                     self.last_error = None
                 except (StoreError, OSError, RuntimeError, ValueError) as error:
                     self.last_error = f"{type(error).__name__}: {error}"

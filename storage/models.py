@@ -139,6 +139,8 @@ class AnnotationItem(SQLModel, table=True):
     gold_answer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     priority: float = Field(default=0.0)
     judged_count: int = Field(default=0)  # distinct users who judged it (skips excluded); kept by storage.queue
+    assigned_user_id: int | None = Field(default=None, foreign_key="user.id", index=True)  # a swap check's annotator
+    source_judgment_id: int | None = Field(default=None, index=True)  # what a swap check repeats (no FK: a cycle)
     created_at: datetime = Field(default_factory=utcnow)
 
 

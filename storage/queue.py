@@ -6,18 +6,33 @@ not all receive the last open slot; a submit takes one of the item's slots
 with a conditional UPDATE of `judged_count` in the transaction that stores the
 judgment, so no item ever gets more than `overlap` judges. Skips are judgments
 of kind `skip`: they take the item out of that user's queue but fill no slot.
+
+Quality checks are mixed into the work (`Extras`): with probability `gold_rate`
+the next item is an open gold item (known answer) the user has not judged, and
+with probability `swap_rate` a pair the user judged at least `swap_gap` pairs
+ago comes back as a new item with the sides they saw swapped (purpose
+`swap_check`, assigned to them alone). Both look like any other item, and both
+are only mixed in while there is ordinary work to mix them into. Ordinary items
+come in `priority` order (storage.priority sets it), then queue order.
+
+Judgments of gold items and swap checks are ordinary judgments of their pair
+and stay in training exports: a gold pair is a real pair with a known answer,
+and a swap check is the same annotator's later vote on a pair they judged,
+which export counts once (each annotator's latest vote per pair).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from storage.crud import StoreError, validate_judgment_payload
@@ -36,6 +51,8 @@ ITEM_KINDS = (JudgmentKind.rating.value, JudgmentKind.pairwise.value,
               JudgmentKind.ranking.value, JudgmentKind.correction.value)
 _MIN_GENERATIONS = {"rating": 1, "correction": 1, "pairwise": 2, "ranking": 3}
 RANKING_SIZE = 4
+TRAIN, GOLD, SWAP_CHECK = "train", "gold", "swap_check"
+SWAP_CANDIDATES = 50
 
 
 # --- filling the queue ----------------------------------------------------------------
@@ -140,16 +157,31 @@ _held_by_others = (select(func.count(ItemClaim.id))
                    .scalar_subquery())
 _open_to_user = and_(AnnotationItem.kind == _KIND, AnnotationItem.judged_count < AnnotationItem.overlap,
                      AnnotationItem.id.not_in(_judged_by_user))
+_ordinary = or_(AnnotationItem.purpose == TRAIN, AnnotationItem.assigned_user_id == _USER)
 _ITEM_COLUMNS = (AnnotationItem.id, AnnotationItem.kind, AnnotationItem.prompt_id, AnnotationItem.generation_ids,
-                 AnnotationItem.overlap)
-_NEXT = (select(*_ITEM_COLUMNS)
-         .where(_open_to_user, or_(_mine, AnnotationItem.judged_count + _held_by_others < AnnotationItem.overlap))
+                 AnnotationItem.overlap, AnnotationItem.purpose)
+_free = AnnotationItem.judged_count + _held_by_others < AnnotationItem.overlap
+_NEXT = (select(*_ITEM_COLUMNS, _mine.label("mine"))
+         .where(_open_to_user, or_(_mine, and_(_ordinary, _free)))
          .order_by(_mine.desc(), AnnotationItem.priority.desc(), AnnotationItem.id).limit(1))
+_NEXT_GOLD = (select(*_ITEM_COLUMNS)
+              .where(_open_to_user, AnnotationItem.purpose == GOLD, _free)
+              .order_by(AnnotationItem.priority.desc(), AnnotationItem.id).limit(1))
+_checked = aliased(AnnotationItem)
+_gap_bound = (select(Judgment.id).where(Judgment.user_id == _USER, Judgment.kind == JudgmentKind.pairwise.value)
+              .order_by(Judgment.id.desc()).offset(bindparam("swap_gap")).limit(1).scalar_subquery())
+_SWAP_SOURCES = (select(Judgment.id, Judgment.prompt_id, Judgment.shown_order)
+                 .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
+                 .where(Judgment.user_id == _USER, Judgment.kind == JudgmentKind.pairwise.value,
+                        AnnotationItem.purpose == TRAIN, Judgment.id <= _gap_bound,
+                        ~exists().where(_checked.source_judgment_id == Judgment.id))
+                 .order_by(Judgment.id.desc()).limit(SWAP_CANDIDATES))
 _mine_of_kind = (select(func.count()).select_from(Judgment).join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
                  .where(Judgment.user_id == _USER, AnnotationItem.kind == _KIND))
 _PROGRESS = select(_mine_of_kind.where(Judgment.kind != JudgmentKind.skip.value).scalar_subquery(),
                    _mine_of_kind.where(Judgment.kind == JudgmentKind.skip.value).scalar_subquery(),
-                   select(func.count()).select_from(AnnotationItem).where(_open_to_user).scalar_subquery())
+                   select(func.count()).select_from(AnnotationItem).where(_open_to_user, _ordinary)
+                   .scalar_subquery())
 _KEY = bindparam("client_key")
 _BY_KEY = select(Judgment.id, Judgment.user_id, Judgment.item_id).where(Judgment.client_key == _KEY)
 _EARLIER = (select(Judgment.id, Judgment.user_id, Judgment.item_id, Judgment.client_key == _KEY)
@@ -175,6 +207,29 @@ class QueuedItem:
     prompt_id: int
     generation_ids: list[int]
     overlap: int
+    purpose: str = TRAIN
+
+
+@dataclass(frozen=True)
+class Extras:
+    """How often quality checks are mixed into a user's queue; `rng` draws (seed it for tests)."""
+
+    gold_rate: float = 0.0
+    swap_rate: float = 0.0
+    swap_gap: int = 5
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def __post_init__(self):
+        for name in ("gold_rate", "swap_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise StoreError(f"{name}: must be between 0 and 1, got {getattr(self, name)!r}")
+        if self.gold_rate + self.swap_rate > 1.0:
+            raise StoreError(f"gold_rate + swap_rate: must be at most 1, got {self.gold_rate + self.swap_rate!r}")
+        if self.swap_gap < 0:
+            raise StoreError(f"swap_gap: must be >= 0, got {self.swap_gap!r}")
+
+
+NO_EXTRAS = Extras()
 
 
 _ITEM_ROW = select(*_ITEM_COLUMNS).where(AnnotationItem.id == _ITEM)
@@ -185,24 +240,56 @@ def _item_row(session: Session, item_id: int) -> QueuedItem | None:
     return QueuedItem(*row) if row is not None else None
 
 
-def next_item(session: Session, *, user_id: int, kind: str, now: datetime | None = None) -> QueuedItem | None:
+def next_item(session: Session, *, user_id: int, kind: str, now: datetime | None = None,
+              extras: Extras = NO_EXTRAS) -> QueuedItem | None:
     """The next item of `kind` for this user, claimed for CLAIM_SECONDS; their own live claim comes first.
 
     Open means: fewer than `overlap` distinct users judged it, counting live
-    claims by others, and this user has neither judged nor skipped it.
+    claims by others, and this user has neither judged nor skipped it. With
+    `extras`, a gold item or a swap check may come instead of the ordinary one.
     """
     now = now or utcnow()
-    row = session.execute(_NEXT, {"user_id": user_id, "kind": kind, "now": now}).first()
+    params = {"user_id": user_id, "kind": kind, "now": now}
+    row = session.execute(_NEXT, params).first()
     if row is None:
         return None
-    _upsert_claim(session, item_id=row.id, user_id=user_id, expires_at=now + timedelta(seconds=CLAIM_SECONDS))
-    return QueuedItem(*row)
+    item = QueuedItem(*row[:-1])
+    if not row.mine and (extras.gold_rate or extras.swap_rate):
+        item = _extra(session, params, extras) or item
+    _upsert_claim(session, item_id=item.id, user_id=user_id, expires_at=now + timedelta(seconds=CLAIM_SECONDS))
+    return item
+
+
+def _extra(session: Session, params: dict, extras: Extras) -> QueuedItem | None:
+    draw = extras.rng.random()
+    if draw < extras.gold_rate:
+        row = session.execute(_NEXT_GOLD, params).first()
+        return QueuedItem(*row) if row is not None else None
+    if draw < extras.gold_rate + extras.swap_rate and params["kind"] == JudgmentKind.pairwise.value:
+        return _new_swap_check(session, user_id=params["user_id"], gap=extras.swap_gap, rng=extras.rng)
+    return None
+
+
+def _new_swap_check(session: Session, *, user_id: int, gap: int, rng: random.Random) -> QueuedItem | None:
+    """A new one-slot item for this user alone: one of their older pairs, with the sides they saw swapped."""
+    sources = [row for row in session.execute(_SWAP_SOURCES, {"user_id": user_id, "swap_gap": gap}).all()
+               if row.shown_order and len(row.shown_order) == 2]
+    if not sources:
+        return None
+    source = rng.choice(sources)
+    item = AnnotationItem(kind=JudgmentKind.pairwise.value, prompt_id=source.prompt_id,
+                          generation_ids=list(reversed(source.shown_order)), overlap=1, purpose=SWAP_CHECK,
+                          assigned_user_id=user_id, source_judgment_id=source.id)
+    session.add(item)
+    session.flush()
+    return QueuedItem(item.id, item.kind, item.prompt_id, list(item.generation_ids), item.overlap, item.purpose)
 
 
 def open_count(session: Session) -> int:
-    """Items that still want judgments (fewer than `overlap` judges)."""
+    """Ordinary items that still want judgments (fewer than `overlap` judges); gold and swap checks are extras."""
     return session.exec(select(func.count()).select_from(AnnotationItem)
-                        .where(AnnotationItem.judged_count < AnnotationItem.overlap)).one()
+                        .where(AnnotationItem.judged_count < AnnotationItem.overlap,
+                               AnnotationItem.purpose == TRAIN)).one()
 
 
 @dataclass(frozen=True)
@@ -262,11 +349,12 @@ def _insert_judgment(session: Session, *, item: QueuedItem, kind: str, user_id: 
         kind=kind, user_id=user_id, prompt_id=item.prompt_id, item_id=item.id, generation_ids=list(generation_ids),
         payload=payload, shown_order=list(shown_order) if shown_order is not None else None,
         duration_ms=duration_ms, client_key=client_key, source="app", created_at=utcnow(),
-    ).on_conflict_do_nothing(index_elements=["client_key"]))
-    if result.rowcount != 1:
+    ).on_conflict_do_nothing(index_elements=["client_key"]).returning(Judgment.id))
+    created = result.scalar_one_or_none()   # RETURNING, not rowcount: psycopg reports no rowcount here
+    if created is None:
         return _repeat(session, client_key=client_key, user_id=user_id, item_id=item.id), False
     session.execute(_RELEASE, {"item_id": item.id, "user_id": user_id})
-    return result.inserted_primary_key[0], True
+    return created, True
 
 
 def submit(session: Session, *, item_id: int, user_id: int, generation_ids: Sequence[int],

@@ -79,17 +79,17 @@ def wire(ctx: AppContext, p: Panel, *, inputs: list, judge: Callable, outputs: l
         return [*shown_values(shown, slots), *reset(shown)]
 
     def fill(user):
-        return values(show_next(ctx.url, signer=ctx.signer, user=user, kind=p.kind))
+        return values(show_next(ctx.url, signer=ctx.signer, user=user, kind=p.kind, extras=ctx.extras))
 
     @ctx.guard.requires(ANNOTATE)
     def submit(token, *answers, user):
         return values(submit_and_next(ctx.url, signer=ctx.signer, user=user, kind=p.kind, token=token,
-                                      judge=lambda view: judge(view, *answers)))
+                                      judge=lambda view: judge(view, *answers), extras=ctx.extras))
 
     @ctx.guard.requires(ANNOTATE)
     def skip(token, reason, user):
         return values(skip_and_next(ctx.url, signer=ctx.signer, user=user, kind=p.kind, token=token,
-                                    reason=reason))
+                                    reason=reason, extras=ctx.extras))
 
     everything = [*p.shown_outputs, *outputs]
     p.view = TabView(tab=p.tab, capability=ANNOTATE, outputs=everything, fill=fill, parts={"panel": p})

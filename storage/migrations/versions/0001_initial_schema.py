@@ -73,13 +73,18 @@ def upgrade() -> None:
     sa.Column('gold_answer', sa.JSON(), nullable=True),
     sa.Column('priority', sa.Float(), nullable=False),
     sa.Column('judged_count', sa.Integer(), nullable=False),
+    sa.Column('assigned_user_id', sa.Integer(), nullable=True),
+    sa.Column('source_judgment_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['assigned_user_id'], ['user.id'], ),
     sa.ForeignKeyConstraint(['prompt_id'], ['prompt.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('annotationitem', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_annotationitem_assigned_user_id'), ['assigned_user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_annotationitem_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_annotationitem_prompt_id'), ['prompt_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_annotationitem_source_judgment_id'), ['source_judgment_id'], unique=False)
 
     op.create_table('generation',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -222,6 +227,8 @@ def downgrade() -> None:
     with op.batch_alter_table('annotationitem', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_annotationitem_prompt_id'))
         batch_op.drop_index(batch_op.f('ix_annotationitem_kind'))
+        batch_op.drop_index(batch_op.f('ix_annotationitem_assigned_user_id'))
+        batch_op.drop_index(batch_op.f('ix_annotationitem_source_judgment_id'))
 
     op.drop_table('annotationitem')
     with op.batch_alter_table('user', schema=None) as batch_op:

@@ -1,0 +1,122 @@
+"""The Annotators and Monitoring tabs on a real server: roles, escaping, swap checks seen over HTTP, the report."""
+
+from __future__ import annotations
+
+import html
+import random
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+from playwright.sync_api import expect, sync_playwright
+from sqlmodel import select
+
+from feedback_app.config import ConfigError, load_app_config
+from storage.db import session_scope
+from storage.models import AnnotationItem, Judgment
+from storage.queue import SWAP_CHECK, Extras
+from tests.feedback_app.conftest import PASSWORD, XSS, running_app, seed
+
+USERS = {"ann1": "annotator", XSS: "annotator", "rev": "reviewer", "eng": "engineer"}
+TOKEN = 3      # /pairwise_next outputs: prompt, left, right, token, counter, choice
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-extensions"]
+
+
+@pytest.fixture(scope="module")
+def server(module_store):
+    seed(module_store, users=USERS, prompts=4, overlap=2)
+    with running_app(module_store) as running:
+        running.ctx.extras = Extras(swap_rate=1.0, swap_gap=1, rng=random.Random(0))
+        yield running
+
+
+def client(server, user):
+    return Client(server.base, auth=(user, PASSWORD), verbose=False)
+
+
+def value(output):
+    return output["value"] if isinstance(output, dict) else output
+
+
+def test_annotators_and_monitoring_refuse_an_annotator(server):
+    annotator = client(server, "ann1")
+    for api_name in ("/annotators_show", "/annotators_refresh", "/annotators_rescore", "/monitoring_show",
+                     "/monitoring_refresh", "/monitoring_report"):
+        with pytest.raises(Exception, match="annotator cannot do this"):
+            annotator.predict(api_name=api_name)
+    with pytest.raises(Exception, match="reviewer cannot do this"):
+        client(server, "rev").predict(api_name="/annotators_show")
+
+
+def test_swap_checks_come_back_reversed_and_show_as_inconsistent(server):
+    c = client(server, "ann1")
+    seen: dict[int, tuple[str, str]] = {}      # item id → (left text, right text)
+    swapped = []
+    shown = c.predict(api_name="/pairwise_next")
+    while shown[TOKEN]:
+        item_id = server.ctx.signer.load(shown[TOKEN])["item_id"]
+        texts = (value(shown[1]), value(shown[2]))
+        with session_scope(server.url) as session:
+            item = session.get(AnnotationItem, item_id)
+            purpose, source_item = item.purpose, None
+            if purpose == SWAP_CHECK:
+                source_item = session.get(Judgment, item.source_judgment_id).item_id
+        if purpose == SWAP_CHECK:
+            assert texts == seen[source_item][::-1]            # the same pair, sides swapped
+            swapped.append(item_id)
+        else:
+            seen[item_id] = texts
+        shown = c.predict(shown[TOKEN], "A (left)", api_name="/pairwise_submit")   # always the left side
+    assert len(seen) == 8 and len(swapped) >= 3
+
+    table, summary = client(server, "eng").predict(api_name="/annotators_show")
+    row = next(r for r in table.split("<tr") if ">ann1<" in r)
+    assert f"100% (n={len(swapped)})" in row and "swap_inconsistent" in row
+    assert "Krippendorff" in summary and "pairwise" in summary
+
+
+def test_the_tab_escapes_usernames(server):
+    c = client(server, XSS)
+    token = c.predict(api_name="/rating_next")[2]
+    c.predict(token, "4", "", api_name="/rating_submit")
+    table, _ = client(server, "eng").predict(api_name="/annotators_show")
+    assert html.escape(XSS) in table and "<script" not in table and "<img" not in table
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.base)
+            page.get_by_label("username").fill("eng")
+            page.get_by_label("password").fill(PASSWORD)
+            page.get_by_role("button", name="Login").click()
+            page.get_by_role("tab", name="Annotators").click(timeout=15_000)
+            expect(page.locator("#annotators-stats")).to_contain_text(XSS, timeout=10_000)   # as text
+            assert page.evaluate("window.__pwned") is None
+            assert page.locator("img[src='x']").count() == 0
+        finally:
+            browser.close()
+
+
+def test_monitoring_plot_and_report_download(server):
+    reviewer = client(server, "rev")
+    plot, table = reviewer.predict(api_name="/monitoring_show")
+    assert plot and "v0" in table and "LIVE" in table
+    files = reviewer.predict(api_name="/monitoring_report")
+    report = next(Path(f) for f in files if str(f).endswith(".html"))
+    assert "Feedback quality report" in report.read_text()
+    written = list((Path(server.url.removeprefix("sqlite:///")).parent / "artifacts" / "reports").glob("*.html"))
+    assert [p.name for p in written] == [report.name]
+
+
+def test_queue_quality_settings_are_checked(tmp_path):
+    path = tmp_path / "app.yaml"
+    for body, message in [("queue:\n  gold_rate: 1.5\n", r"queue.gold_rate: must be <= 1.0, got 1.5"),
+                          ("queue:\n  swap_rate: -0.1\n", r"queue.swap_rate: must be >= 0.0"),
+                          ("queue:\n  selection: smart\n", r"queue.selection: 'smart' is not one of random"),
+                          ("queue:\n  gold_rate: 0.6\n  swap_rate: 0.6\n", r"gold_rate \+ queue.swap_rate")]:
+        path.write_text(body)
+        with pytest.raises(ConfigError, match=message):
+            load_app_config(path)
+    assert load_app_config("configs/app.yaml").gold_rate == 0.05
