@@ -27,7 +27,7 @@ from rlhf.simulated_annotators import SimulatedAnnotator, rule_by_name
 PACKAGE = Path(__file__).parent
 BUNDLED_PROMPTS = PACKAGE / "data" / "prompts.jsonl"
 CONFIGS = Path("configs")
-STAGE_CONFIG = {"dpo": "round_dpo_tiny.yaml", "kto": "round_kto_tiny.yaml",
+STAGE_CONFIG = {"dpo": "round_dpo_demo.yaml", "kto": "round_kto_tiny.yaml",
                 "grpo": "round_rlhf_tiny.yaml", "rloo": "round_rloo_tiny.yaml"}
 STAFF = {"admin": "admin", "engineer": "engineer", "reviewer": "reviewer", "annotator": "annotator"}
 

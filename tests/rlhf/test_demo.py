@@ -9,7 +9,7 @@ from rlhf.demo import DemoSettings, run_demo
 from storage.db import session_scope
 from storage.models import Generation, Judgment, ModelVersion, Round
 
-SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "round_dpo_tiny.yaml"
+SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "round_dpo_demo.yaml"
 
 
 def free_port() -> int:
@@ -19,9 +19,9 @@ def free_port() -> int:
 
 
 def test_two_dpo_rounds_end_to_end(tmp_path):
-    # The shipped tiny DPO config, with the publish gate opened: 40 judgments are too few to pass it reliably,
+    # The demo's DPO config, with the publish gate opened: 40 judgments are too few to pass it reliably,
     # and this test is about the loop (lineage, serving, measuring), not about efficacy (bench/efficacy.py).
-    config = tmp_path / "round_dpo_tiny_open_gate.yaml"
+    config = tmp_path / "round_dpo_demo_open_gate.yaml"
     config.write_text(SHIPPED.read_text().replace("gate: {min_win_rate: 0.55}", "gate: {min_win_rate: 0.0}"))
     assert "min_win_rate: 0.0" in config.read_text()
     settings = DemoSettings(workdir=tmp_path / "demo", rounds=2, round_config=config, prompts=24, judgments=40,
