@@ -30,7 +30,11 @@ class Signer:
 
     def load(self, token: str) -> dict:
         body, _, mac = (token or "").partition(".")
-        if not body or not hmac.compare_digest(mac, self._mac(body)):
+        try:
+            genuine = bool(body) and hmac.compare_digest(mac.encode("ascii"), self._mac(body).encode("ascii"))
+        except UnicodeError:  # not ASCII, or a lone surrogate: no token we signed
+            genuine = False
+        if not genuine:
             raise StoreError("view: this page is out of date or was altered; reload the tab")
         return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
 

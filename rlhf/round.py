@@ -210,15 +210,29 @@ def evaluate(config: RoundConfig, work: Path, policy: PolicySource, parent: Poli
 
 def register(url: str, round_id: int, config: RoundConfig, parent: ModelVersion, policy: PolicySource,
              metrics: dict) -> ModelVersion:
-    """Copy the policy into the registry as a ready (not yet live) version; once only, even across resumes."""
+    """Copy the policy into the registry as a ready (not yet live) version; once only, even across resumes.
+
+    The copy is made before the write transaction (a big model would hold the store's write lock
+    for as long as it takes); inside it the files are only moved. A folder left by a register
+    killed before it committed is this round's own, and is replaced.
+    """
+    name = version_name(config, round_id)
     with session_scope(url) as session:
         row = session.get(Round, round_id)
         if row.output_version_id is not None:
             return session.get(ModelVersion, row.output_version_id)
+        staged = Path(row.work_dir) / "scratch" / "register"
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(policy.path, staged)
+    leftover = registry.artifacts_root(url).resolve() / name
+    with session_scope(url) as session:
+        row = session.get(Round, round_id)
+        if leftover.exists() and registry.get_version(session, name=name) is None:
+            shutil.rmtree(leftover)
         base_model = registry.root_base_model(parent) if policy.is_adapter else parent.base_model
         version = registry.publish_version(
-            session, name=version_name(config, round_id),
-            write=lambda folder: shutil.copytree(policy.path, folder, dirs_exist_ok=True),
+            session, name=name,
+            write=lambda folder: [shutil.move(str(entry), str(folder / entry.name)) for entry in staged.iterdir()],
             root=registry.artifacts_root(url), base_model=base_model, kind=config.policy_stage,
             is_adapter=policy.is_adapter, parent_id=parent.id, round_id=round_id, data_snapshot=row.data_snapshot,
             config={"path": config.path, "yaml": config.text, "stages": list(config.stages)}, metrics=metrics)

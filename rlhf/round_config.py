@@ -253,7 +253,7 @@ class _Checker:
         value = self.mapping(value, "finetune")
         self.known_keys(value, {"method", "lora"}, "finetune")
         method = value.get("method", "lora")
-        if method not in {"lora", "full"}:
+        if not isinstance(method, str) or method not in {"lora", "full"}:
             self.fail("finetune.method", f"{method!r} is not one of lora, full")
         lora = self.mapping(value.get("lora"), "finetune.lora")
         if lora:
@@ -333,7 +333,7 @@ def _matches(value, annotation) -> bool:
         return isinstance(value, dict)
     if isinstance(annotation, type):
         if issubclass(annotation, enum.Enum):
-            return value in {member.value for member in annotation}
+            return any(value == member.value for member in annotation)
         if annotation is bool:
             return isinstance(value, bool)
         if annotation is int:

@@ -40,7 +40,10 @@ def content_hash(text: str) -> str:
 def check_text(text: str, *, what: str) -> str:
     if not isinstance(text, str):
         raise StoreError(f"{what}: expected text, got {type(text).__name__}")
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as error:
+        raise StoreError(f"{what}: not valid Unicode text (a lone surrogate at character {error.start})") from None
     if size > MAX_TEXT_BYTES:
         raise StoreError(f"{what}: {size} bytes is over the 1 MiB limit ({MAX_TEXT_BYTES} bytes)")
     return text

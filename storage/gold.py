@@ -53,7 +53,7 @@ class _GoldRecord:
 def _kind_of(check: _Checker) -> str | None:
     record = check.record
     if "kind" in record:
-        if record["kind"] not in _FIELDS:
+        if not isinstance(record["kind"], str) or record["kind"] not in _FIELDS:
             check.fail("kind", f"{record['kind']!r} is not one of {', '.join(_FIELDS)}")
             return None
         return record["kind"]
@@ -82,7 +82,7 @@ def _parse(where: str, record: dict[str, Any], errors: list[RecordError]) -> _Go
                 check.fail("b", "is the same text as a")
             responses = [a, b]
         choice = record.get("choice")
-        if choice not in {"a", "b", "tie", "both_bad"}:
+        if not isinstance(choice, str) or choice not in {"a", "b", "tie", "both_bad"}:
             check.fail("choice", f"{choice!r} is not one of a, b, tie, both_bad" if "choice" in record else "missing")
         answer = {"choice": choice}
     else:

@@ -24,6 +24,7 @@ from storage.db import session_scope
 from storage.models import Generation, Judgment, Prompt, User, utcnow
 
 MAX_ERRORS_SHOWN = 20
+csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_TEXT_BYTES))  # let the 1 MiB check name the field
 _CHUNK = 500
 
 
@@ -97,16 +98,23 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
             if not isinstance(record, dict):
                 yield where, RecordError(where, "json", f"expected an object, got {type(record).__name__}")
                 continue
+            if "\\ud" in line.lower() and _has_lone_surrogate(record):
+                yield where, RecordError(where, "json", "a \\udXXX escape that is not part of a pair: not valid Unicode")
+                continue
             yield where, record
     elif suffix in {".csv", ".tsv"}:
         reader = csv.DictReader(io.StringIO(_read_text(path), newline=""),
                                 delimiter="\t" if suffix == ".tsv" else ",")
-        for record in reader:
+        try:
+            for record in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in record:
+                    yield where, RecordError(where, "csv", "more values than header columns")
+                    continue
+                yield where, {key: value for key, value in record.items() if value not in (None, "")}
+        except csv.Error as error:
             where = f"{path}:{reader.line_num}"
-            if None in record:
-                yield where, RecordError(where, "csv", "more values than header columns")
-                continue
-            yield where, {key: value for key, value in record.items() if value not in (None, "")}
+            yield where, RecordError(where, "csv", str(error))
     elif suffix in {".parquet", ".pq"}:
         import pyarrow.parquet as pq
 
@@ -120,6 +128,14 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
             yield f"{path}:row {number}", {key: value for key, value in record.items() if value is not None}
     else:
         raise StoreError(f"{path}: unknown file type {suffix!r}; use .jsonl, .csv or .parquet")
+
+
+def _has_lone_surrogate(record: dict[str, Any]) -> bool:
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_records(path: Path, parse) -> tuple[list, list[RecordError]]:
@@ -266,7 +282,7 @@ def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError
     check = _Checker(where, record, errors)
     before = len(errors)
     kind = record.get("kind")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         check.fail("kind", f"{kind!r} is not one of {', '.join(_FIELDS)}" if "kind" in record else "missing")
         return None
     check.known_fields(_FIELDS[kind])
@@ -281,7 +297,7 @@ def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError
                 check.fail("b", "is the same text as a")
             responses = [a, b]
         choice = record.get("choice")
-        if choice not in {"a", "b", "tie", "both_bad"}:
+        if not isinstance(choice, str) or choice not in {"a", "b", "tie", "both_bad"}:
             check.fail("choice", f"{choice!r} is not one of a, b, tie, both_bad" if "choice" in record else "missing")
         payload["choice"] = choice
     elif kind == "rating":
