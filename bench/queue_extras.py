@@ -4,7 +4,8 @@ A fresh SQLite store: N open pairwise items with random priorities, G gold items
 annotator who has already judged J pairs. Each call serves one item (and claims it, or
 creates a swap check) in its own transaction, which is rolled back so every call sees the
 same store. Reports the median and p99 per call for: no extras, a gold draw every time,
-a swap-check draw every time, and the configured mix (5% + 5%).
+a swap-check draw every time, and the configured mix (5% + 5%); and for the done / skipped /
+remaining counter (`progress`) that the app returns with every item.
 
     python bench/queue_extras.py --items 20000 --gold 200 --judged 1000 --calls 300
 """
@@ -17,6 +18,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 
 from sqlalchemy import insert
 from sqlmodel import Session
@@ -24,7 +26,7 @@ from sqlmodel import Session
 from storage.db import get_engine, session_scope
 from storage.migrate import upgrade
 from storage.models import AnnotationItem, Generation, Judgment, ModelVersion, Prompt, User, utcnow
-from storage.queue import GOLD, Extras, next_item
+from storage.queue import GOLD, Extras, next_item, progress
 
 
 def build(url: str, *, items: int, gold: int, judged: int) -> int:
@@ -54,15 +56,15 @@ def build(url: str, *, items: int, gold: int, judged: int) -> int:
         return user.id
 
 
-def timed(url: str, user_id: int, extras: Extras, calls: int) -> tuple[float, float]:
+def timed(url: str, call: Callable[[Session], object], calls: int) -> tuple[float, float]:
     engine = get_engine(url)
     times = []
     for _ in range(calls):
         with Session(engine) as session:
             start = time.perf_counter()
-            item = next_item(session, user_id=user_id, kind="pairwise", extras=extras)
+            result = call(session)
             times.append(time.perf_counter() - start)
-            assert item is not None
+            assert result is not None
             session.rollback()
     times.sort()
     return statistics.median(times) * 1000, times[int(0.99 * (len(times) - 1))] * 1000
@@ -87,8 +89,11 @@ def main() -> None:
                           Extras(swap_rate=1.0, rng=random.Random(0))),
                          ("configured mix (5% gold, 5% swap)", Extras(gold_rate=0.05, swap_rate=0.05,
                                                                       rng=random.Random(0)))]:
-        median, p99 = timed(url, user_id, extras, args.calls)
+        median, p99 = timed(url, lambda session: next_item(session, user_id=user_id, kind="pairwise", extras=extras),
+                            args.calls)
         print(f"| {name} | {median:.2f} ms | {p99:.2f} ms |")
+    median, p99 = timed(url, lambda session: progress(session, user_id=user_id, kind="pairwise"), args.calls)
+    print(f"| counter (`progress`: done / skipped / remaining) | {median:.2f} ms | {p99:.2f} ms |")
 
 
 if __name__ == "__main__":

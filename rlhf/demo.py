@@ -28,7 +28,7 @@ PACKAGE = Path(__file__).parent
 BUNDLED_PROMPTS = PACKAGE / "data" / "prompts.jsonl"
 CONFIGS = Path("configs")
 STAGE_CONFIG = {"dpo": "round_dpo_demo.yaml", "kto": "round_kto_tiny.yaml",
-                "grpo": "round_rlhf_tiny.yaml", "rloo": "round_rloo_tiny.yaml"}
+                "grpo": "round_grpo_demo.yaml", "rloo": "round_rloo_demo.yaml"}
 STAFF = {"admin": "admin", "engineer": "engineer", "reviewer": "reviewer", "annotator": "annotator"}
 
 

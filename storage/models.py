@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -144,6 +144,14 @@ class AnnotationItem(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+_item = AnnotationItem.__table__.c
+_item_open = _item.judged_count < _item.overlap
+# Open items (fewer than `overlap` judges) in serving order, so serving stops at the first free one and
+# counting a kind's open items reads only this index (hence judged_count and overlap at the end).
+Index("ix_annotationitem_open", _item.kind, _item.purpose, _item.priority.desc(), _item.id, _item.judged_count,
+      _item.overlap, sqlite_where=_item_open, postgresql_where=_item_open)
+
+
 class Judgment(SQLModel, table=True):
     """A single annotator's judgment, stored exactly as given.
 
@@ -152,7 +160,8 @@ class Judgment(SQLModel, table=True):
     is what the annotator saw left-to-right / top-to-bottom.
     """
 
-    __table_args__ = (UniqueConstraint("client_key", name="uq_judgment_client_key"),)
+    __table_args__ = (UniqueConstraint("client_key", name="uq_judgment_client_key"),
+                      Index("ix_judgment_user_id_item_id", "user_id", "item_id"))  # "has this user judged it"
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(index=True, max_length=16)
@@ -171,7 +180,8 @@ class Judgment(SQLModel, table=True):
 class ItemClaim(SQLModel, table=True):
     """An annotator holding a queue item while they work on it, so no more than `overlap` people get it at once."""
 
-    __table_args__ = (UniqueConstraint("item_id", "user_id", name="uq_itemclaim_item_user"),)
+    __table_args__ = (UniqueConstraint("item_id", "user_id", name="uq_itemclaim_item_user"),
+                      Index("ix_itemclaim_user_id_expires_at", "user_id", "expires_at"))  # a user's live claims
 
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="annotationitem.id", index=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, union_all, update
+from sqlalchemy import Select, and_, bindparam, case, delete, distinct, exists, func, literal, or_, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -149,24 +149,35 @@ def enqueue_mix(session: Session, *, version_id: int | None, overlap: int, mix: 
 
 _USER, _KIND, _ITEM = bindparam("user_id"), bindparam("kind"), bindparam("item_id")
 _NOW = bindparam("now", type_=ItemClaim.__table__.c.expires_at.type)
-_judged_by_user = select(Judgment.item_id).where(Judgment.user_id == _USER, Judgment.item_id.is_not(None))
-_mine = (exists().where(ItemClaim.item_id == AnnotationItem.id, ItemClaim.user_id == _USER,
-                        ItemClaim.expires_at > _NOW))
+_judged_by_user = exists().where(Judgment.user_id == _USER, Judgment.item_id == AnnotationItem.id)
 _held_by_others = (select(func.count(ItemClaim.id))
                    .where(ItemClaim.item_id == AnnotationItem.id, ItemClaim.user_id != _USER, ItemClaim.expires_at > _NOW)
                    .scalar_subquery())
-_open_to_user = and_(AnnotationItem.kind == _KIND, AnnotationItem.judged_count < AnnotationItem.overlap,
-                     AnnotationItem.id.not_in(_judged_by_user))
-_ordinary = or_(AnnotationItem.purpose == TRAIN, AnnotationItem.assigned_user_id == _USER)
+_still_open = AnnotationItem.judged_count < AnnotationItem.overlap  # the predicate of ix_annotationitem_open
+_open_to_user = and_(AnnotationItem.kind == _KIND, _still_open, ~_judged_by_user)
 _ITEM_COLUMNS = (AnnotationItem.id, AnnotationItem.kind, AnnotationItem.prompt_id, AnnotationItem.generation_ids,
                  AnnotationItem.overlap, AnnotationItem.purpose)
 _free = AnnotationItem.judged_count + _held_by_others < AnnotationItem.overlap
-_NEXT = (select(*_ITEM_COLUMNS, _mine.label("mine"))
-         .where(_open_to_user, or_(_mine, and_(_ordinary, _free)))
-         .order_by(_mine.desc(), AnnotationItem.priority.desc(), AnnotationItem.id).limit(1))
-_NEXT_GOLD = (select(*_ITEM_COLUMNS)
-              .where(_open_to_user, AnnotationItem.purpose == GOLD, _free)
-              .order_by(AnnotationItem.priority.desc(), AnnotationItem.id).limit(1))
+_SERVING_ORDER = (AnnotationItem.priority.desc(), AnnotationItem.id)
+
+
+def _first_open(*conditions) -> Select:
+    """The first item open to the user in serving order among those meeting `conditions` (priority last, to merge)."""
+    return (select(*_ITEM_COLUMNS, AnnotationItem.priority).where(_open_to_user, *conditions)
+            .order_by(*_SERVING_ORDER).limit(1))
+
+
+# Each statement below walks an index in serving order and stops at its first row: the user's live
+# claims (ix_itemclaim_user_id_expires_at), open items of one purpose (ix_annotationitem_open), the
+# items assigned to the user (ix_annotationitem_assigned_user_id). "Ordinary" work is purpose train
+# or assigned to the user, and its best item is the better of the two branches' first rows.
+_MY_CLAIM = (_first_open(ItemClaim.user_id == _USER, ItemClaim.expires_at > _NOW)
+             .join_from(ItemClaim, AnnotationItem, AnnotationItem.id == ItemClaim.item_id))
+_ordinary = union_all(*(select(branch) for branch in (
+    _first_open(AnnotationItem.purpose == TRAIN, _free).subquery("train"),
+    _first_open(AnnotationItem.assigned_user_id == _USER, _free).subquery("assigned"))))
+_NEXT = _ordinary.order_by(_ordinary.selected_columns.priority.desc(), _ordinary.selected_columns.id).limit(1)
+_NEXT_GOLD = _first_open(AnnotationItem.purpose == GOLD, _free)
 _checked = aliased(AnnotationItem)
 _gap_bound = (select(Judgment.id).where(Judgment.user_id == _USER, Judgment.kind == JudgmentKind.pairwise.value)
               .order_by(Judgment.id.desc()).offset(bindparam("swap_gap")).limit(1).scalar_subquery())
@@ -176,12 +187,21 @@ _SWAP_SOURCES = (select(Judgment.id, Judgment.prompt_id, Judgment.shown_order)
                         AnnotationItem.purpose == TRAIN, Judgment.id <= _gap_bound,
                         ~exists().where(_checked.source_judgment_id == Judgment.id))
                  .order_by(Judgment.id.desc()).limit(SWAP_CANDIDATES))
-_mine_of_kind = (select(func.count()).select_from(Judgment).join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
-                 .where(Judgment.user_id == _USER, AnnotationItem.kind == _KIND))
-_PROGRESS = select(_mine_of_kind.where(Judgment.kind != JudgmentKind.skip.value).scalar_subquery(),
-                   _mine_of_kind.where(Judgment.kind == JudgmentKind.skip.value).scalar_subquery(),
-                   select(func.count()).select_from(AnnotationItem).where(_open_to_user, _ordinary)
-                   .scalar_subquery())
+# Remaining = open train items of the kind (counted in ix_annotationitem_open alone) + open items assigned
+# to the user for another purpose and not judged by them - open train items they judged. The last term,
+# like done and skipped, comes from the user's own judgments; only the first grows with the queue, and it
+# reads nothing but the index.
+_open_train = (select(func.count()).select_from(AnnotationItem)
+               .where(AnnotationItem.kind == _KIND, AnnotationItem.purpose == TRAIN, _still_open).scalar_subquery())
+_open_assigned = (select(func.count()).select_from(AnnotationItem)
+                  .where(_open_to_user, AnnotationItem.assigned_user_id == _USER, AnnotationItem.purpose != TRAIN)
+                  .scalar_subquery())
+_judged_open_train = func.count(distinct(case((and_(_still_open, AnnotationItem.purpose == TRAIN), AnnotationItem.id))))
+_PROGRESS = (select(func.count().filter(Judgment.kind != JudgmentKind.skip.value),
+                    func.count().filter(Judgment.kind == JudgmentKind.skip.value),
+                    _open_train + _open_assigned - _judged_open_train)
+             .select_from(Judgment).join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
+             .where(Judgment.user_id == _USER, AnnotationItem.kind == _KIND))
 _KEY = bindparam("client_key")
 _BY_KEY = select(Judgment.id, Judgment.user_id, Judgment.item_id).where(Judgment.client_key == _KEY)
 _EARLIER = (select(Judgment.id, Judgment.user_id, Judgment.item_id, Judgment.client_key == _KEY)
@@ -250,12 +270,16 @@ def next_item(session: Session, *, user_id: int, kind: str, now: datetime | None
     """
     now = now or utcnow()
     params = {"user_id": user_id, "kind": kind, "now": now}
-    row = session.execute(_NEXT, params).first()
-    if row is None:
-        return None
-    item = QueuedItem(*row[:-1])
-    if not row.mine and (extras.gold_rate or extras.swap_rate):
-        item = _extra(session, params, extras) or item
+    row = session.execute(_MY_CLAIM, params).first()
+    if row is not None:
+        item = QueuedItem(*row[:-1])
+    else:
+        row = session.execute(_NEXT, params).first()
+        if row is None:
+            return None
+        item = QueuedItem(*row[:-1])
+        if extras.gold_rate or extras.swap_rate:
+            item = _extra(session, params, extras) or item
     _upsert_claim(session, item_id=item.id, user_id=user_id, expires_at=now + timedelta(seconds=CLAIM_SECONDS))
     return item
 
@@ -264,7 +288,7 @@ def _extra(session: Session, params: dict, extras: Extras) -> QueuedItem | None:
     draw = extras.rng.random()
     if draw < extras.gold_rate:
         row = session.execute(_NEXT_GOLD, params).first()
-        return QueuedItem(*row) if row is not None else None
+        return QueuedItem(*row[:-1]) if row is not None else None
     if draw < extras.gold_rate + extras.swap_rate and params["kind"] == JudgmentKind.pairwise.value:
         return _new_swap_check(session, user_id=params["user_id"], gap=extras.swap_gap, rng=extras.rng)
     return None

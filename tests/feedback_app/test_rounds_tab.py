@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +13,7 @@ from gradio_client import Client
 from sqlmodel import select
 
 from feedback_app.tabs.rounds import LogReader, log_line, loss_figure, status_text
+from rlhf.runner import process_alive
 from storage.db import session_scope
 from storage.models import Round
 from tests.feedback_app.conftest import PASSWORD, running_app, seed
@@ -66,7 +70,18 @@ def test_engineer_starts_and_cancels_a_round(server):
         (row,) = session.exec(select(Round)).all()
     assert row.created_by == "eng" and row.config_path == "configs/round_dpo_tiny.yaml"
     assert f"round {row.id}:" in status
-    status, *_ = engineer.predict(row.id, api_name="/cancel_round")
+    # Hold the round's process still so it cannot finish (or fail) before the cancel arrives on a loaded machine.
+    os.kill(row.pid, signal.SIGSTOP)
+    try:
+        status, *_ = engineer.predict(row.id, api_name="/cancel_round")
+    finally:
+        os.kill(row.pid, signal.SIGCONT)
     assert f"round {row.id}: cancelled" in status
+    deadline = time.monotonic() + 60
+    while process_alive(row.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not process_alive(row.pid)
+    with session_scope(server.url) as session:
+        assert session.get(Round, row.id).status == "cancelled"
     with pytest.raises(Exception, match="not in the list of choices|not one of the offered configs"):
         engineer.predict("/etc/passwd", api_name="/start_round")

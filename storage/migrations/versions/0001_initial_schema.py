@@ -85,6 +85,10 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_annotationitem_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_annotationitem_prompt_id'), ['prompt_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_annotationitem_source_judgment_id'), ['source_judgment_id'], unique=False)
+        batch_op.create_index('ix_annotationitem_open',
+                              ['kind', 'purpose', sa.text('priority DESC'), 'id', 'judged_count', 'overlap'],
+                              unique=False, sqlite_where=sa.text('judged_count < overlap'),
+                              postgresql_where=sa.text('judged_count < overlap'))
 
     op.create_table('generation',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -155,6 +159,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_judgment_kind'), ['kind'], unique=False)
         batch_op.create_index(batch_op.f('ix_judgment_prompt_id'), ['prompt_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_judgment_user_id'), ['user_id'], unique=False)
+        batch_op.create_index('ix_judgment_user_id_item_id', ['user_id', 'item_id'], unique=False)
 
     op.create_table('itemclaim',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -169,6 +174,7 @@ def upgrade() -> None:
     with op.batch_alter_table('itemclaim', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_itemclaim_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_itemclaim_item_id'), ['item_id'], unique=False)
+        batch_op.create_index('ix_itemclaim_user_id_expires_at', ['user_id', 'expires_at'], unique=False)
 
     op.create_table('blindvote',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -202,11 +208,13 @@ def downgrade() -> None:
 
     op.drop_table('blindvote')
     with op.batch_alter_table('itemclaim', schema=None) as batch_op:
+        batch_op.drop_index('ix_itemclaim_user_id_expires_at')
         batch_op.drop_index(batch_op.f('ix_itemclaim_item_id'))
         batch_op.drop_index(batch_op.f('ix_itemclaim_expires_at'))
 
     op.drop_table('itemclaim')
     with op.batch_alter_table('judgment', schema=None) as batch_op:
+        batch_op.drop_index('ix_judgment_user_id_item_id')
         batch_op.drop_index(batch_op.f('ix_judgment_user_id'))
         batch_op.drop_index(batch_op.f('ix_judgment_prompt_id'))
         batch_op.drop_index(batch_op.f('ix_judgment_kind'))
@@ -225,6 +233,7 @@ def downgrade() -> None:
 
     op.drop_table('generation')
     with op.batch_alter_table('annotationitem', schema=None) as batch_op:
+        batch_op.drop_index('ix_annotationitem_open')
         batch_op.drop_index(batch_op.f('ix_annotationitem_prompt_id'))
         batch_op.drop_index(batch_op.f('ix_annotationitem_kind'))
         batch_op.drop_index(batch_op.f('ix_annotationitem_assigned_user_id'))
