@@ -318,7 +318,8 @@ def cmd_demo(args) -> None:
     settings = DemoSettings(
         workdir=args.workdir, rounds=args.rounds, policy_stage=args.policy_stage, round_config=args.round_config,
         app_config=args.app_config, base_model=args.base_model, prompts=args.prompts,
-        eval_prompts=args.eval_prompts, judgments=args.judgments, annotators=args.annotators, rule=args.rule,
+        eval_prompts=args.eval_prompts, judgments=args.judgments, annotators=args.annotators,
+        adversarial=args.adversarial, overlap=args.overlap, rule=args.rule,
         noise=args.noise, position_bias=args.position_bias, serve=not args.no_serve, host=args.host,
         port=args.port, seed=args.seed, fresh=args.fresh)
     results = run_demo(settings)
@@ -489,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-prompts", type=int, default=64, help="bundled prompts held out for evaluation")
     p.add_argument("--judgments", type=int, default=480, help="judgments per round")
     p.add_argument("--annotators", type=int, default=4)
+    p.add_argument("--adversarial", type=int, default=0, help="how many of the annotators always answer wrong")
+    p.add_argument("--overlap", type=int, default=None, help="annotators per item (default: the app config's)")
     p.add_argument("--rule", default="more_e", help="hidden preference: more_e, shorter, more:TOKEN, mentions:WORD")
     p.add_argument("--noise", type=float, default=0.05, help="each annotator's flip probability")
     p.add_argument("--position-bias", type=float, default=0.0, help="first annotator picks the left slot this often")

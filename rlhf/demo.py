@@ -44,6 +44,8 @@ class DemoSettings:
     eval_prompts: int = 64
     judgments: int = 480
     annotators: int = 4
+    adversarial: int = 0
+    overlap: int | None = None
     rule: str = "more_e"
     noise: float = 0.05
     position_bias: float = 0.0
@@ -170,12 +172,15 @@ class Budget:
 
 
 def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, round_index: int) -> int:
+    """The simulated crowd judges until the round's budget is spent; the last `adversarial` always answer wrong."""
     rule = rule_by_name(settings.rule)
+    names = [n for n in passwords if n.startswith("sim")]
+    adversaries = set(names[len(names) - settings.adversarial:]) if settings.adversarial else set()
     crowd = [HttpAnnotator(base_url, name, passwords[name],
-                           SimulatedAnnotator(name, rule, flip_prob=settings.noise,
+                           SimulatedAnnotator(name, rule, flip_prob=1.0 if name in adversaries else settings.noise,
                                               position_bias=settings.position_bias if i == 0 else 0.0,
                                               seed=settings.seed * 1000 + round_index))
-             for i, name in enumerate(n for n in passwords if n.startswith("sim"))]
+             for i, name in enumerate(names)]
     budget = Budget(settings.judgments)
     counts: list[int] = []
     threads = [threading.Thread(target=lambda a=a: counts.append(a.work(budget))) for a in crowd]
@@ -321,7 +326,9 @@ def run_demo(settings: DemoSettings) -> list[RoundResult]:
     load_round_config(settings.round_config_path())  # fail before any work on a bad config
     total = time.perf_counter()
     url, passwords, held_out = prepare_store(settings)
-    config = load_app_config(settings.app_config, host=settings.host, port=settings.port)
+    if not 0 <= settings.adversarial <= settings.annotators:
+        raise ValueError(f"adversarial: {settings.adversarial} is not between 0 and annotators ({settings.annotators})")
+    config = load_app_config(settings.app_config, host=settings.host, port=settings.port, overlap=settings.overlap)
     demo, ctx = launch(url, config, block=False)
     base_url = f"http://{settings.host}:{settings.port}"
     print(f"app        {base_url}")
