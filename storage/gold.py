@@ -76,14 +76,7 @@ def _parse(where: str, record: dict[str, Any], errors: list[RecordError]) -> _Go
     responses: list[str] = []
     answer: dict[str, Any] = {}
     if kind == "pairwise":
-        a, b = check.text("a"), check.text("b")
-        if a is not None and b is not None:
-            if a == b:
-                check.fail("b", "is the same text as a")
-            responses = [a, b]
-        choice = record.get("choice")
-        if not isinstance(choice, str) or choice not in {"a", "b", "tie", "both_bad"}:
-            check.fail("choice", f"{choice!r} is not one of a, b, tie, both_bad" if "choice" in record else "missing")
+        responses, choice = check.pair()
         answer = {"choice": choice}
     else:
         response = check.text("response")

@@ -24,6 +24,7 @@ from storage.db import session_scope
 from storage.models import Generation, Judgment, Prompt, User, utcnow
 
 MAX_ERRORS_SHOWN = 20
+PAIR_CHOICES = ("a", "b", "tie", "both_bad")
 csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_TEXT_BYTES))  # let the 1 MiB check name the field
 _CHUNK = 500
 
@@ -179,6 +180,20 @@ class _Checker:
             return None
         return value
 
+    def pair(self) -> tuple[list[str], Any]:
+        """A pairwise record's responses [a, b] (empty if either is bad) and its choice."""
+        a, b = self.text("a"), self.text("b")
+        responses = []
+        if a is not None and b is not None:
+            if a == b:
+                self.fail("b", "is the same text as a")
+            responses = [a, b]
+        choice = self.record.get("choice")
+        if not isinstance(choice, str) or choice not in PAIR_CHOICES:
+            self.fail("choice", f"{choice!r} is not one of {', '.join(PAIR_CHOICES)}" if "choice" in self.record
+                      else "missing")
+        return responses, choice
+
     def known_fields(self, allowed: set[str]) -> None:
         for name in sorted(set(self.record) - allowed):
             self.fail(name, f"unknown field (expected one of: {', '.join(sorted(allowed))})")
@@ -291,15 +306,7 @@ def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError
     payload: dict[str, Any] = {}
     responses: list[str] = []
     if kind == "pairwise":
-        a, b = check.text("a"), check.text("b")
-        if a is not None and b is not None:
-            if a == b:
-                check.fail("b", "is the same text as a")
-            responses = [a, b]
-        choice = record.get("choice")
-        if not isinstance(choice, str) or choice not in {"a", "b", "tie", "both_bad"}:
-            check.fail("choice", f"{choice!r} is not one of a, b, tie, both_bad" if "choice" in record else "missing")
-        payload["choice"] = choice
+        responses, payload["choice"] = check.pair()
     elif kind == "rating":
         response = check.text("response")
         responses = [response] if response is not None else []
