@@ -23,7 +23,8 @@ def lineage_rows(url: str) -> tuple[list[list], list[str]]:
     with store_session(url) as session:
         tree = lineage(session)
     names = {version.id: version.name for _, version in tree}
-    rows = [["  " * depth + ("└ " if depth else "") + v.name, v.kind, names.get(v.parent_id, ""), v.status,
+    indent = "\u00a0\u00a0\u00a0"  # the table collapses ordinary spaces
+    rows = [[indent * (depth - 1) + "└ " + v.name if depth else v.name, v.kind, names.get(v.parent_id, ""), v.status,
              "LIVE" if v.is_live else "", "yes" if v.is_adapter else "", v.round_id or "",
              v.created_at.strftime("%Y-%m-%d %H:%M"), _metrics(v)] for depth, v in tree]
     return rows, [v.name for _, v in tree if v.status == "ready"]
