@@ -125,37 +125,62 @@ def prepare_store(settings: DemoSettings) -> tuple[str, dict[str, str], list[str
 # --- simulated annotators over HTTP -------------------------------------------------------
 
 
-class HttpAnnotator:
-    """A simulated annotator using the app's HTTP API, as a browser would: login, next, submit."""
+class AppSession:
+    """One logged-in browser tab on the app, driven over its HTTP API."""
 
-    def __init__(self, base_url: str, username: str, password: str, judge: SimulatedAnnotator):
+    def __init__(self, base_url: str, username: str, password: str):
         import httpx
 
-        self.judge = judge
         self.http = httpx.Client(base_url=base_url, timeout=60)
         self.session = {"session_hash": secrets.token_hex(6)}  # one browser tab: Gradio keeps its state
         self.http.post("/login", data={"username": username, "password": password}).raise_for_status()
 
-    def _call(self, endpoint: str, data: list) -> list:
+    def call(self, endpoint: str, data: list) -> list:
         reply = self.http.post(f"/gradio_api/run/{endpoint}", json={"data": data, **self.session})
         reply.raise_for_status()
         return reply.json()["data"]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class HttpAnnotator(AppSession):
+    """A simulated annotator comparing pairs in the app, as a browser would: login, next, submit."""
+
+    def __init__(self, base_url: str, username: str, password: str, judge: SimulatedAnnotator):
+        super().__init__(base_url, username, password)
+        self.judge = judge
 
     def work(self, budget: "Budget") -> int:
         """Compare pairs until the budget or the queue runs out; returns judgments submitted."""
         from feedback_app.tabs.compare import CHOICES
 
         labels = {"left": CHOICES[0], "right": CHOICES[1], "tie": CHOICES[2]}
-        shown = self._call("pairwise_next", [])
+        shown = self.call("pairwise_next", [])
         done = 0
         while shown[3] and budget.take():
             _prompt, left, right, token = shown[:4]
-            shown = self._call("pairwise_submit", [token, labels[self.judge.compare(left, right)]])
+            shown = self.call("pairwise_submit", [token, labels[self.judge.compare(left, right)]])
             done += 1
         return done
 
-    def close(self) -> None:
-        self.http.close()
+
+def blind_review(base_url: str, passwords: dict[str, str], settings: DemoSettings, new: str, old: str,
+                 votes: int = 40) -> int:
+    """The simulated reviewer's blind A/B votes between two versions in the Review tab (it cannot tell which is which)."""
+    from feedback_app.tabs.review import VOTES
+
+    reviewer = AppSession(base_url, "reviewer", passwords["reviewer"])
+    judge = SimulatedAnnotator("reviewer", rule_by_name(settings.rule), seed=settings.seed)
+    labels = {"left": VOTES[0], "right": VOTES[1], "tie": VOTES[2]}
+    try:
+        reviewer.call("review_versions", [])
+        for _ in range(votes):
+            _prompt, first, second, _vote, _result, token = reviewer.call("blind_next", [new, old])
+            reviewer.call("blind_vote", [token, labels[judge.compare(first, second)]])
+        return votes
+    finally:
+        reviewer.close()
 
 
 class Budget:
@@ -250,6 +275,7 @@ def run_one_round(index: int, url: str, base_url: str, passwords: dict[str, str]
     filled = fill_queue(base_url, passwords)
     seconds["generate"] = time.perf_counter() - started
     print(f"  queue    {filled}")
+    review_live_against_parent(url, base_url, passwords, settings)
 
     started = time.perf_counter()
     judged = annotate(base_url, passwords, settings, index)
@@ -276,6 +302,20 @@ def run_one_round(index: int, url: str, base_url: str, passwords: dict[str, str]
     seconds["measure"] = time.perf_counter() - started
     record_rule_win_rate(url, round_id, result)
     return result
+
+
+def review_live_against_parent(url: str, base_url: str, passwords: dict[str, str], settings: DemoSettings) -> None:
+    """Blind A/B votes between the live version and its parent, so the Leaderboard has something to rank."""
+    from rlhf.registry import live_version
+    from storage.db import session_scope
+    from storage.models import ModelVersion
+
+    with session_scope(url) as session:
+        live = live_version(session)
+        parent = session.get(ModelVersion, live.parent_id) if live.parent_id else None
+    if parent is not None:
+        votes = blind_review(base_url, passwords, settings, live.name, parent.name)
+        print(f"  review   {votes} blind A/B votes by the reviewer: {live.name} vs {parent.name}")
 
 
 def record_rule_win_rate(url: str, round_id: int, result: RoundResult) -> None:
@@ -339,6 +379,8 @@ def run_demo(settings: DemoSettings) -> list[RoundResult]:
             print(f"round {index}/{settings.rounds} ({settings.policy_stage}, {settings.round_config_path()})")
             results.append(run_one_round(index, url, base_url, passwords, held_out, settings, pool))
             print(describe(results[-1]))
+        print(f"after the rounds: queue {fill_queue(base_url, passwords)}")
+        review_live_against_parent(url, base_url, passwords, settings)
         print(f"demo finished in {time.perf_counter() - total:.0f}s")
         if settings.serve:
             print(f"\nThe app is running at {base_url} — log in as any of:")

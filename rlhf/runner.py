@@ -106,7 +106,19 @@ def process_alive(pid: int) -> bool:
         cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    return state not in ("Z", "X") and b"rlhf.round" in cmdline
+    return looks_like_a_round(state, cmdline)
+
+
+def looks_like_a_round(state: str, cmdline: bytes) -> bool:
+    """A live round process, judged from /proc: not a zombie, and running `rlhf.round` (not a reused pid).
+
+    An empty command line is a process in the middle of exec: Popen returns (vfork) once the new
+    address space is in place but before the kernel has recorded the new argv, so a round
+    checked right after its start can show none for a moment.
+    """
+    if state in ("Z", "X"):
+        return False
+    return not cmdline.strip() or b"rlhf.round" in cmdline
 
 
 def reap_dead_rounds(session: Session) -> list[Round]:

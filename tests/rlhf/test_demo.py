@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from rlhf.demo import DemoSettings, run_demo
 from storage.db import session_scope
-from storage.models import Generation, Judgment, ModelVersion, Round
+from storage.models import BlindVote, Generation, Judgment, ModelVersion, Round
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "round_dpo_demo.yaml"
 
@@ -49,6 +49,11 @@ def test_two_dpo_rounds_end_to_end(tmp_path):
         from_r1 = sum(1 for ids in judged_in_round2 if set(ids) <= by_version["r1"])
         from_base = sum(1 for ids in judged_in_round2 if set(ids) <= by_version["base"])
         assert len(judged_in_round2) == 40 and from_r1 + from_base == 40 and from_r1 >= 30
+
+        # The simulated reviewer voted blind between each new live version and its parent, through the app.
+        voted = {tuple(sorted((v.version_a_id, v.version_b_id))) for v in session.exec(select(BlindVote))}
+        assert voted == {tuple(sorted((r1.id, versions["base"].id))), tuple(sorted((r2.id, r1.id)))}
+        assert len(session.exec(select(BlindVote)).all()) == 80
 
         for result in results:
             metrics = session.get(Round, result.round_id).metrics

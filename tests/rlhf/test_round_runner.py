@@ -151,3 +151,13 @@ def test_cli_rejects_a_bad_config_before_starting(sqlite_url, tmp_path, capsys):
     assert cli(["round", "run", str(bad), "--db", sqlite_url]) == 2
     assert f"{bad}: stages.dpo.betta: unknown key (did you mean beta?)" in capsys.readouterr().err
     assert list_rounds(sqlite_url) == []
+
+
+def test_liveness_from_proc_accepts_a_process_mid_exec():
+    from rlhf.runner import looks_like_a_round
+
+    assert looks_like_a_round("S", b"/venv/bin/python -m rlhf.round 3 --db sqlite:///x.db ")
+    assert looks_like_a_round("R", b"")  # exec in progress: argv not recorded yet
+    assert not looks_like_a_round("S", b"/usr/bin/vim notes.txt ")  # the pid was reused
+    assert not looks_like_a_round("Z", b"")
+    assert not looks_like_a_round("Z", b"python -m rlhf.round 3 ")
