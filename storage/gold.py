@@ -81,14 +81,7 @@ def _parse(where: str, record: dict[str, Any], errors: list[RecordError]) -> _Go
     else:
         response = check.text("response")
         responses = [response] if response is not None else []
-        score = record.get("score")
-        if "score" not in record:
-            check.fail("score", "missing")
-        elif isinstance(score, bool) or not isinstance(score, int):
-            check.fail("score", f"expected a whole number from 1 to 5, got {type(score).__name__}")
-        elif not 1 <= score <= 5:
-            check.fail("score", f"{score} is out of range 1..5")
-        answer = {"score": score}
+        answer = {"score": check.score()}
     if len(errors) > before:
         return None
     return _GoldRecord(where, kind, prompt, responses, answer)

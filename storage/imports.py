@@ -194,6 +194,17 @@ class _Checker:
                       else "missing")
         return responses, choice
 
+    def score(self) -> Any:
+        """A rating's score, a whole number from 1 to 5."""
+        score = self.record.get("score")
+        if "score" not in self.record:
+            self.fail("score", "missing")
+        elif isinstance(score, bool) or not isinstance(score, int):
+            self.fail("score", f"expected a whole number from 1 to 5, got {type(score).__name__}")
+        elif not 1 <= score <= 5:
+            self.fail("score", f"{score} is out of range 1..5")
+        return score
+
     def known_fields(self, allowed: set[str]) -> None:
         for name in sorted(set(self.record) - allowed):
             self.fail(name, f"unknown field (expected one of: {', '.join(sorted(allowed))})")
@@ -310,14 +321,7 @@ def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError
     elif kind == "rating":
         response = check.text("response")
         responses = [response] if response is not None else []
-        score = record.get("score")
-        if "score" not in record:
-            check.fail("score", "missing")
-        elif isinstance(score, bool) or not isinstance(score, int):
-            check.fail("score", f"expected a whole number from 1 to 5, got {type(score).__name__}")
-        elif not 1 <= score <= 5:
-            check.fail("score", f"{score} is out of range 1..5")
-        payload["score"] = score
+        payload["score"] = check.score()
     elif kind == "ranking":
         ranked = record.get("responses")
         if not isinstance(ranked, list) or not all(isinstance(r, str) and r.strip() for r in ranked):
