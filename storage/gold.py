@@ -27,6 +27,7 @@ from storage.imports import (
     _Checker,
     _ensure_generations,
     _ensure_prompts,
+    fail_if_bad,
     parse_records,
 )
 from storage.models import AnnotationItem, utcnow
@@ -107,10 +108,7 @@ def import_gold(path: str | Path, *, url: str | None = None, overlap: int = DEFA
     _same_item_twice(parsed, errors)
     if overlap < 1:
         errors.append(RecordError(str(path), "overlap", f"must be at least 1, got {overlap}"))
-    if errors:
-        raise ImportFailed(path, errors)
-    if not parsed:
-        raise ImportFailed(path, [RecordError(str(path), "prompt", "the file holds no records")])
+    fail_if_bad(path, parsed, errors, first_field="prompt")
 
     report = ImportReport(path=path, what="gold items", records=len(parsed))
     with session_scope(url) as session:

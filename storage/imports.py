@@ -153,6 +153,14 @@ def parse_records(path: Path, parse) -> tuple[list, list[RecordError]]:
     return parsed, errors
 
 
+def fail_if_bad(path: Path, parsed: list, errors: list[RecordError], *, first_field: str) -> None:
+    """Raise ImportFailed when any record was bad, or when there was none at all (naming `first_field`)."""
+    if errors:
+        raise ImportFailed(path, errors)
+    if not parsed:
+        raise ImportFailed(path, [RecordError(str(path), first_field, "the file holds no records")])
+
+
 class _Checker:
     """Collects field errors for one record."""
 
@@ -237,10 +245,7 @@ def import_prompts(path: str | Path, *, url: str | None = None, source: str | No
         return {"text": text, "source": row_source or source or path.name, "tags": tags}
 
     rows, errors = parse_records(path, parse)
-    if errors:
-        raise ImportFailed(path, errors)
-    if not rows:
-        raise ImportFailed(path, [RecordError(str(path), "prompt", "the file holds no records")])
+    fail_if_bad(path, rows, errors, first_field="prompt")
 
     report = ImportReport(path=path, what="prompts", records=len(rows))
     with session_scope(url) as session:
@@ -354,10 +359,7 @@ def import_judgments(path: str | Path, *, url: str | None = None) -> ImportRepor
     """Import judgments (schema in DESIGN.md); a repeated line or re-imported file is skipped, not doubled."""
     path = Path(path)
     parsed, errors = parse_records(path, _parse_judgment)
-    if errors:
-        raise ImportFailed(path, errors)
-    if not parsed:
-        raise ImportFailed(path, [RecordError(str(path), "kind", "the file holds no records")])
+    fail_if_bad(path, parsed, errors, first_field="kind")
 
     report = ImportReport(path=path, what="judgments", records=len(parsed))
     with session_scope(url) as session:

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 from playwright.sync_api import expect, sync_playwright
-from sqlmodel import select
 
 from feedback_app.config import ConfigError, load_app_config
 from storage.db import session_scope
