@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
-from rlhf.modeling import load_policy, load_tokenizer, save_atomically
+from rlhf.modeling import load_policy, load_tokenizer
+from storage.files import save_atomically
 from rlhf.registry import root_base_model
 from storage.models import ModelVersion
 

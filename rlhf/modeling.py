@@ -13,7 +13,7 @@ from pathlib import Path
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 import torch
-from storage.files import save_atomically  # noqa: F401  (re-exported for callers of this module)
+from storage.files import save_atomically
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
