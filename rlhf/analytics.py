@@ -11,7 +11,7 @@ Conventions for pairwise judgments (storage.models.Judgment):
   position information and are left out of position statistics;
 - gold answers live on ``AnnotationItem.gold_answer`` as ``{"choice": "a"|"b"|"tie"|"both_bad"}``
   (relative to the item's ``generation_ids`` [a, b]) or ``{"winner_generation_id": id}``
-  (``None`` for a no-preference gold).
+  (``None`` for a no-preference gold); a rating gold is ``{"score": n}``.
 """
 
 from __future__ import annotations
@@ -312,12 +312,22 @@ class _Ratings:
 
 
 @dataclass
+class _RatingGold:
+    """Every rating of an item with a gold score (not only the latest: each one was a check)."""
+
+    user: np.ndarray
+    score: np.ndarray
+    expected: np.ndarray
+
+
+@dataclass
 class _Judgments:
     users: dict[int, str]
     user: np.ndarray            # every non-skip judgment
     duration: np.ndarray        # float, NaN where unknown
     pairwise: _Pairwise
     ratings: _Ratings
+    rating_gold: _RatingGold
 
 
 def _read_judgments(session: Session, since: datetime | None = None,
@@ -345,6 +355,7 @@ def _read_judgments(session: Session, since: datetime | None = None,
     pair_lookup: dict[tuple[int, int, int], int] = {}
     p_user, p_pair, p_outcome, p_left, p_has, p_gold = [], [], [], [], [], []
     latest_rating: dict[tuple[int, int], int] = {}
+    g_user, g_score, g_expected = [], [], []
     for (_id, kind, user_id, username, prompt_id, generation_ids, payload, shown_order, duration_ms,
          item_generation_ids, gold_answer) in rows:
         users[user_id] = username
@@ -352,6 +363,10 @@ def _read_judgments(session: Session, since: datetime | None = None,
         duration.append(np.nan if duration_ms is None else duration_ms)
         if kind == JudgmentKind.rating.value:
             latest_rating[(user_id, generation_ids[0])] = payload["score"]
+            if isinstance(gold_answer, dict) and isinstance(gold_answer.get("score"), (int, float)):
+                g_user.append(user_id)
+                g_score.append(payload["score"])
+                g_expected.append(gold_answer["score"])
             continue
         if kind != JudgmentKind.pairwise.value:
             continue
@@ -373,8 +388,11 @@ def _read_judgments(session: Session, since: datetime | None = None,
     ratings = _Ratings(user=np.array([user for user, _ in latest_rating], dtype=np.int64),
                        generation=np.array([generation for _, generation in latest_rating], dtype=np.int64),
                        score=np.array(list(latest_rating.values()), dtype=float))
+    rating_gold = _RatingGold(user=np.array(g_user, dtype=np.int64), score=np.array(g_score, dtype=float),
+                              expected=np.array(g_expected, dtype=float))
     return _Judgments(users=users, user=np.array(user_all, dtype=np.int64),
-                      duration=np.array(duration, dtype=float), pairwise=pairwise, ratings=ratings)
+                      duration=np.array(duration, dtype=float), pairwise=pairwise, ratings=ratings,
+                      rating_gold=rating_gold)
 
 
 def _winner(choice: str | None, generation_ids: Sequence[int]) -> int | None:
@@ -419,7 +437,8 @@ def annotator_report(session: Session, *, since: datetime | None = None, max_jud
     - rating_agreement: share of the annotator's scores (latest per response) within
       `rating_tolerance` of the mean of the other annotators' scores for that response, over
       responses at least `min_other_annotators` others rated;
-    - gold_accuracy: share of judgments on items with a gold answer that match it;
+    - gold_accuracy: share of judgments on items with a gold answer that match it (a rating
+      matches within `rating_tolerance` of the gold score);
     - position_bias_rate: share of decisive choices (not tie / both bad) that picked the left slot,
       with a two-sided binomial test against 0.5;
     - swap_inconsistency: share of pairs the annotator judged more than once, seen from both
@@ -438,8 +457,10 @@ def annotator_report(session: Session, *, since: datetime | None = None, max_jud
     judgments = per_user(data.user)
     pairwise = per_user(pw.user)
     with_gold = pw.gold >= 0
-    gold_n = per_user(pw.user[with_gold])
-    gold_hits = per_user(pw.user[with_gold], pw.outcome[with_gold] == pw.gold[with_gold])
+    rg = data.rating_gold
+    gold_n = per_user(pw.user[with_gold]) + per_user(rg.user)
+    gold_hits = (per_user(pw.user[with_gold], pw.outcome[with_gold] == pw.gold[with_gold])
+                 + per_user(rg.user, np.abs(rg.score - rg.expected) <= thresholds.rating_tolerance))
     decisive = pw.has_position & (pw.outcome != NO_PREFERENCE)
     decisive_n = per_user(pw.user[decisive])
     picked_left = per_user(pw.user[decisive], pw.left_is_first[decisive] == (pw.outcome[decisive] == FIRST))

@@ -97,6 +97,39 @@ def test_gold_items_are_served_at_the_configured_rate_and_scored(db_url, tmp_pat
         assert result[0].purpose == queue.TRAIN
 
 
+def test_rating_gold_is_served_in_the_rating_queue_and_scored_within_tolerance(db_url, tmp_path):
+    (me, _), _ = _store(db_url, prompts=0)
+    with session_scope(db_url) as session:
+        version = session.exec(select(ModelVersion)).one()
+        for p in range(40):
+            prompt, _ = add_prompt(session, text=f"rate {p}")
+            get_or_create_generation(session, prompt_id=prompt.id, text=f"to rate {p}", model_version_id=version.id)
+        queue.enqueue(session, kind="rating", version_id=version.id, overlap=1)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"prompt": f"rating gold {i}?", "response": f"known {i}", "score": 4}) + "\n"
+                            for i in range(10)))
+    import_gold(gold, url=db_url)
+    given = iter([4, 5, 3, 1, 2, 4, 4, 5, 1, 4])   # within ±1 of 4 except the 1s and the 2: 7 of 10
+    extras = queue.Extras(gold_rate=0.5, rng=random.Random(1))
+    gold_scores = []
+    while True:
+        with session_scope(db_url) as session:
+            item = queue.next_item(session, user_id=me, kind="rating", extras=extras)
+            if item is None:
+                break
+            score = next(given, 4) if item.purpose == queue.GOLD else 3
+            if item.purpose == queue.GOLD:
+                gold_scores.append(score)
+            queue.submit(session, item_id=item.id, user_id=me, generation_ids=item.generation_ids,
+                         payload={"score": score}, client_key=f"r{item.id}", duration_ms=500)
+
+    assert len(gold_scores) == 10
+    stats = _report(db_url)[me]
+    assert stats.gold_judgments == 10
+    assert stats.gold_accuracy == pytest.approx(0.7)
+    assert "gold_failures" not in stats.flags
+
+
 def test_gold_is_only_mixed_into_ordinary_work(db_url, tmp_path):
     (me, _), _ = _store(db_url, prompts=0)
     import_gold(_gold_file(tmp_path, 5), url=db_url)
