@@ -186,7 +186,7 @@ def cmd_model_set_live(args) -> None:
     from storage.db import session_scope
 
     with session_scope(args.db) as session:
-        version = set_live(session, name=args.name)
+        version = set_live(session, name=args.name, by=f"cli ({getpass.getuser()})")
     print(f"{version.name} is now live")
 
 

@@ -20,12 +20,13 @@ Alarms:
   times as long (characters) as the parent's; without stored responses on both sides, the
   round's sampled ``mean_length`` / ``parent_mean_length`` are used instead.
 
-The store keeps no history of when each version was live, so a version's "live period" is the
-span of the judgments on its responses.
+Live periods come from the store's record of live changes (``LiveChange``, written by
+``rlhf.registry.set_live``): the plot shades them, so a dip can be read against what was being served.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -79,6 +80,11 @@ class VersionSeries:
     mean_reward: float | None                # metrics["mean_reward"]
     parent_mean_reward: float | None         # metrics["parent_mean_reward"]
     buckets: list[Bucket] = field(default_factory=list)
+    live_periods: list[tuple[datetime, datetime | None]] = field(default_factory=list)   # end None: live now
+
+    def live_text(self) -> str:
+        return "; ".join(f"{start:%Y-%m-%d %H:%M} → {'now' if end is None else f'{end:%Y-%m-%d %H:%M}'}"
+                         for start, end in self.live_periods)
 
     @property
     def rating_mean(self) -> float | None:
@@ -189,11 +195,12 @@ def monitor(session: Session, *, since: datetime | None = None, until: datetime 
         owner[generation_id] = version_id
         length[version_id].append(chars)
     events = _read_events(session, owner, since, until)
+    periods = _live_periods(session, since, until)
 
     series = []
     for version_id, version in versions.items():
         mine = events.by_version.get(version_id, [])
-        if not mine and not version.is_live:
+        if not mine and not version.is_live and version_id not in periods:
             continue
         parent = versions.get(version.parent_id)
         outcomes = [value for _, kind, value in mine if kind == JudgmentKind.pairwise.value]
@@ -211,6 +218,7 @@ def monitor(session: Session, *, since: datetime | None = None, until: datetime 
             mean_reward=_number(version.metrics, "mean_reward"),
             parent_mean_reward=_number(version.metrics, "parent_mean_reward"),
             buckets=_buckets(mine, bucket),
+            live_periods=periods.get(version_id, []),
         ))
 
     by_id = {row.version_id: row for row in series}
@@ -223,6 +231,25 @@ def monitor(session: Session, *, since: datetime | None = None, until: datetime 
         alarms += _reward_alarm(row, parent_scores.get(version.parent_id, []), thresholds)
         alarms += _length_alarm(row, version, length.get(version.parent_id, []), thresholds)
     return Monitoring(series=series, alarms=alarms, bucket=str(bucket))
+
+
+def _live_periods(session: Session, since: datetime | None,
+                  until: datetime | None) -> dict[int, list[tuple[datetime, datetime | None]]]:
+    """Each version's live periods that overlap the window, clipped to it."""
+    from rlhf.registry import live_periods
+
+    out: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
+    for period in live_periods(session):
+        start, end = _aware(period.start), period.end and _aware(period.end)
+        if (until is not None and start > _aware(until)) or (since is not None and end is not None
+                                                              and end < _aware(since)):
+            continue
+        if since is not None:
+            start = max(start, _aware(since))
+        if until is not None and (end is None or end > _aware(until)):
+            end = _aware(until)
+        out[period.version_id].append((start, end))
+    return out
 
 
 def _parent_scores(versions: dict[int, ModelVersion], by_id: dict[int, VersionSeries],
@@ -296,6 +323,7 @@ def _fmt(p: float | None) -> str:
 
 def plot_version_timeline(monitoring: Monitoring | list[VersionSeries]):
     """Mean human rating and human win-rate per bucket, one line per version (a matplotlib Figure, Agg)."""
+    from matplotlib import rcParams
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -303,14 +331,26 @@ def plot_version_timeline(monitoring: Monitoring | list[VersionSeries]):
     figure = Figure(figsize=(8, 5.5), layout="constrained")
     FigureCanvasAgg(figure)
     ratings, wins = figure.subplots(2, 1, sharex=True)
+    palette = rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = (palette[i % len(palette)] for i in itertools.count())
+    judged = [b.start for row in series for b in row.buckets]
     for row in series:
+        colour = next(colours)
         rated = [b for b in row.buckets if b.rating_mean is not None]
         compared = [b for b in row.buckets if b.win_rate is not None]
         label = plain_label(row.name) + (" (live)" if row.is_live else "")
         if rated:
-            ratings.plot([b.start for b in rated], [b.rating_mean for b in rated], marker="o", label=label)
+            ratings.plot([b.start for b in rated], [b.rating_mean for b in rated], marker="o", label=label,
+                         color=colour)
         if compared:
-            wins.plot([b.start for b in compared], [b.win_rate for b in compared], marker="o", label=label)
+            wins.plot([b.start for b in compared], [b.win_rate for b in compared], marker="o", label=label,
+                      color=colour)
+        for start, end in row.live_periods:
+            if end is None:
+                end = max([start, *judged])
+            if end > start:
+                for axis in (ratings, wins):
+                    axis.axvspan(start, end, color=colour, alpha=0.12, linewidth=0)
     ratings.set_ylabel("mean human rating")
     ratings.set_ylim(0.8, 5.2)
     wins.set_ylabel("human win-rate")

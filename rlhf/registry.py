@@ -11,6 +11,8 @@ import json
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from sqlmodel import Session, select
 from storage.crud import StoreError
 from storage.db import database_url, sqlite_path
 from storage.files import save_atomically
-from storage.models import ModelVersion, VersionKind, VersionStatus
+from storage.models import LiveChange, ModelVersion, VersionKind, VersionStatus
 
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
@@ -75,7 +77,7 @@ def register_version(session: Session, *, name: str, base_model: str, kind: str 
     session.add(version)
     session.flush()
     if make_live:
-        set_live(session, name=name)
+        set_live(session, name=name, by="registered live")
     return version
 
 
@@ -105,11 +107,16 @@ def publish_version(session: Session, *, name: str, write: Callable[[Path], None
     return register_version(session, **fields, make_live=make_live)
 
 
-def set_live(session: Session, *, name: str) -> ModelVersion:
-    """Make `name` the one live version; a single UPDATE flips every row, so there is never zero-or-two mid-way."""
+def set_live(session: Session, *, name: str, by: str | None = None) -> ModelVersion:
+    """Make `name` the one live version; a single UPDATE flips every row, so there is never zero-or-two mid-way.
+
+    A change is recorded in `LiveChange` (who, when), so monitoring knows each version's live periods.
+    """
     version = require_version(session, name=name)
     if version.status != VersionStatus.ready.value:
         raise StoreError(f"model: {name!r} is {version.status}, only a ready version can be live")
+    if not version.is_live:
+        session.add(LiveChange(version_id=version.id, changed_by=by))
     session.flush()
     session.exec(update(ModelVersion).values(is_live=case((ModelVersion.id == version.id, True), else_=False))
                  .execution_options(synchronize_session=False))
@@ -117,6 +124,22 @@ def set_live(session: Session, *, name: str) -> ModelVersion:
         if isinstance(loaded, ModelVersion):
             session.refresh(loaded, ["is_live"])
     return version
+
+
+@dataclass(frozen=True)
+class LivePeriod:
+    version_id: int
+    start: datetime
+    end: datetime | None      # None: still live
+    set_by: str | None
+
+
+def live_periods(session: Session) -> list[LivePeriod]:
+    """When each version was live, oldest first, from the recorded changes."""
+    changes = session.exec(select(LiveChange).order_by(LiveChange.changed_at, LiveChange.id)).all()
+    return [LivePeriod(version_id=change.version_id, start=change.changed_at,
+                       end=changes[i + 1].changed_at if i + 1 < len(changes) else None, set_by=change.changed_by)
+            for i, change in enumerate(changes)]
 
 
 def retire(session: Session, *, name: str) -> ModelVersion:
@@ -155,6 +178,15 @@ def lineage_text(session: Session) -> str:
         marks.append(version.status)
         lines.append(f"{branch}{version.name} [{kind}] {' '.join(marks)}  {version.artifact_path}")
     return "\n".join(lines)
+
+
+def root_version(session: Session, version: ModelVersion) -> ModelVersion:
+    """The first version of `version`'s lineage (itself when it has no parent)."""
+    seen = {version.id}
+    while version.parent_id is not None and version.parent_id not in seen:
+        seen.add(version.parent_id)
+        version = session.get(ModelVersion, version.parent_id)
+    return version
 
 
 def root_base_model(version: ModelVersion) -> str:

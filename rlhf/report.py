@@ -312,9 +312,9 @@ def build_blocks(data: ReportData, plots: dict[str, str]) -> list[Block]:
     else:
         blocks.append(Para("No alarms."))
     blocks.append(Table(
-        ["version", "parent", "live", "responses", "mean length (chars)", "ratings", "mean rating",
-         "human win-rate (n)", "vs parent W/L/even", "reward-model win-rate", "mean reward"],
-        [[row.name, row.parent_name, "yes" if row.is_live else "", row.generations, row.mean_length,
+        ["version", "parent", "live", "live periods (UTC)", "responses", "mean length (chars)", "ratings",
+         "mean rating", "human win-rate (n)", "vs parent W/L/even", "reward-model win-rate", "mean reward"],
+        [[row.name, row.parent_name, "yes" if row.is_live else "", row.live_text(), row.generations, row.mean_length,
           len(row.scores), row.rating_mean, _with_n(_pct(row.win_rate), row.comparisons),
           "/".join(str(row.vs_parent[k]) for k in ("wins", "losses", "even")) if row.parent_name else None,
           row.reward_win_rate, row.mean_reward] for row in monitoring.series]))

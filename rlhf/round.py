@@ -100,7 +100,7 @@ def run_round(round_id: int, url: str) -> None:
         reporter.log("evaluated", metrics=metrics)
         reporter.update(metrics=metrics, stage="register")
         version = register(url, round_id, config, parent, policy, metrics)
-        live = publish(url, version.name, metrics["gate"])
+        live = publish(url, version.name, metrics["gate"], by=f"round {round_id} gate")
         reporter.update(status=RoundStatus.succeeded.value, stage=None, output_version_id=version.id,
                         finished_at=utcnow(), progress={"stage": "done"})
         reporter.log("done", version=version.name, live=live)
@@ -240,12 +240,12 @@ def register(url: str, round_id: int, config: RoundConfig, parent: ModelVersion,
         return version
 
 
-def publish(url: str, name: str, gate: dict) -> bool:
+def publish(url: str, name: str, gate: dict, by: str) -> bool:
     """The gate decides: a version that passed goes live; one that did not stays ready, not live."""
     if not gate["passed"]:
         return False
     with session_scope(url) as session:
-        registry.set_live(session, name=name)
+        registry.set_live(session, name=name, by=by)
     return True
 
 

@@ -53,7 +53,7 @@ def build(ctx: AppContext) -> TabView:
         if not name:
             raise StoreError("Version: pick one first.")
         with store_session(ctx.url) as session:
-            set_live(session, name=name)
+            set_live(session, name=name, by=user.username)
         return (*view(), f"{name} is live (set by {user.username}).")
 
     @ctx.guard.requires(ENGINEER)
@@ -63,7 +63,7 @@ def build(ctx: AppContext) -> TabView:
             if live is None or live.parent_id is None:
                 raise StoreError("Roll back: the live version has no parent to go back to.")
             parent = session.get(ModelVersion, live.parent_id)
-            set_live(session, name=parent.name)
+            set_live(session, name=parent.name, by=f"{user.username} (roll back)")
             message = f"rolled back from {live.name} to {parent.name}."
         return (*view(), message)
 

@@ -22,7 +22,8 @@ from rlhf.monitoring import Monitoring, monitor, plot_version_timeline
 from rlhf.registry import artifacts_root
 from rlhf.report import write_report
 
-COLUMNS = ["version", "live", "parent", "mean rating (n)", "human win-rate (n)", "reward-model win-rate"]
+COLUMNS = ["version", "live", "parent", "live periods (UTC)", "mean rating (n)", "human win-rate (n)",
+           "reward-model win-rate"]
 
 
 def _number(value: float | None, n: int | None = None, fmt: str = ".2f") -> str:
@@ -39,7 +40,7 @@ def versions_html(monitoring: Monitoring) -> str:
     head = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
     rows = "".join(
         "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in [
-            row.name, "LIVE" if row.is_live else "", row.parent_name or "",
+            row.name, "LIVE" if row.is_live else "", row.parent_name or "", row.live_text(),
             _number(row.rating_mean, len(row.scores)), _number(row.win_rate, row.comparisons, ".0%"),
             _number(row.reward_win_rate, fmt=".0%")]) + "</tr>"
         for row in monitoring.series)

@@ -137,3 +137,48 @@ def test_timeline_draws_names_that_look_like_formulas(store, tmp_path):
     figure.savefig(tmp_path / "timeline.png")
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
     assert figure.axes[0].get_legend().get_texts()[0].get_text() == r"v\$\frac{\$ (live)"
+
+
+def _date_last_live_change(session, when):
+    from sqlmodel import select
+
+    from storage.models import LiveChange
+
+    change = session.exec(select(LiveChange).order_by(LiveChange.id.desc())).first()
+    change.changed_at = when
+    session.flush()
+
+
+def test_live_periods_are_recorded_and_shaded_on_the_timeline(store):
+    from matplotlib.patches import Polygon, Rectangle
+
+    from rlhf.registry import live_periods, set_live
+
+    base = store.version("base", live=True)
+    _date_last_live_change(store.session, DAY1)
+    child = store.version("child", parent=base)
+    set_live(store.session, name="child", by="alice")
+    _date_last_live_change(store.session, DAY1 + timedelta(days=1))
+    set_live(store.session, name="base", by="alice (roll back)")
+    _date_last_live_change(store.session, DAY1 + timedelta(days=2))
+    set_live(store.session, name="base", by="nobody")          # already live: not a change
+    store.rate(store.answers(base, "r"), PARENT_SCORES, when=DAY1 + timedelta(days=3))
+
+    periods = [(p.version_id, p.start, p.end, p.set_by) for p in live_periods(store.session)]
+    assert [(v, s.replace(tzinfo=timezone.utc), e and e.replace(tzinfo=timezone.utc), b)
+            for v, s, e, b in periods] == [
+        (base.id, DAY1, DAY1 + timedelta(days=1), "registered live"),
+        (child.id, DAY1 + timedelta(days=1), DAY1 + timedelta(days=2), "alice"),
+        (base.id, DAY1 + timedelta(days=2), None, "alice (roll back)")]
+
+    series = {row.name: row for row in monitor(store.session).series}
+    assert "child" in series                                    # no judgments, but it was live
+    assert series["child"].live_text() == "2026-11-02 09:00 → 2026-11-03 09:00"
+    assert series["base"].live_text().endswith("2026-11-03 09:00 → now")
+    windowed = {row.name: row for row in monitor(store.session, since=DAY1 + timedelta(days=2, hours=1)).series}
+    assert "child" not in windowed
+    assert windowed["base"].live_periods[0][0] == DAY1 + timedelta(days=2, hours=1)
+
+    figure = plot_version_timeline(monitor(store.session))
+    spans = [patch for patch in figure.axes[1].patches if isinstance(patch, (Polygon, Rectangle))]
+    assert len(spans) == 3                                      # base twice (until the last judgment), child once

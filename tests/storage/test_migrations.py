@@ -16,3 +16,30 @@ def test_upgrade_is_idempotent(db_url):
     assert current_revision(db_url) == head_revision()
     assert upgrade(db_url) == head_revision()
     assert current_revision(db_url) == head_revision()
+
+
+def test_upgrading_an_older_store_records_its_live_version_as_live_since_created(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from storage.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = alembic_config(url)
+    with get_engine(url).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        for name, live in (("base", True), ("child", False)):
+            connection.execute(text(
+                "INSERT INTO modelversion (name, base_model, kind, artifact_path, is_adapter, data_snapshot, config,"
+                " status, is_live, metrics, created_at) VALUES (:name, 'tiny', 'base', '/m', 0, '{}', '{}', 'ready',"
+                " :live, '{}', '2026-11-01 09:00:00.000000')"), {"name": name, "live": live})
+    assert current_revision(url) == "0001"
+
+    upgrade(url)
+    with get_engine(url).connect() as connection:
+        rows = connection.execute(text(
+            "SELECT m.name, l.changed_at, l.changed_by FROM livechange l JOIN modelversion m ON m.id = l.version_id"
+        )).all()
+    assert [(name, str(at)[:16], by) for name, at, by in rows] == [
+        ("base", "2026-11-01 09:00", "before live history (0002)")]
