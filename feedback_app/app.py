@@ -37,7 +37,7 @@ def build_app(url: str | None = None, config: AppConfig | None = None, *, pool=N
     config = config or load_app_config()
     ctx = AppContext(url=url, config=config, guard=Guard(url),
                      extras=Extras(gold_rate=config.gold_rate, swap_rate=config.swap_rate),
-                     prioritizer=Prioritizer(url, config.selection))
+                     prioritizer=Prioritizer(url, config.selection, config.selection_scorer))
     if generate:
         ctx.filler = QueueFiller(url, config, pool=pool, prioritizer=ctx.prioritizer)
     with gr.Blocks(title="RLHF feedback") as demo:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from rlhf.selection import SCORERS
 from storage.crud import StoreError
 from storage.priority import SELECTIONS
 from storage.queue import ITEM_KINDS
@@ -39,6 +40,7 @@ class AppConfig:
     gold_rate: float = 0.0      # quality checks are off unless configured (configs/app.yaml: 5% each)
     swap_rate: float = 0.0
     selection: str = "random"
+    selection_scorer: str = "reward_model"
     timer_s: float = 2.0
     log_tail_lines: int = 20
     round_configs: str = "configs/round_*.yaml"
@@ -48,7 +50,8 @@ class AppConfig:
 _SECTIONS = {
     "server": {"host": str, "port": int, "session_hours": float},
     "queue": {"overlap": int, "mix": dict, "fill_prompts": int, "low_water": int, "fill_interval_s": float,
-              "gold_rate": float, "swap_rate": float, "selection": str},
+              "gold_rate": float, "swap_rate": float, "selection": str,
+              "selection_scorer": str},
     "ui": {"timer_s": float, "log_tail_lines": int},
     "rounds": {"round_configs": str},
 }
@@ -56,7 +59,7 @@ _MINIMUM = {"port": 0, "overlap": 1, "fill_prompts": 1, "low_water": 0, "fill_in
             "log_tail_lines": 1, "gold_rate": 0.0, "swap_rate": 0.0,
             "session_hours": 0.01}
 _MAXIMUM = {"port": 65535, "gold_rate": 1.0, "swap_rate": 1.0}
-_CHOICES = {"selection": SELECTIONS}
+_CHOICES = {"selection": SELECTIONS, "selection_scorer": SCORERS}
 
 
 def _check(where: str, key: str, value: Any, kind: type) -> Any:

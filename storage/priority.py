@@ -4,8 +4,9 @@ Serving stays one `ORDER BY priority DESC, id` (storage.queue); the scores are
 computed in a background step and written in one transaction:
 - disagreement: open items whose judgments so far disagree come first (pairs:
   share of votes not for the most common outcome; ratings: spread of scores);
-- uncertainty: p(a ≻ b) from a reward model, scored by the caller (storage
-  never loads models; rlhf.selection does) and stored as 1 − 2·|p − 0.5|.
+- uncertainty: p(a ≻ b) from a preference model, scored by the caller (storage
+  never loads models; rlhf.selection does) and stored as 1 − 2·|p − 0.5|;
+- margin: the same p, stored as 2·|p − 0.5|: pairs the model thinks clearly differ come first.
 Only ordinary (`train`) items are re-scored; gold items and swap checks are
 served by rate, not by priority.
 """
@@ -22,7 +23,9 @@ from sqlmodel import Session, select
 from storage.models import AnnotationItem, Generation, Judgment, JudgmentKind, Prompt
 from storage.queue import TRAIN
 
-SELECTIONS = ("random", "uncertainty", "disagreement")
+SELECTIONS = ("random", "uncertainty", "margin", "disagreement")
+SCORED = ("uncertainty", "margin")
+"""Selections that need p(a ≻ b) for every open pair."""
 
 _open_train = (AnnotationItem.judged_count < AnnotationItem.overlap, AnnotationItem.purpose == TRAIN)
 _SET = (update(AnnotationItem).where(AnnotationItem.id == bindparam("item_id"))
@@ -54,6 +57,11 @@ def open_pairs(session: Session, *, item_ids: set[int] | None = None) -> list[Op
 def uncertainty(p_a_wins: float) -> float:
     """1 for a coin flip, 0 for a certain preference."""
     return 1.0 - 2.0 * abs(p_a_wins - 0.5)
+
+
+def margin(p_a_wins: float) -> float:
+    """1 for a certain preference, 0 for a coin flip."""
+    return 2.0 * abs(p_a_wins - 0.5)
 
 
 def disagreement_priorities(session: Session) -> dict[int, float]:

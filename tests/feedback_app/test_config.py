@@ -29,6 +29,8 @@ def test_missing_file_means_defaults_and_overrides_win(tmp_path):
     ("servre:\n  host: x\n", "servre: unknown section"),
     ("ui: [1, 2]\n", "ui: expected a mapping"),
     ("queue: {overlap: [\n", "not valid YAML"),
+    ("queue:\n  selection: smart\n", "queue.selection: 'smart' is not one of random, uncertainty, margin"),
+    ("queue:\n  selection_scorer: oracle\n", "queue.selection_scorer: 'oracle' is not one of reward_model, policy"),
 ])
 def test_bad_settings_name_the_key(tmp_path, text, message):
     path = write(tmp_path, text)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from sqlmodel import select
 
-from rlhf.selection import Prioritizer, RewardModelScorer, reward_model_path
+from rlhf.selection import ImplicitRewardScorer, Prioritizer, RewardModelScorer, reward_model_path
 from storage import priority, queue
 from storage.crud import StoreError, add_prompt, create_user, get_or_create_generation
 from storage.db import session_scope
@@ -53,7 +55,7 @@ def test_uncertainty_serves_the_pair_nearest_a_coin_flip_first(sqlite_url, tmp_p
     user, items = _queue(sqlite_url, tmp_path=tmp_path)
     p_a = dict(zip(items, [0.95, 0.52, 0.10, 0.70, 0.45, 0.99]))
     prioritizer = Prioritizer(sqlite_url, "uncertainty", scorer=lambda pairs: [p_a[p.item_id] for p in pairs])
-    assert prioritizer.refresh() == f"uncertainty: scored {len(items)} open pairs"
+    assert prioritizer.refresh() == f"uncertainty: scored {len(items)} open pairs with the given scorer"
     assert prioritizer.refresh() == "uncertainty: no new open pairs to score"
     expected = sorted(items, key=lambda i: abs(p_a[i] - 0.5))
     assert _served_order(sqlite_url, user) == expected
@@ -75,7 +77,7 @@ def test_the_live_lineage_reward_model_scores_the_queue(sqlite_url, tmp_path, ti
         pairs = priority.open_pairs(session)
 
     prioritizer = Prioritizer(sqlite_url, "uncertainty")
-    assert prioritizer.refresh() == f"uncertainty: scored {len(items)} open pairs"
+    assert prioritizer.refresh() == f"uncertainty: scored {len(items)} open pairs with the reward model"
     expected = {p.item_id: priority.uncertainty(v) for p, v in zip(pairs, RewardModelScorer(reward)(pairs))}
     assert len(set(round(v, 6) for v in expected.values())) > 1
     with session_scope(sqlite_url) as session:
@@ -93,3 +95,70 @@ def test_without_a_reward_model_or_with_random_selection_queue_order_holds(sqlit
     assert _served_order(sqlite_url, user) == items
     with pytest.raises(StoreError, match="queue.selection: 'smart' is not one of"):
         Prioritizer(sqlite_url, "smart")
+
+
+def test_margin_serves_the_pair_furthest_from_a_coin_flip_first(sqlite_url, tmp_path):
+    user, items = _queue(sqlite_url, tmp_path=tmp_path)
+    p_a = dict(zip(items, [0.95, 0.52, 0.10, 0.70, 0.45, 0.99]))
+    Prioritizer(sqlite_url, "margin", scorer=lambda pairs: [p_a[p.item_id] for p in pairs]).refresh()
+    assert _served_order(sqlite_url, user) == sorted(items, key=lambda i: -abs(p_a[i] - 0.5))
+
+
+def _logprob_one_by_one(model, tokenizer, prompt, completion):
+    """log π(completion | prompt) for one unpadded sequence, the plain way."""
+    messages = [{"role": "user", "content": prompt}]
+    head = tokenizer(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
+                     add_special_tokens=False)["input_ids"]
+    ids = tokenizer(tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": completion}],
+                                                  tokenize=False), add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logps = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1].float(), -1)
+    return sum(logps[i - 1, ids[i]].item() for i in range(len(head), len(ids)))
+
+
+def test_the_live_policy_implicit_reward_scores_the_queue(sqlite_url, tmp_path, tiny_model_dir, tiny_lora_dir):
+    with session_scope(sqlite_url) as session:
+        user = create_user(session, username="ann", password="pw").id
+        root = ModelVersion(name="base", base_model=str(tiny_model_dir), artifact_path=str(tiny_model_dir),
+                            status="ready")
+        session.add(root)
+        session.flush()
+        live = ModelVersion(name="dpo-r1", base_model=str(tiny_model_dir), artifact_path=str(tiny_lora_dir),
+                            is_adapter=True, status="ready", parent_id=root.id, is_live=True)
+        session.add(live)
+        session.flush()
+        for p, texts in enumerate([("Red.", "Blue is a colour of the sky."), ("A much longer answer here", "No"),
+                                   ("e e e e", "o o o o"), ("Yes.", "Yes, indeed it is.")]):
+            prompt, _ = add_prompt(session, text=f"Question {p}?")
+            for text in texts:
+                get_or_create_generation(session, prompt_id=prompt.id, text=text, model_version_id=root.id)
+        queue.enqueue(session, kind="pairwise", version_id=root.id, overlap=1)
+        pairs = priority.open_pairs(session)
+
+    scorer = ImplicitRewardScorer(live, root, batch_size=3)           # batches of 3 and 1: padding is exercised
+    p_a = scorer(pairs)
+    reversed_pairs = [priority.OpenPair(p.item_id, p.prompt, p.b, p.a) for p in pairs]
+    assert scorer(reversed_pairs) == pytest.approx([1 - v for v in p_a], abs=1e-6)
+    for pair, value in zip(pairs, p_a):
+        ratio = {side: _logprob_one_by_one(scorer.policy, scorer.tokenizer, pair.prompt, text)
+                 - _logprob_one_by_one(scorer.reference, scorer.tokenizer, pair.prompt, text)
+                 for side, text in (("a", pair.a), ("b", pair.b))}
+        assert value == pytest.approx(1 / (1 + math.exp(-0.1 * (ratio["a"] - ratio["b"]))), abs=1e-5)
+    assert max(abs(v - 0.5) for v in p_a) > 0.01                       # the adapter really changes the policy
+
+    prioritizer = Prioritizer(sqlite_url, "margin", "policy")
+    assert prioritizer.refresh() == f"margin: scored {len(pairs)} open pairs with the policy"
+    with session_scope(sqlite_url) as session:
+        stored = dict(session.exec(select(AnnotationItem.id, AnnotationItem.priority)).all())
+    assert stored == pytest.approx({p.item_id: priority.margin(v) for p, v in zip(pairs, p_a)}, abs=1e-6)
+    assert _served_order(sqlite_url, user)[0] == max(stored, key=stored.get)
+
+
+def test_the_policy_scorer_needs_a_live_version_with_a_parent(sqlite_url, tiny_model_dir):
+    with session_scope(sqlite_url) as session:
+        session.add(ModelVersion(name="base", base_model=str(tiny_model_dir), artifact_path=str(tiny_model_dir),
+                                 status="ready", is_live=True))
+    assert Prioritizer(sqlite_url, "uncertainty", "policy").refresh() == (
+        "uncertainty: the live version has no parent to measure its implicit reward against; queue order kept")
+    with pytest.raises(StoreError, match="queue.selection_scorer: 'oracle' is not one of reward_model, policy"):
+        Prioritizer(sqlite_url, "margin", "oracle")
