@@ -135,7 +135,7 @@ class ImplicitRewardScorer:
 
 @dataclass
 class Prioritizer:
-    """Keeps the queue's priorities current for one selection rule; scores each pair once per reward model."""
+    """Keeps the queue's priorities current for one selection rule; scores each pair once per scoring model."""
 
     url: str
     selection: str = "random"
