@@ -2,7 +2,8 @@
 
 The table is HTML built here with every username escaped. "Re-score queue" runs
 the configured active selection (rlhf.selection) now instead of waiting for the
-filler's timer.
+filler's timer. "Import gold items" takes the same file `rlhf gold import` does
+(storage.gold): all or nothing, with errors that name the line and field.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from feedback_app.context import AppContext, store_session
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
 from rlhf.analytics import AnnotatorStats, annotator_report, dataset_agreement
+from storage.crud import StoreError
+from storage.gold import import_gold
 
 COLUMNS = ["annotator", "judgments", "median time", "agreement with consensus", "gold accuracy",
            "left-pick rate (p)", "swap inconsistency", "weight", "flags"]
@@ -73,6 +76,11 @@ def build(ctx: AppContext) -> TabView:
             refresh = gr.Button("Refresh", elem_id="annotators-refresh")
             rescore = gr.Button("Re-score queue", elem_id="annotators-rescore")
         status = gr.Textbox(label="Queue selection", interactive=False, elem_id="annotators-status")
+        with gr.Row():
+            gold_file = gr.File(label="Gold items: JSONL, CSV or parquet (see `rlhf gold import`)", type="filepath",
+                                file_types=[".jsonl", ".csv", ".parquet"], elem_id="annotators-gold-file")
+            gold_import = gr.Button("Import gold items", elem_id="annotators-gold-import")
+        gold_status = gr.Textbox(label="Gold import", interactive=False, lines=3, elem_id="annotators-gold-status")
 
     def fill(user):
         return list(overview(ctx.url))
@@ -81,8 +89,16 @@ def build(ctx: AppContext) -> TabView:
     def rescore_queue(user):
         return f"{ctx.config.selection} selection — {ctx.prioritizer.refresh()}"
 
+    @ctx.guard.requires(ENGINEER)
+    def import_gold_file(path, user):
+        if not path:
+            raise StoreError("Gold items: choose a file first.")
+        return import_gold(path, url=ctx.url).summary()
+
     show = ctx.guard.requires(ENGINEER)(fill)
     tab.select(show, None, [table, summary], api_name="annotators_show", concurrency_limit=2)
     refresh.click(show, None, [table, summary], api_name="annotators_refresh", concurrency_limit=2)
     rescore.click(rescore_queue, None, status, api_name="annotators_rescore", concurrency_limit=1)
+    gold_import.click(import_gold_file, gold_file, gold_status, api_name="annotators_gold_import",
+                      concurrency_limit=1)
     return TabView(tab=tab, capability=ENGINEER, outputs=[table, summary], fill=fill)

@@ -38,6 +38,7 @@ ENDPOINTS = {
     "review_versions": "review", "review_side_by_side": "review", "blind_next": "review", "blind_vote": "review",
     "leaderboard_show": "review", "leaderboard_refresh": "review",
     "annotators_show": "engineer", "annotators_refresh": "engineer", "annotators_rescore": "engineer",
+    "annotators_gold_import": "engineer",
     "monitoring_show": "review", "monitoring_refresh": "review", "monitoring_report": "review",
     "on_load": "anyone",
 }

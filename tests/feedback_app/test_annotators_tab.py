@@ -109,6 +109,38 @@ def test_monitoring_plot_and_report_download(server):
     assert [p.name for p in written] == [report.name]
 
 
+def test_an_engineer_imports_gold_items_in_the_app_all_or_nothing(server, tmp_path):
+    from gradio_client import handle_file
+    from sqlmodel import func, select
+
+    from storage.gold import GOLD
+
+    def gold_count():
+        with session_scope(server.url) as session:
+            return session.exec(select(func.count()).select_from(AnnotationItem)
+                                .where(AnnotationItem.purpose == GOLD)).one()
+
+    before = gold_count()
+    good = tmp_path / "gold.jsonl"
+    good.write_text('{"prompt": "2+2?", "a": "4", "b": "5", "choice": "a"}\n'
+                    '{"prompt": "Rate: the sky is green.", "response": "False.", "score": 5}\n')
+    engineer = client(server, "eng")
+    assert "gold.jsonl: 2 gold items read, 2 imported" in engineer.predict(handle_file(str(good)),
+                                                                           api_name="/annotators_gold_import")
+    assert gold_count() == before + 2
+
+    bad = tmp_path / "bad_gold.jsonl"
+    bad.write_text('{"prompt": "3+3?", "a": "6", "b": "7", "choice": "a"}\n'
+                   '{"prompt": "Rate this.", "response": "ok", "score": 9}\n')
+    with pytest.raises(Exception, match=r"bad_gold.jsonl:2: score: 9 is out of range 1..5"):
+        engineer.predict(handle_file(str(bad)), api_name="/annotators_gold_import")
+    with pytest.raises(Exception, match="choose a file first"):
+        engineer.predict(None, api_name="/annotators_gold_import")
+    with pytest.raises(Exception, match="annotator cannot do this"):
+        client(server, "ann1").predict(handle_file(str(good)), api_name="/annotators_gold_import")
+    assert gold_count() == before + 2                            # the bad file added nothing
+
+
 def test_queue_quality_settings_are_checked(tmp_path):
     path = tmp_path / "app.yaml"
     for body, message in [("queue:\n  gold_rate: 1.5\n", r"queue.gold_rate: must be <= 1.0, got 1.5"),
