@@ -34,13 +34,12 @@ def free_port() -> int:
 
 
 def config_with(aggregation: str, folder: Path) -> Path:
-    text = SHIPPED.read_text()
-    old = "data: {min_annotators: 1, eval_fraction: 0.2, seed: 0}"
-    if old not in text:
-        raise SystemExit(f"{SHIPPED}: the data line changed; update bench/adversarial.py")
+    import yaml
+
+    config = yaml.safe_load(SHIPPED.read_text())
+    config["data"]["aggregation"] = aggregation
     path = folder / f"round_dpo_demo_{aggregation}.yaml"
-    path.write_text(text.replace(old, f"data: {{min_annotators: 1, eval_fraction: 0.2, seed: 0, "
-                                      f"aggregation: {aggregation}}}"))
+    path.write_text(yaml.safe_dump(config))
     return path
 
 

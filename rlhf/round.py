@@ -89,7 +89,7 @@ def run_round(round_id: int, url: str) -> None:
         mark_running(reporter, row)
         snapshot = row.data_snapshot or take_snapshot(url)
         reporter.update(data_snapshot=snapshot, stage="export")
-        export_data(config, url, work, snapshot)
+        export_data(config, url, work, snapshot, parent)
     state.wait_for_everyone()
 
     policy, reward_model, stage_metrics = run_stages(config, work, parent, row, reporter)
@@ -150,8 +150,9 @@ def take_snapshot(url: str) -> dict:
         return snapshot(session)
 
 
-def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict) -> None:
+def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict, parent: ModelVersion) -> None:
     """Each dataset kind the stages need (plus preference pairs and prompts for evaluation), bounded by the snapshot."""
+    since_round = parent.round_id if config.data.since_round == "parent" else config.data.since_round
     from storage.export import ExportOptions, export_dataset
 
     kinds = {DATA_KIND[name] for name in config.stages} | {"preference", "prompt"}
@@ -161,7 +162,7 @@ def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict) -> No
             continue
         options = ExportOptions(kind=kind, test_fraction=config.data.eval_fraction, seed=config.data.seed,
                                 aggregation=config.data.aggregation, min_annotators=config.data.min_annotators,
-                                since_round=config.data.since_round, max_judgment_id=snapshot["max_judgment_id"],
+                                since_round=since_round, max_judgment_id=snapshot["max_judgment_id"],
                                 **annotator_quality(config, url))
         manifest = export_dataset(out, options, url=url)
         if kind == DATA_KIND[config.policy_stage] and not manifest["counts"]["train"]:

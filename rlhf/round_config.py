@@ -96,7 +96,9 @@ class DataSpec:
     """Which judgments feed the round (storage.export.ExportOptions fields)."""
 
     min_annotators: int = 1
-    since_round: int | None = None
+    since_round: int | str | None = None
+    """Only judgments made after that round's snapshot; "parent": after the round that made the parent
+    (all judgments when the parent came from no round). Later rounds train on fresh, on-policy pairs."""
     aggregation: str = "majority"
     eval_fraction: float = 0.1
     seed: int = 0
@@ -235,6 +237,8 @@ class _Checker:
             self.fail("data.eval_fraction", f"{data.eval_fraction} is not between 0 and 1")
         if data.min_annotators < 1:
             self.fail("data.min_annotators", "must be at least 1")
+        if isinstance(data.since_round, str) and data.since_round != "parent":
+            self.fail("data.since_round", f"{data.since_round!r} is neither a round id nor 'parent'")
         stages = self.stages(raw["stages"])
         evaluation = self.dataclass_section(EvalSpec, raw.get("evaluation"), "evaluation")
         gate = self.dataclass_section(GateSpec, raw.get("gate"), "gate")

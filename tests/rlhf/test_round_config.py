@@ -130,3 +130,43 @@ def test_accelerate_configs_parse_and_the_runner_launches_them(name):
 def test_plain_launch_without_accelerate():
     assert launch_command(parse_round_config(TINY), 3, "sqlite:///a.db") == [
         sys.executable, "-m", "rlhf.round", "3", "--db", "sqlite:///a.db"]
+
+
+@pytest.mark.parametrize("value, ok", [("parent", True), (3, True), ("latest", False), (2.5, False)])
+def test_since_round_is_a_round_id_or_parent(value, ok):
+    text = TINY.replace("data: {", f"data: {{since_round: {value}, ")
+    if ok:
+        assert parse_round_config(text).data.since_round == value
+    else:
+        with pytest.raises(ConfigError, match="data.since_round"):
+            parse_round_config(text)
+
+
+def test_since_parent_exports_only_judgments_made_after_the_parents_round(sqlite_url, tiny_model_dir, tmp_path):
+    import json
+
+    from rlhf.round import export_data, take_snapshot
+    from storage.crud import add_judgment, create_user
+    from storage.db import session_scope
+    from storage.models import Judgment, ModelVersion, Round
+    from tests.rlhf.round_store import seed_store
+
+    seed_store(sqlite_url, tiny_model_dir, tmp_path, n_prompts=10)          # 20 judgments before round 1
+    with session_scope(sqlite_url) as session:
+        first = Round(config_yaml="", status="succeeded", data_snapshot=take_snapshot(sqlite_url))
+        session.add(first)
+        session.flush()
+        parent = ModelVersion(name="r1", base_model="tiny", artifact_path=str(tiny_model_dir), status="ready",
+                              round_id=first.id)
+        session.add(parent)
+        user = create_user(session, username="fresh")
+        for old in session.query(Judgment).filter(Judgment.user_id != user.id).limit(6).all():
+            add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=old.prompt_id,
+                         generation_ids=old.generation_ids, payload=old.payload, client_key=f"new-{old.id}")
+    for since, expected in (("parent", 6), (None, 26)):
+        config = parse_round_config(TINY.replace("data: {", f"data: {{since_round: {since or 'null'}, "))
+        work = tmp_path / f"work-{since}"
+        export_data(config, sqlite_url, work, take_snapshot(sqlite_url), parent)
+        manifest = json.loads((work / "data" / "preference" / "manifest.json").read_text())
+        assert manifest["judgments"]["count"] == expected
+        assert manifest["judgments"]["since_round"] == (first.id if since else None)
