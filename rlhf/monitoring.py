@@ -37,6 +37,7 @@ from scipy import stats
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from rlhf.registry import live_periods
 from storage.models import Generation, Judgment, JudgmentKind, ModelVersion
 
 REWARD_ALARM = "reward_without_human_gain"
@@ -236,8 +237,6 @@ def monitor(session: Session, *, since: datetime | None = None, until: datetime 
 def _live_periods(session: Session, since: datetime | None,
                   until: datetime | None) -> dict[int, list[tuple[datetime, datetime | None]]]:
     """Each version's live periods that overlap the window, clipped to it."""
-    from rlhf.registry import live_periods
-
     out: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
     for period in live_periods(session):
         start, end = _aware(period.start), period.end and _aware(period.end)

@@ -95,42 +95,36 @@ class ImplicitRewardScorer:
         return [1.0 / (1.0 + math.exp(-self.beta * (x - y))) for x, y in zip(a, b)]
 
     def _log_ratio(self, prompts: list[str], completions: list[str]) -> list[float]:
+        from rlhf.evaluation import completion_logprob
+
         out: list[float] = []
         for start in range(0, len(prompts), self.batch_size):
-            batch = self._batch(prompts[start:start + self.batch_size], completions[start:start + self.batch_size])
-            out += (self._logprob(self.policy, batch) - self._logprob(self.reference, batch)).tolist()
+            batch = self._samples(prompts[start:start + self.batch_size], completions[start:start + self.batch_size])
+            out += (completion_logprob(self.policy, batch) - completion_logprob(self.reference, batch)).tolist()
         return out
 
-    def _batch(self, prompts: list[str], completions: list[str]):
-        """Right-padded prompt + completion ids, and a mask over the completion tokens (as DPO scores them)."""
+    def _samples(self, prompts: list[str], completions: list[str]):
+        """Chat-templated prompts (left-padded) followed by the given completions (right-padded), as DPO scores them."""
         import torch
 
-        rows, masks = [], []
+        from rlhf.evaluation import Samples
+
+        heads, tails = [], []
         for prompt, completion in zip(prompts, completions):
             messages = [{"role": "user", "content": prompt}]
             head = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             whole = self.tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": completion}],
                                                        tokenize=False)
             head_ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
-            ids = self.tokenizer(whole, add_special_tokens=False)["input_ids"]
-            rows.append(ids)
-            masks.append([0] * len(head_ids) + [1] * (len(ids) - len(head_ids)))
-        width = max(len(ids) for ids in rows)
+            heads.append(head_ids)
+            tails.append(self.tokenizer(whole, add_special_tokens=False)["input_ids"][len(head_ids):])
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in rows])
-        attention = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in rows])
-        completion = torch.tensor([mask + [0] * (width - len(mask)) for mask in masks])
-        return input_ids, attention, completion
-
-    @staticmethod
-    def _logprob(model, batch):
-        import torch
-
-        input_ids, attention, completion = (t.to(model.device) for t in batch)
-        with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
-        token_logps = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None])[..., 0]
-        return (token_logps * completion[:, 1:]).sum(-1).cpu()
+        head_width, tail_width = max(map(len, heads)), max(map(len, tails))
+        head_mask = torch.tensor([[0] * (head_width - len(ids)) + [1] * len(ids) for ids in heads])
+        tail_mask = torch.tensor([[1] * len(ids) + [0] * (tail_width - len(ids)) for ids in tails])
+        sequences = torch.tensor([[pad] * (head_width - len(h)) + h + t + [pad] * (tail_width - len(t))
+                                  for h, t in zip(heads, tails)])
+        return Samples(sequences, torch.cat([head_mask, tail_mask], dim=1), tail_mask, list(completions))
 
 
 @dataclass

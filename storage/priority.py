@@ -24,8 +24,6 @@ from storage.models import AnnotationItem, Generation, Judgment, JudgmentKind, P
 from storage.queue import TRAIN
 
 SELECTIONS = ("random", "uncertainty", "margin", "disagreement")
-SCORED = ("uncertainty", "margin")
-"""Selections that need p(a ≻ b) for every open pair."""
 
 _open_train = (AnnotationItem.judged_count < AnnotationItem.overlap, AnnotationItem.purpose == TRAIN)
 _SET = (update(AnnotationItem).where(AnnotationItem.id == bindparam("item_id"))
