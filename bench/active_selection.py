@@ -99,7 +99,7 @@ class Arm:
                  held_out: list[str], passwords: dict[str, str]):
         from feedback_app.app import launch
         from feedback_app.config import load_app_config
-        from feedback_app.policy_pool import PolicyPool
+        from rlhf.inference.policy_pool import PolicyPool
 
         self.name, self.index, self.url, self.settings, self.held_out = name, index, url, settings, held_out
         self.round_config, self.passwords = round_config, passwords
@@ -113,12 +113,12 @@ class Arm:
         self.batches = 0
 
     def fill(self) -> str:
-        from rlhf.demo import fill_queue
+        from rlhf.demo.loop import fill_queue
 
         return fill_queue(self.base_url, self.passwords)
 
     def rescore(self) -> str:
-        from rlhf.demo import AppSession
+        from rlhf.demo.loop import AppSession
 
         engineer = AppSession(self.base_url, "engineer", self.passwords["engineer"])
         try:
@@ -127,7 +127,7 @@ class Arm:
             engineer.close()
 
     def label(self, count: int) -> int:
-        from rlhf.demo import annotate
+        from rlhf.demo.loop import annotate
 
         self.batches += 1
         return annotate(self.base_url, self.passwords, dataclasses.replace(self.settings, judgments=count),
@@ -135,7 +135,7 @@ class Arm:
 
     def scorer_accuracy(self) -> float | None:
         """Share of open, non-tied pairs whose order the arm's scorer gets right under the hidden rule."""
-        from rlhf.simulated_annotators import rule_by_name
+        from rlhf.demo.simulated_annotators import rule_by_name
         from storage import priority
         from storage.db import session_scope
 
@@ -149,8 +149,8 @@ class Arm:
         return float(np.mean([(p > 0.5) == (rule(pair.a) > rule(pair.b)) for pair, p in zip(pairs, p_a)]))
 
     def train_and_measure(self) -> dict:
-        from rlhf import runner
-        from rlhf.demo import rule_win_rate
+        from rlhf.jobs import runner
+        from rlhf.demo.loop import rule_win_rate
         from storage.db import session_scope
         from storage.models import ModelVersion
 
@@ -172,7 +172,7 @@ class Arm:
 
 
 def run_seed(seed: int, folder: Path, args) -> dict[str, list[dict]]:
-    from rlhf.demo import DemoSettings, prepare_store
+    from rlhf.demo.loop import DemoSettings, prepare_store
 
     app_config, round_config = write_configs(folder)
     settings = DemoSettings(workdir=folder / "seed", app_config=app_config, round_config=round_config,

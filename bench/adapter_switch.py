@@ -18,10 +18,10 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from feedback_app.policy_pool import PolicyPool
-from rlhf.artifacts import load_version
-from rlhf.modeling import init_tiny
-from rlhf.registry import get_version, register_artifact
+from rlhf.inference.policy_pool import PolicyPool
+from rlhf.models.artifacts import load_version
+from rlhf.models.modeling import init_tiny
+from rlhf.models.registry import get_version, register_artifact
 from storage.db import dispose_engines, session_scope
 from storage.migrate import upgrade
 

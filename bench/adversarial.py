@@ -1,10 +1,10 @@
 """How much win-rate do 10% adversarial annotators cost, with and without quality weighting?
 
-Three runs of the real loop (`rlhf.demo.run_demo`, one DPO round, `configs/round_dpo_demo.yaml`),
+Three runs of the real loop (`rlhf.demo.loop.run_demo`, one DPO round, `configs/round_dpo_demo.yaml`),
 10 simulated annotators, every pair shown to 3 of them (overlap 3):
   1. all honest, majority aggregation;
   2. one of the ten always answers against the rule, majority aggregation;
-  3. the same crowd, the round config's `data.aggregation: weighted` (rlhf.analytics weights).
+  3. the same crowd, the round config's `data.aggregation: weighted` (rlhf.quality.analytics weights).
 Prints a Markdown table for bench/RESULTS.md.
 
     python bench/adversarial.py [--judgments 1440]
@@ -44,7 +44,7 @@ def config_with(aggregation: str, folder: Path) -> Path:
 
 
 def main() -> None:
-    from rlhf.demo import DemoSettings, run_demo
+    from rlhf.demo.loop import DemoSettings, run_demo
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--judgments", type=int, default=1440)

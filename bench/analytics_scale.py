@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert
 
-from rlhf.analytics import annotator_report, bradley_terry, dataset_agreement, krippendorff_alpha
+from rlhf.quality.analytics import annotator_report, bradley_terry, dataset_agreement, krippendorff_alpha
 from storage.db import get_engine, session_scope
 from storage.migrate import upgrade
 from storage.models import Generation, Judgment, Prompt, User, utcnow

@@ -1,6 +1,6 @@
 """Does the loop teach the policy the annotators' hidden rule? One demo per policy stage.
 
-For each stage, the real loop (`rlhf.demo.run_demo`, app over HTTP, simulated
+For each stage, the real loop (`rlhf.demo.loop.run_demo`, app over HTTP, simulated
 annotators, shipped tiny round config) runs `--rounds` rounds of `--judgments`
 judgments; after each round the new policy is compared with its parent under the
 hidden rule on held-out prompts. Prints a Markdown table for bench/RESULTS.md.
@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 def main() -> None:
-    from rlhf.demo import DemoSettings, run_demo
+    from rlhf.demo.loop import DemoSettings, run_demo
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--stages", default="dpo,kto,grpo,rloo")

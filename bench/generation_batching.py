@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from rlhf.generation import generate_texts
-from rlhf.modeling import init_tiny, load_policy
+from rlhf.inference.generation import generate_texts
+from rlhf.models.modeling import init_tiny, load_policy
 
-PROMPTS_FILE = Path(__file__).parents[1] / "rlhf" / "data" / "prompts.jsonl"
+PROMPTS_FILE = Path(__file__).parents[1] / "rlhf" / "demo" / "data" / "prompts.jsonl"
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ PLAIN = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from trl import DPOTrainer
-    from rlhf.modeling import load_tokenizer
-    from rlhf.round_config import parse_round_config
+    from rlhf.models.modeling import load_tokenizer
+    from rlhf.training.config import parse_round_config
     from storage.export import load_export
 
     config_path, data_dir, model_dir, out = sys.argv[1:5]
@@ -51,8 +51,8 @@ PLAIN = textwrap.dedent("""
 
 
 def build_store(workdir: Path, prompts: int, size: str) -> tuple[str, Path]:
-    from rlhf.modeling import init_tiny
-    from rlhf.registry import register_version
+    from rlhf.models.modeling import init_tiny
+    from rlhf.models.registry import register_version
     from storage.crud import add_judgment, add_prompt, create_user, get_or_create_generation
     from storage.db import session_scope
     from storage.migrate import upgrade
@@ -89,12 +89,12 @@ def write_config(workdir: Path, epochs: int, batch: int) -> Path:
 
 
 def round_dpo_seconds(config: Path, url: str) -> tuple[float, float, int, str]:
-    from rlhf.runner import get_round
+    from rlhf.jobs.runner import get_round
 
     env = {**os.environ, "RLHF_DB_URL": url}
     subprocess.run([sys.executable, "-m", "rlhf.cli", "round", "run", str(config), "--foreground"], env=env,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    from rlhf.runner import list_rounds
+    from rlhf.jobs.runner import list_rounds
 
     row = list_rounds(url)[-1]
     row = get_round(row.id, url)

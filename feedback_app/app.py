@@ -18,7 +18,7 @@ from feedback_app.roles import ANYONE, Guard, allowed
 from feedback_app.sessions import expire_logins
 from feedback_app.tabs import (annotators, compare, correct, leaderboard, models, monitoring, rank, rate, review,
                                rounds)
-from rlhf.selection import Prioritizer
+from rlhf.quality.selection import Prioritizer
 from storage.db import database_url
 from storage.queue import Extras
 

@@ -3,7 +3,7 @@
 Sections: `server` (host, port), `queue` (overlap, mix, filling, quality checks
 mixed in, active selection), `ui` (timer),
 `rounds` (which round configs the Rounds tab offers).
-The `generation:` section belongs to rlhf.generation and is read there.
+The `generation:` section belongs to rlhf.inference.generation and is read there.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from rlhf.selection import SCORERS
+from rlhf.quality.selection import SCORERS
 from storage.crud import StoreError
 from storage.priority import SELECTIONS
 from storage.queue import ITEM_KINDS

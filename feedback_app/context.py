@@ -39,5 +39,5 @@ class AppContext:
     signer: Signer = field(default_factory=Signer)
     filler: Any = None          # feedback_app.filler.QueueFiller, when the app generates candidates
     extras: Extras = NO_EXTRAS  # gold items and swap checks mixed into the queue
-    prioritizer: Any = None     # rlhf.selection.Prioritizer: re-scores the queue for active selection
+    prioritizer: Any = None     # rlhf.quality.selection.Prioritizer: re-scores the queue for active selection
     services: dict[str, Any] = field(default_factory=dict)

@@ -15,8 +15,8 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from feedback_app.config import AppConfig
-from rlhf.generation import DEFAULTS, check_sampling
-from rlhf.registry import get_version, live_version
+from rlhf.inference.generation import DEFAULTS, check_sampling
+from rlhf.models.registry import get_version, live_version
 from storage import queue
 from storage.crud import StoreError, content_hash, get_or_create_generation
 from storage.db import session_scope
@@ -41,7 +41,7 @@ class QueueFiller:
     def __init__(self, url: str, config: AppConfig, pool=None, prioritizer=None):
         self.url = url
         self.config = config
-        self.prioritizer = prioritizer   # rlhf.selection.Prioritizer: new items get their priorities after a fill
+        self.prioritizer = prioritizer   # rlhf.quality.selection.Prioritizer: new items get their priorities after a fill
         self.sampling = {**DEFAULTS, **config.generation}
         check_sampling(max_new_tokens=self.sampling["max_new_tokens"], temperature=self.sampling["temperature"],
                        top_p=self.sampling["top_p"])
@@ -54,7 +54,7 @@ class QueueFiller:
     @property
     def pool(self):
         if self._pool is None:
-            from feedback_app.policy_pool import PolicyPool
+            from rlhf.inference.policy_pool import PolicyPool
 
             self._pool = PolicyPool()
         return self._pool

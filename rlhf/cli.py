@@ -114,7 +114,7 @@ def cmd_gold_import(args) -> None:
 def cmd_report(args) -> None:
     from datetime import datetime
 
-    from rlhf.report import write_report
+    from rlhf.quality.report import write_report
 
     if args.round is not None and (args.since or args.until):
         raise UserError("report: give either --round or --since/--until, not both")
@@ -135,7 +135,7 @@ def cmd_export(args) -> None:
 
     weights, excluded = None, frozenset()
     if args.aggregation != "majority":
-        from rlhf.analytics import annotator_weights, flagged_annotators
+        from rlhf.quality.analytics import annotator_weights, flagged_annotators
         from storage.db import session_scope
 
         with session_scope(args.db) as session:
@@ -155,14 +155,14 @@ def cmd_export(args) -> None:
 
 
 def cmd_model_init_tiny(args) -> None:
-    from rlhf.modeling import init_tiny
+    from rlhf.models.modeling import init_tiny
 
     path = init_tiny(args.out, size=args.size, seed=args.seed)
     print(f"built the {args.size} offline policy in {path}")
 
 
 def cmd_model_register(args) -> None:
-    from rlhf.registry import register_artifact
+    from rlhf.models.registry import register_artifact
     from storage.db import session_scope
 
     with session_scope(args.db) as session:
@@ -174,7 +174,7 @@ def cmd_model_register(args) -> None:
 
 
 def cmd_model_list(args) -> None:
-    from rlhf.registry import lineage_text
+    from rlhf.models.registry import lineage_text
     from storage.db import session_scope
 
     with session_scope(args.db) as session:
@@ -182,7 +182,7 @@ def cmd_model_list(args) -> None:
 
 
 def cmd_model_set_live(args) -> None:
-    from rlhf.registry import set_live
+    from rlhf.models.registry import set_live
     from storage.db import session_scope
 
     with session_scope(args.db) as session:
@@ -191,8 +191,8 @@ def cmd_model_set_live(args) -> None:
 
 
 def cmd_model_export(args) -> None:
-    from rlhf.artifacts import export_merged
-    from rlhf.registry import require_version
+    from rlhf.models.artifacts import export_merged
+    from rlhf.models.registry import require_version
     from storage.db import session_scope
 
     with session_scope(args.db) as session:
@@ -202,7 +202,7 @@ def cmd_model_export(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from rlhf.generation import generate_candidates, load_generation_defaults
+    from rlhf.inference.generation import generate_candidates, load_generation_defaults
 
     settings = load_generation_defaults(args.config)
     settings.update({key: value for key, value in vars(args).items() if key in settings and value is not None})
@@ -221,8 +221,8 @@ def _round_line(row) -> str:
 
 
 def cmd_round_run(args) -> None:
-    from rlhf.round_config import ConfigError
-    from rlhf.runner import follow, start_round
+    from rlhf.training.config import ConfigError
+    from rlhf.jobs.runner import follow, start_round
 
     try:
         round_id = start_round(args.config, url=args.db)
@@ -238,7 +238,7 @@ def cmd_round_run(args) -> None:
 
 
 def cmd_round_list(args) -> None:
-    from rlhf.runner import list_rounds
+    from rlhf.jobs.runner import list_rounds
 
     for row in list_rounds(args.db):
         print(_round_line(row))
@@ -247,7 +247,7 @@ def cmd_round_list(args) -> None:
 def cmd_round_show(args) -> None:
     import json
 
-    from rlhf.runner import get_round
+    from rlhf.jobs.runner import get_round
 
     row = get_round(args.id, args.db)
     print(_round_line(row))
@@ -257,14 +257,14 @@ def cmd_round_show(args) -> None:
 
 
 def cmd_round_cancel(args) -> None:
-    from rlhf.runner import cancel_round
+    from rlhf.jobs.runner import cancel_round
 
     cancel_round(args.id, args.db)
     print(f"round {args.id} cancelled")
 
 
 def cmd_round_resume(args) -> None:
-    from rlhf.runner import follow, resume_round
+    from rlhf.jobs.runner import follow, resume_round
 
     resume_round(args.id, args.db)
     if args.foreground:
@@ -313,7 +313,7 @@ def cmd_serve(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from rlhf.demo import DemoSettings, run_demo
+    from rlhf.demo.loop import DemoSettings, run_demo
 
     settings = DemoSettings(
         workdir=args.workdir, rounds=args.rounds, policy_stage=args.policy_stage, round_config=args.round_config,

@@ -35,7 +35,7 @@ def _artifact_missing(version: ModelVersion) -> bool:
 
 def check_store(url: str | None = None, *, repair: bool = True) -> IntegrityReport:
     """Problems found; with `repair`, rounds whose process died are marked failed first (as `round list` does)."""
-    from rlhf.runner import reap_dead_rounds
+    from rlhf.jobs.runner import reap_dead_rounds
 
     url = database_url(url)
     report = IntegrityReport()
@@ -51,7 +51,7 @@ def check_store(url: str | None = None, *, repair: bool = True) -> IntegrityRepo
         live = session.exec(select(ModelVersion.name).where(ModelVersion.is_live.is_(True))).all()
         if len(live) > 1:
             report.problems.append(f"versions {', '.join(live)} are all marked live")
-        from rlhf.runner import process_alive
+        from rlhf.jobs.runner import process_alive
 
         for row in session.exec(select(Round).where(Round.status == RoundStatus.running.value)):
             if row.pid is None or not process_alive(row.pid):

@@ -5,7 +5,7 @@ computed in a background step and written in one transaction:
 - disagreement: open items whose judgments so far disagree come first (pairs:
   share of votes not for the most common outcome; ratings: spread of scores);
 - uncertainty: p(a ≻ b) from a preference model, scored by the caller (storage
-  never loads models; rlhf.selection does) and stored as 1 − 2·|p − 0.5|;
+  never loads models; rlhf.quality.selection does) and stored as 1 − 2·|p − 0.5|;
 - margin: the same p, stored as 2·|p − 0.5|: pairs the model thinks clearly differ come first.
 Only ordinary (`train`) items are re-scored; gold items and swap checks are
 served by rate, not by priority.

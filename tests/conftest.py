@@ -65,7 +65,7 @@ def db_url(request, tmp_path) -> str:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """The offline tiny policy, built once per test session (read-only: copy it before training)."""
-    from rlhf.modeling import init_tiny
+    from rlhf.models.modeling import init_tiny
 
     return init_tiny(tmp_path_factory.mktemp("models") / "tiny")
 

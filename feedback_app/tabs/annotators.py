@@ -1,7 +1,7 @@
-"""Engineers: each annotator's quality (rlhf.analytics) and the dataset's agreement, on demand.
+"""Engineers: each annotator's quality (rlhf.quality.analytics) and the dataset's agreement, on demand.
 
 The table is HTML built here with every username escaped. "Re-score queue" runs
-the configured active selection (rlhf.selection) now instead of waiting for the
+the configured active selection (rlhf.quality.selection) now instead of waiting for the
 filler's timer. "Import gold items" takes the same file `rlhf gold import` does
 (storage.gold): all or nothing, with errors that name the line and field.
 """
@@ -16,7 +16,7 @@ import gradio as gr
 from feedback_app.context import AppContext, store_session
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
-from rlhf.analytics import AnnotatorStats, annotator_report, dataset_agreement
+from rlhf.quality.analytics import AnnotatorStats, annotator_report, dataset_agreement
 from storage.crud import StoreError
 from storage.gold import import_gold
 

@@ -7,7 +7,7 @@ import gradio as gr
 from feedback_app.context import AppContext, store_session
 from feedback_app.roles import REVIEW
 from feedback_app.tabs import TabView
-from rlhf.analytics import bradley_terry
+from rlhf.quality.analytics import bradley_terry
 from storage.review import blind_outcomes
 
 COLUMNS = ["rank", "version", "strength", "95% CI", "win rate", "decisive votes"]

@@ -7,7 +7,7 @@ import gradio as gr
 from feedback_app.context import AppContext, store_session
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
-from rlhf.registry import lineage, live_version, set_live
+from rlhf.models.registry import lineage, live_version, set_live
 from storage.crud import StoreError
 from storage.models import ModelVersion
 

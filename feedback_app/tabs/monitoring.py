@@ -1,4 +1,4 @@
-"""Reviewers: how each version fares with humans over time (rlhf.monitoring), its alarms, and the report.
+"""Reviewers: how each version fares with humans over time (rlhf.quality.monitoring), its alarms, and the report.
 
 "Write report" runs `rlhf report` into `<artifacts>/reports/` (HTML plus its
 plots) and offers copies of those files for download from a fresh temp folder,
@@ -18,9 +18,9 @@ import gradio as gr
 from feedback_app.context import AppContext, store_session
 from feedback_app.roles import REVIEW
 from feedback_app.tabs import TabView
-from rlhf.monitoring import Monitoring, monitor, plot_version_timeline
-from rlhf.registry import artifacts_root
-from rlhf.report import write_report
+from rlhf.quality.monitoring import Monitoring, monitor, plot_version_timeline
+from rlhf.models.registry import artifacts_root
+from rlhf.quality.report import write_report
 
 COLUMNS = ["version", "live", "parent", "live periods (UTC)", "mean rating (n)", "human win-rate (n)",
            "reward-model win-rate"]

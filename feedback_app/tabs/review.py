@@ -16,7 +16,7 @@ from feedback_app.context import AppContext, store_session
 from feedback_app.roles import REVIEW
 from feedback_app.tabs import TabView
 from feedback_app.state import BlindView, dump_view, load_view, new_client_key
-from rlhf.registry import live_version
+from rlhf.models.registry import live_version
 from storage.crud import StoreError
 from storage.models import ModelVersion
 from storage.review import add_blind_vote, blind_pair, side_by_side, versions_with_responses

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from feedback_app.context import AppContext, store_session
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
-from rlhf import runner
+from rlhf.jobs import runner
 from storage.crud import StoreError
 from storage.stats import data_summary
 

@@ -9,8 +9,8 @@ from gradio_client import Client
 from sqlmodel import select
 
 from feedback_app.config import AppConfig
-from rlhf.modeling import init_tiny
-from rlhf.registry import register_version
+from rlhf.models.modeling import init_tiny
+from rlhf.models.registry import register_version
 from storage.crud import add_prompt, create_user
 from storage.db import session_scope
 from storage.models import AnnotationItem, Generation, ModelVersion

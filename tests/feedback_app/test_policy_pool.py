@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from feedback_app.policy_pool import PolicyPool
-from rlhf.registry import get_version, register_artifact, set_live
+from rlhf.inference.policy_pool import PolicyPool
+from rlhf.models.registry import get_version, register_artifact, set_live
 from storage.db import session_scope
 
 PROMPTS = ["Explain honey bees to a child.", "Write a short note about a rainy morning."]

@@ -13,7 +13,7 @@ from gradio_client import Client
 from sqlmodel import select
 
 from feedback_app.tabs.rounds import LogReader, log_line, loss_figure, status_text
-from rlhf.runner import process_alive
+from rlhf.jobs.runner import process_alive
 from storage.db import session_scope
 from storage.models import Round
 from tests.feedback_app.conftest import PASSWORD, running_app, seed

@@ -1,10 +1,10 @@
-"""Run `rlhf.round` with a pause at one named point, so a test can SIGKILL it exactly there.
+"""Run `rlhf.training.recipe` with a pause at one named point, so a test can SIGKILL it exactly there.
 
 The round code offers no crash hook, so this wrapper patches it from outside:
 `python -c "import crash_hooks; crash_hooks.main()" ROUND_ID --db URL` with
 CRASH_POINT (export | sft | reward | dpo | register) and CRASH_MARKER (a file
 the wrapper creates when it has paused) in the environment. The command line
-contains "rlhf.round", as the runner's liveness check expects.
+contains "rlhf.training.recipe", as the runner's liveness check expects.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 POINT = os.environ.get("CRASH_POINT", "")
 MARKER = Path(os.environ.get("CRASH_MARKER", "/nonexistent/marker"))
-RUN = "import crash_hooks, rlhf.round; crash_hooks.main()"
+RUN = "import crash_hooks, rlhf.training.recipe; crash_hooks.main()"
 
 
 def pause(where: str) -> None:
@@ -43,7 +43,7 @@ def install() -> None:
 
     os.replace = replace
 
-    from rlhf.progress import TrainerProgress
+    from rlhf.training.progress import TrainerProgress
 
     real_on_log = TrainerProgress.on_log
 
@@ -56,7 +56,7 @@ def install() -> None:
 
 
 def main() -> None:
-    import rlhf.round
+    import rlhf.training.recipe
 
     install()
-    sys.exit(rlhf.round.main(sys.argv[1:]))
+    sys.exit(rlhf.training.recipe.main(sys.argv[1:]))

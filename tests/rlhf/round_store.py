@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from rlhf.registry import register_version
+from rlhf.models.registry import register_version
 from storage.crud import add_judgment, add_prompt, create_user, get_or_create_generation
 from storage.db import session_scope
 

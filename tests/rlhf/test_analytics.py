@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from rlhf.analytics import (
+from rlhf.quality.analytics import (
     annotator_report,
     annotator_weights,
     bradley_terry,

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedback_app.config import ConfigError as AppConfigError, load_app_config
-from rlhf.round_config import ConfigError, parse_round_config
+from rlhf.training.config import ConfigError, parse_round_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ROUND_FILES = sorted(p.name for p in CONFIGS.glob("round_*.yaml"))

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from rlhf import runner
+from rlhf.jobs import runner
 from rlhf.integrity import check_store
-from rlhf.round import version_name
-from rlhf.round_config import load_round_config
-from rlhf.runner import get_round, process_alive, resume_round, start_round, wait
+from rlhf.training.recipe import version_name
+from rlhf.training.config import load_round_config
+from rlhf.jobs.runner import get_round, process_alive, resume_round, start_round, wait
 from round_store import seed_store
 from storage.db import session_scope
 from storage.models import ModelVersion

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from rlhf.demo import DemoSettings, run_demo
+from rlhf.demo.loop import DemoSettings, run_demo
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, Judgment, ModelVersion, Round
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf import evaluation
-from rlhf.round_config import EvalSpec, GateSpec
-from rlhf.stages import PolicySource
+from rlhf.training import evaluation
+from rlhf.training.config import EvalSpec, GateSpec
+from rlhf.training.stages import PolicySource
 
 
 def test_bootstrap_ci_brackets_the_mean_and_narrows_with_more_data():

@@ -10,16 +10,16 @@ import torch
 from sqlalchemy import func
 from sqlmodel import select
 
-from rlhf.artifacts import load_version
+from rlhf.models.artifacts import load_version
 from rlhf.cli import main
-from rlhf.generation import generate_candidates, generate_texts
-from rlhf.registry import get_version, register_artifact, register_version
+from rlhf.inference.generation import generate_candidates, generate_texts
+from rlhf.models.registry import get_version, register_artifact, register_version
 from storage.crud import StoreError, add_prompt
 from storage.db import dispose_engines, session_scope
 from storage.migrate import upgrade
 from storage.models import Generation, Prompt
 
-PROMPTS_FILE = Path(__file__).parents[2] / "rlhf" / "data" / "prompts.jsonl"
+PROMPTS_FILE = Path(__file__).parents[2] / "rlhf" / "demo" / "data" / "prompts.jsonl"
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from matplotlib.figure import Figure
 
-from rlhf.monitoring import LENGTH_ALARM, REWARD_ALARM, monitor, plot_version_timeline
-from rlhf.registry import register_version
+from rlhf.quality.monitoring import LENGTH_ALARM, REWARD_ALARM, monitor, plot_version_timeline
+from rlhf.models.registry import register_version
 from storage import crud
 from storage.db import session_scope
 
@@ -103,7 +103,7 @@ def test_length_alarm_falls_back_to_round_metrics_and_honours_the_ratio(store):
     child = store.version("child", parent=base, live=True,
                           metrics={"mean_length": 30.0, "parent_mean_length": 20.0})
     assert monitor(store.session).alarms_for("child") == [LENGTH_ALARM]
-    from rlhf.monitoring import MonitorThresholds
+    from rlhf.quality.monitoring import MonitorThresholds
 
     assert monitor(store.session, thresholds=MonitorThresholds(length_ratio=1.6)).alarms_for(child.name) == []
 
@@ -152,7 +152,7 @@ def _date_last_live_change(session, when):
 def test_live_periods_are_recorded_and_shaded_on_the_timeline(store):
     from matplotlib.patches import Polygon, Rectangle
 
-    from rlhf.registry import live_periods, set_live
+    from rlhf.models.registry import live_periods, set_live
 
     base = store.version("base", live=True)
     _date_last_live_change(store.session, DAY1)

@@ -2,8 +2,8 @@
 
 import random
 
-from rlhf.analytics import annotator_weights, flagged_annotators
-from rlhf.simulated_annotators import SimulatedAnnotator, rule_by_name
+from rlhf.quality.analytics import annotator_weights, flagged_annotators
+from rlhf.demo.simulated_annotators import SimulatedAnnotator, rule_by_name
 from storage import crud
 from storage.db import session_scope
 from storage.export import ExportOptions, build_export

@@ -10,7 +10,7 @@ import torch
 from sqlmodel import select
 
 from rlhf.cli import main
-from rlhf.registry import (
+from rlhf.models.registry import (
     artifacts_root,
     get_version,
     lineage,

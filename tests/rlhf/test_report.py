@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlmodel import select
 
-from rlhf.analytics import dataset_agreement
+from rlhf.quality.analytics import dataset_agreement
 from rlhf.cli import main
-from rlhf.registry import register_version
-from rlhf.report import write_report
-from rlhf.simulated_annotators import SimulatedAnnotator, more_of
+from rlhf.models.registry import register_version
+from rlhf.quality.report import write_report
+from rlhf.demo.simulated_annotators import SimulatedAnnotator, more_of
 from storage import crud
 from storage.db import session_scope
 from storage.models import Judgment, Round

@@ -9,8 +9,8 @@ import pytest
 import trl
 import yaml
 
-from rlhf.round_config import ConfigError, load_round_config, parse_round_config
-from rlhf.runner import launch_command
+from rlhf.training.config import ConfigError, load_round_config, parse_round_config
+from rlhf.jobs.runner import launch_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "configs").glob("round_*.yaml"))
@@ -124,12 +124,12 @@ def test_accelerate_configs_parse_and_the_runner_launches_them(name):
     config = parse_round_config(TINY + f"accelerate: {name}\n")
     command = launch_command(config, 7, "sqlite:////tmp/s.db")
     assert command == [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(path),
-                       "-m", "rlhf.round", "7", "--db", "sqlite:////tmp/s.db"]
+                       "-m", "rlhf.training.recipe", "7", "--db", "sqlite:////tmp/s.db"]
 
 
 def test_plain_launch_without_accelerate():
     assert launch_command(parse_round_config(TINY), 3, "sqlite:///a.db") == [
-        sys.executable, "-m", "rlhf.round", "3", "--db", "sqlite:///a.db"]
+        sys.executable, "-m", "rlhf.training.recipe", "3", "--db", "sqlite:///a.db"]
 
 
 @pytest.mark.parametrize("value, ok", [("parent", True), (3, True), ("latest", False), (2.5, False)])
@@ -145,7 +145,7 @@ def test_since_round_is_a_round_id_or_parent(value, ok):
 def test_since_parent_exports_only_judgments_made_after_the_parents_round(sqlite_url, tiny_model_dir, tmp_path):
     import json
 
-    from rlhf.round import export_data, take_snapshot
+    from rlhf.training.recipe import export_data, take_snapshot
     from storage.crud import add_judgment, create_user
     from storage.db import session_scope
     from storage.models import Judgment, ModelVersion, Round

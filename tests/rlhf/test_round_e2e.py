@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlhf import registry
-from rlhf.artifacts import load_version
-from rlhf.round import create_round, run_round
-from rlhf.round_config import load_round_config
+from rlhf.models import registry
+from rlhf.models.artifacts import load_version
+from rlhf.training.recipe import create_round, run_round
+from rlhf.training.config import load_round_config
 from round_store import seed_store
 from storage.db import session_scope
 from storage.models import ModelVersion, Round
@@ -91,7 +91,7 @@ def test_lora_round_on_an_adapter_parent_keeps_the_lineage_on_one_base(sqlite_ur
     with session_scope(sqlite_url) as session:
         parent = session.get(ModelVersion, session.get(Round, first_id).output_version_id)
         text = first.text.replace("name: rloo-tiny", f"name: rloo-again\nparent: {parent.name}")
-        from rlhf.round_config import parse_round_config
+        from rlhf.training.config import parse_round_config
 
         second_id = create_round(session, config=parse_round_config(text, "second.yaml"), url=sqlite_url).id
     run_round(second_id, sqlite_url)

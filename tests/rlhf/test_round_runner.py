@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from rlhf import registry
+from rlhf.models import registry
 from rlhf.cli import main as cli
-from rlhf.round import create_round, main as round_main
-from rlhf.round_config import load_round_config
-from rlhf.runner import cancel_round, get_round, list_rounds, process_alive, resume_round, start_round, wait
+from rlhf.training.recipe import create_round, main as round_main
+from rlhf.training.config import load_round_config
+from rlhf.jobs.runner import cancel_round, get_round, list_rounds, process_alive, resume_round, start_round, wait
 from round_store import seed_store
 from storage.db import session_scope
 from storage.models import ModelVersion, Round
@@ -154,10 +154,10 @@ def test_cli_rejects_a_bad_config_before_starting(sqlite_url, tmp_path, capsys):
 
 
 def test_liveness_from_proc_accepts_a_process_mid_exec():
-    from rlhf.runner import looks_like_a_round
+    from rlhf.jobs.runner import looks_like_a_round
 
-    assert looks_like_a_round("S", b"/venv/bin/python -m rlhf.round 3 --db sqlite:///x.db ")
+    assert looks_like_a_round("S", b"/venv/bin/python -m rlhf.training.recipe 3 --db sqlite:///x.db ")
     assert looks_like_a_round("R", b"")  # exec in progress: argv not recorded yet
     assert not looks_like_a_round("S", b"/usr/bin/vim notes.txt ")  # the pid was reused
     assert not looks_like_a_round("Z", b"")
-    assert not looks_like_a_round("Z", b"python -m rlhf.round 3 ")
+    assert not looks_like_a_round("Z", b"python -m rlhf.training.recipe 3 ")

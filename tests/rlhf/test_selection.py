@@ -8,7 +8,7 @@ import pytest
 import torch
 from sqlmodel import select
 
-from rlhf.selection import ImplicitRewardScorer, Prioritizer, RewardModelScorer, reward_model_path
+from rlhf.quality.selection import ImplicitRewardScorer, Prioritizer, RewardModelScorer, reward_model_path
 from storage import priority, queue
 from storage.crud import StoreError, add_prompt, create_user, get_or_create_generation
 from storage.db import session_scope
@@ -64,7 +64,7 @@ def test_uncertainty_serves_the_pair_nearest_a_coin_flip_first(sqlite_url, tmp_p
 def test_the_live_lineage_reward_model_scores_the_queue(sqlite_url, tmp_path, tiny_model_dir):
     from transformers import AutoModelForSequenceClassification
 
-    from rlhf.modeling import load_tokenizer
+    from rlhf.models.modeling import load_tokenizer
 
     reward = tmp_path / "round-1" / "stages" / "reward"
     torch.manual_seed(0)

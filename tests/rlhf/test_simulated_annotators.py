@@ -1,6 +1,6 @@
 import pytest
 
-from rlhf.simulated_annotators import SimulatedAnnotator, rule_by_name, win_rate
+from rlhf.demo.simulated_annotators import SimulatedAnnotator, rule_by_name, win_rate
 
 
 def test_rules_by_name():

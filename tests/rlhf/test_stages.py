@@ -8,8 +8,8 @@ import shutil
 import pytest
 from datasets import Dataset, DatasetDict
 
-from rlhf.round_config import FinetuneSpec, StageSpec
-from rlhf.stages import PolicySource, StageContext, module_for
+from rlhf.training.config import FinetuneSpec, StageSpec
+from rlhf.training.stages import PolicySource, StageContext, module_for
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from rlhf.analytics import annotator_report
+from rlhf.quality.analytics import annotator_report
 from rlhf.cli import main
 from storage import crud
 from storage.db import session_scope

@@ -8,7 +8,7 @@ import random
 import pytest
 from sqlmodel import select
 
-from rlhf.analytics import annotator_report
+from rlhf.quality.analytics import annotator_report
 from storage import priority, queue
 from storage.crud import add_prompt, create_user, get_or_create_generation
 from storage.db import session_scope

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from rlhf.round import create_round, round_dir
-from rlhf.round_config import ACCELERATE_CONFIGS, RoundConfig, load_round_config
+from rlhf.training.recipe import create_round, round_dir
+from rlhf.training.config import ACCELERATE_CONFIGS, RoundConfig, load_round_config
 from storage.crud import StoreError
 from storage.db import database_url, session_scope
 from storage.models import Round, RoundStatus, utcnow
@@ -26,8 +26,8 @@ ACTIVE = (RoundStatus.queued.value, RoundStatus.running.value)
 
 
 def launch_command(config: RoundConfig, round_id: int, url: str) -> list[str]:
-    """`python -m rlhf.round ...`, or the same under `accelerate launch` when the config names a setup."""
-    module_args = ["-m", "rlhf.round", str(round_id), "--db", url]
+    """`python -m rlhf.training.recipe ...`, or the same under `accelerate launch` when the config names a setup."""
+    module_args = ["-m", "rlhf.training.recipe", str(round_id), "--db", url]
     if config.accelerate is None:
         return [sys.executable, *module_args]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
@@ -68,7 +68,7 @@ def resume_round(round_id: int, url: str | None = None) -> int:
             raise StoreError(f"round {round_id}: is {row.status}; only a failed or cancelled round can be resumed")
         config_text, config_path = row.config_yaml, row.config_path
         row.status, row.error, row.finished_at = RoundStatus.queued.value, None, None
-    from rlhf.round_config import parse_round_config
+    from rlhf.training.config import parse_round_config
 
     _spawn(parse_round_config(config_text, config_path or f"round {round_id}"), round_id, url)
     return round_id
@@ -110,7 +110,7 @@ def process_alive(pid: int) -> bool:
 
 
 def looks_like_a_round(state: str, cmdline: bytes) -> bool:
-    """A live round process, judged from /proc: not a zombie, and running `rlhf.round` (not a reused pid).
+    """A live round process, judged from /proc: not a zombie, and running `rlhf.training.recipe` (not a reused pid).
 
     An empty command line is a process in the middle of exec: Popen returns (vfork) once the new
     address space is in place but before the kernel has recorded the new argv, so a round
@@ -118,7 +118,7 @@ def looks_like_a_round(state: str, cmdline: bytes) -> bool:
     """
     if state in ("Z", "X"):
         return False
-    return not cmdline.strip() or b"rlhf.round" in cmdline
+    return not cmdline.strip() or b"rlhf.training.recipe" in cmdline
 
 
 def reap_dead_rounds(session: Session) -> list[Round]:

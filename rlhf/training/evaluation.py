@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlhf.modeling import preferred_device, preferred_dtype
-from rlhf.round_config import EvalSpec, GateSpec
-from rlhf.stages import PolicySource, load_tokenizer_for
+from rlhf.models.modeling import preferred_device, preferred_dtype
+from rlhf.training.config import EvalSpec, GateSpec
+from rlhf.training.stages import PolicySource, load_tokenizer_for
 
 
 def load_causal_lm(source: PolicySource, device: torch.device):
@@ -37,7 +37,7 @@ def load_causal_lm(source: PolicySource, device: torch.device):
 def load_reward_model(path: Path, device: torch.device):
     from transformers import AutoModelForSequenceClassification
 
-    from rlhf.modeling import load_tokenizer
+    from rlhf.models.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(str(path))
     model = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1, dtype=preferred_dtype())

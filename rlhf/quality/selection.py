@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from rlhf.registry import live_version, root_version
+from rlhf.models.registry import live_version, root_version
 from storage import priority
 from storage.crud import StoreError
 from storage.db import session_scope
@@ -56,15 +56,15 @@ class RewardModelScorer:
     """p(a ≻ b) from a reward model folder; the model is loaded once and kept."""
 
     def __init__(self, path: Path, batch_size: int = 16):
-        from rlhf.evaluation import load_reward_model
-        from rlhf.modeling import preferred_device
+        from rlhf.training.evaluation import load_reward_model
+        from rlhf.models.modeling import preferred_device
 
         self.path = Path(path)
         self.batch_size = batch_size
         self.model, self.tokenizer = load_reward_model(self.path, preferred_device())
 
     def __call__(self, pairs: list[priority.OpenPair]) -> list[float]:
-        from rlhf.evaluation import reward_scores
+        from rlhf.training.evaluation import reward_scores
 
         prompts = [[{"role": "user", "content": pair.prompt}] for pair in pairs]
         a = reward_scores(self.model, self.tokenizer, prompts, [p.a for p in pairs], self.batch_size)
@@ -77,8 +77,8 @@ class ImplicitRewardScorer:
 
     def __init__(self, policy: ModelVersion, reference: ModelVersion, beta: float = IMPLICIT_BETA,
                  batch_size: int = 16):
-        from rlhf.artifacts import load_version
-        from rlhf.modeling import preferred_device
+        from rlhf.models.artifacts import load_version
+        from rlhf.models.modeling import preferred_device
 
         self.key = (policy.id, reference.id)
         self.beta, self.batch_size = beta, batch_size
@@ -95,7 +95,7 @@ class ImplicitRewardScorer:
         return [1.0 / (1.0 + math.exp(-self.beta * (x - y))) for x, y in zip(a, b)]
 
     def _log_ratio(self, prompts: list[str], completions: list[str]) -> list[float]:
-        from rlhf.evaluation import completion_logprob
+        from rlhf.training.evaluation import completion_logprob
 
         out: list[float] = []
         for start in range(0, len(prompts), self.batch_size):
@@ -107,7 +107,7 @@ class ImplicitRewardScorer:
         """Chat-templated prompts (left-padded) followed by the given completions (right-padded), as DPO scores them."""
         import torch
 
-        from rlhf.evaluation import Samples
+        from rlhf.training.evaluation import Samples
 
         heads, tails = [], []
         for prompt, completion in zip(prompts, completions):

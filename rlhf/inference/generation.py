@@ -17,7 +17,7 @@ import yaml
 from sqlmodel import Session, select
 from tqdm.auto import tqdm
 
-from rlhf.registry import require_version
+from rlhf.models.registry import require_version
 from storage.crud import StoreError, check_text, content_hash
 from storage.db import session_scope
 from storage.models import Generation, ModelVersion, Prompt, VersionStatus
@@ -105,7 +105,7 @@ def generate_candidates(session_or_url: Session | str | None, *, version_name: s
     With a URL each batch commits on its own (an interrupted run keeps finished batches, and a
     rerun fills in the rest); with a session the caller owns the transaction.
     """
-    from rlhf.artifacts import load_version
+    from rlhf.models.artifacts import load_version
 
     if per_prompt < 1 or batch_size < 1:
         raise StoreError(f"per_prompt and batch_size must be >= 1 (got {per_prompt}, {batch_size})")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from trl import KTOTrainer
 
-from rlhf.round_config import StageSpec
-from rlhf.stages import StageContext, early_stopping, load_tokenizer_for, train_and_save, trainable_policy
+from rlhf.training.config import StageSpec
+from rlhf.training.stages import StageContext, early_stopping, load_tokenizer_for, train_and_save, trainable_policy
 
 
 def run(spec: StageSpec, ctx: StageContext) -> Path:

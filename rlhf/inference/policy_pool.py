@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rlhf.artifacts import attach_adapter, tokenizer_source
-from rlhf.generation import generate_texts
-from rlhf.modeling import load_policy, load_tokenizer, preferred_device
-from rlhf.registry import live_version, root_base_model
+from rlhf.models.artifacts import attach_adapter, tokenizer_source
+from rlhf.inference.generation import generate_texts
+from rlhf.models.modeling import load_policy, load_tokenizer, preferred_device
+from rlhf.models.registry import live_version, root_base_model
 from storage.db import session_scope
 from storage.models import ModelVersion
 

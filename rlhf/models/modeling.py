@@ -23,7 +23,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-CORPUS = Path(__file__).parent / "data" / "corpus.txt"
+CORPUS = Path(__file__).parent / "corpus.txt"
 
 # ChatML, with {% generation %} markers so TRL can train on assistant tokens only.
 CHAT_TEMPLATE = (

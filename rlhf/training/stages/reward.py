@@ -11,8 +11,8 @@ from pathlib import Path
 from transformers import AutoModelForSequenceClassification
 from trl import RewardTrainer
 
-from rlhf.round_config import StageSpec
-from rlhf.stages import StageContext, early_stopping, load_tokenizer_for, train_and_save
+from rlhf.training.config import StageSpec
+from rlhf.training.stages import StageContext, early_stopping, load_tokenizer_for, train_and_save
 
 
 def run(spec: StageSpec, ctx: StageContext) -> Path:

@@ -1,6 +1,6 @@
 """One alignment round, as a recipe: snapshot → export → stages → evaluate → register → publish.
 
-Run in its own process by `rlhf.runner` (`python -m rlhf.round ROUND_ID --db URL`, or under
+Run in its own process by `rlhf.jobs.runner` (`python -m rlhf.training.recipe ROUND_ID --db URL`, or under
 `accelerate launch`). Every stage's output is saved in the round's work dir before the next
 stage starts, so `resume` skips completed stages and uses the same data snapshot. The version
 is registered only at the end, so a failed or cancelled round leaves no ready version.
@@ -23,10 +23,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from sqlmodel import Session
 
-from rlhf import registry
-from rlhf.progress import RoundReporter, TrainerProgress
-from rlhf.round_config import RoundConfig, parse_round_config
-from rlhf.stages import DATA_KIND, PolicySource, StageContext, module_for
+from rlhf.models import registry
+from rlhf.training.progress import RoundReporter, TrainerProgress
+from rlhf.training.config import RoundConfig, parse_round_config
+from rlhf.training.stages import DATA_KIND, PolicySource, StageContext, module_for
 from storage.crud import StoreError
 from storage.db import session_scope
 from storage.models import ModelVersion, Round, RoundStatus, utcnow
@@ -174,7 +174,7 @@ def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict, paren
 def annotator_quality(config: RoundConfig, url: str) -> dict:
     if config.data.aggregation == "majority":
         return {}
-    from rlhf import analytics
+    from rlhf.quality import analytics
 
     with session_scope(url) as session:
         if config.data.aggregation == "weighted":
@@ -196,8 +196,8 @@ def stage_output_source(output: Path, parent: ModelVersion) -> PolicySource:
 
 def evaluate(config: RoundConfig, work: Path, policy: PolicySource, parent: PolicySource,
              reward_model: Path | None) -> dict:
-    from rlhf import evaluation
-    from rlhf.modeling import preferred_device
+    from rlhf.training import evaluation
+    from rlhf.models.modeling import preferred_device
 
     prompts = [row["prompt"] for row in load_data(work, "prompt")["test"]]
     metrics = evaluation.compare_policies(policy, parent, reward_model, prompts, config.evaluation)
@@ -262,7 +262,7 @@ def mark_ended(url: str, round_id: int, status: str, error: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rlhf.round", description="run one alignment round")
+    parser = argparse.ArgumentParser(prog="python -m rlhf.training.recipe", description="run one alignment round")
     parser.add_argument("round_id", type=int)
     parser.add_argument("--db", required=True)
     args = parser.parse_args(argv)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+import configs
 from storage.crud import StoreError
 
 POLICY_STAGES = ("dpo", "kto", "grpo", "rloo")
@@ -25,7 +26,7 @@ STAGE_ORDER = ("sft", "reward") + POLICY_STAGES
 STAGE_EXTRAS = {"early_stopping_patience": int, "early_stopping_threshold": float}
 # TRL fields the round sets itself.
 ROUND_OWNED = {"output_dir"}
-ACCELERATE_CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "accelerate"
+ACCELERATE_CONFIGS = configs.ACCELERATE
 
 
 class ConfigError(StoreError):

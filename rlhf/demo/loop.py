@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rlhf.simulated_annotators import SimulatedAnnotator, rule_by_name
+import configs
+
+from rlhf.demo.simulated_annotators import SimulatedAnnotator, rule_by_name
 
 PACKAGE = Path(__file__).parent
 BUNDLED_PROMPTS = PACKAGE / "data" / "prompts.jsonl"
-CONFIGS = Path("configs")
+CONFIGS = configs.ROOT
 STAGE_CONFIG = {"dpo": "round_dpo_demo.yaml", "kto": "round_kto_tiny.yaml",
                 "grpo": "round_grpo_demo.yaml", "rloo": "round_rloo_demo.yaml"}
 STAFF = {"admin": "admin", "engineer": "engineer", "reviewer": "reviewer", "annotator": "annotator"}
@@ -79,8 +81,8 @@ class RoundResult:
 
 def prepare_store(settings: DemoSettings) -> tuple[str, dict[str, str], list[str]]:
     """Store, users (with printed passwords), base policy (live), prompts; returns (url, passwords, eval prompts)."""
-    from rlhf import registry
-    from rlhf.modeling import init_tiny
+    from rlhf.models import registry
+    from rlhf.models.modeling import init_tiny
     from storage import crud
     from storage.db import session_scope
     from storage.imports import import_prompts
@@ -224,8 +226,8 @@ def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, r
 def rule_win_rate(url: str, new: str, parent: str, prompts: list[str], settings: DemoSettings,
                   pool=None) -> tuple[float, tuple[float, float]]:
     """Win-rate of `new` over `parent` on held-out prompts under the hidden rule, with a bootstrap 95% CI."""
-    from feedback_app.policy_pool import PolicyPool
-    from rlhf.registry import get_version
+    from rlhf.inference.policy_pool import PolicyPool
+    from rlhf.models.registry import get_version
     from storage.db import session_scope
 
     pool = pool or PolicyPool(max_loaded=2)
@@ -263,8 +265,8 @@ def fill_queue(base_url: str, passwords: dict[str, str]) -> str:
 
 def run_one_round(index: int, url: str, base_url: str, passwords: dict[str, str], held_out: list[str],
                   settings: DemoSettings, pool) -> RoundResult:
-    from rlhf import runner
-    from rlhf.registry import live_version
+    from rlhf.jobs import runner
+    from rlhf.models.registry import live_version
     from storage.db import session_scope
     from storage.models import ModelVersion
 
@@ -306,7 +308,7 @@ def run_one_round(index: int, url: str, base_url: str, passwords: dict[str, str]
 
 def review_live_against_parent(url: str, base_url: str, passwords: dict[str, str], settings: DemoSettings) -> None:
     """Blind A/B votes between the live version and its parent, so the Leaderboard has something to rank."""
-    from rlhf.registry import live_version
+    from rlhf.models.registry import live_version
     from storage.db import session_scope
     from storage.models import ModelVersion
 
@@ -360,8 +362,8 @@ def describe(result: RoundResult) -> str:
 def run_demo(settings: DemoSettings) -> list[RoundResult]:
     from feedback_app.app import launch
     from feedback_app.config import load_app_config
-    from feedback_app.policy_pool import PolicyPool
-    from rlhf.round_config import load_round_config
+    from rlhf.inference.policy_pool import PolicyPool
+    from rlhf.training.config import load_round_config
 
     load_round_config(settings.round_config_path())  # fail before any work on a bad config
     total = time.perf_counter()

@@ -12,12 +12,51 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import DatasetDict
+from typing import TYPE_CHECKING, Literal
 
-from rlhf.round_config import FinetuneSpec, StageSpec
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
-DATA_KIND = {"sft": "sft", "reward": "preference", "dpo": "preference", "kto": "unpaired",
-             "grpo": "prompt", "rloo": "prompt"}
+    from rlhf.training.config import FinetuneSpec, StageSpec
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the stage table: which TRL trainer and config, which export kind it trains on, its role.
+
+    `role` is "warmup" (SFT before the others), "reward" (trains the reward model later stages and
+    the evaluation use) or "policy" (exactly one per round; its output is the round's version).
+    """
+
+    name: str
+    trainer: str
+    config: str
+    data_kind: str
+    role: Literal["warmup", "reward", "policy"]
+    takes_reward_funcs: bool = False
+
+    def trainer_class(self) -> type:
+        import trl
+
+        return getattr(trl, self.trainer)
+
+    def config_class(self) -> type:
+        import trl
+
+        return getattr(trl, self.config)
+
+
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (
+    Stage("sft", "SFTTrainer", "SFTConfig", "sft", "warmup"),
+    Stage("reward", "RewardTrainer", "RewardConfig", "preference", "reward"),
+    Stage("dpo", "DPOTrainer", "DPOConfig", "preference", "policy"),
+    Stage("kto", "KTOTrainer", "KTOConfig", "unpaired", "policy"),
+    Stage("grpo", "GRPOTrainer", "GRPOConfig", "prompt", "policy", takes_reward_funcs=True),
+    Stage("rloo", "RLOOTrainer", "RLOOConfig", "prompt", "policy", takes_reward_funcs=True),
+)}
+"""In run order; every list of stage names (config checks, CLI choices, version kinds) derives from this."""
+POLICY_STAGES = tuple(name for name, stage in STAGES.items() if stage.role == "policy")
+DATA_KIND = {name: stage.data_kind for name, stage in STAGES.items()}
 
 
 @dataclass
@@ -36,8 +75,8 @@ class PolicySource:
 @dataclass
 class StageContext:
     policy: PolicySource
-    finetune: FinetuneSpec
-    data: DatasetDict
+    finetune: "FinetuneSpec"
+    data: "DatasetDict"
     output: Path
     scratch: Path
     callbacks: list = field(default_factory=list)
@@ -51,7 +90,7 @@ class StageContext:
 
 
 def load_tokenizer_for(source: PolicySource):
-    from rlhf.modeling import load_tokenizer
+    from rlhf.models.modeling import load_tokenizer
 
     folder = Path(source.path)
     return load_tokenizer(source.path if (folder / "tokenizer_config.json").is_file() else source.full_model)
@@ -109,4 +148,4 @@ def train_and_save(trainer, output: Path, save=None) -> Path:
 def module_for(stage: str):
     import importlib
 
-    return importlib.import_module(f"rlhf.stages.{stage}")
+    return importlib.import_module(f"rlhf.training.stages.{stage}")

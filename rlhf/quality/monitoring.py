@@ -21,7 +21,7 @@ Alarms:
   round's sampled ``mean_length`` / ``parent_mean_length`` are used instead.
 
 Live periods come from the store's record of live changes (``LiveChange``, written by
-``rlhf.registry.set_live``): the plot shades them, so a dip can be read against what was being served.
+``rlhf.models.registry.set_live``): the plot shades them, so a dip can be read against what was being served.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from scipy import stats
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from rlhf.registry import live_periods
+from rlhf.models.registry import live_periods
 from storage.models import Generation, Judgment, JudgmentKind, ModelVersion
 
 REWARD_ALARM = "reward_without_human_gain"

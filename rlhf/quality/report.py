@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from rlhf.analytics import AnnotatorStats, annotator_report, bradley_terry, dataset_agreement
-from rlhf.monitoring import Monitoring, monitor, plain_label, plot_version_timeline
+from rlhf.quality.analytics import AnnotatorStats, annotator_report, bradley_terry, dataset_agreement
+from rlhf.quality.monitoring import Monitoring, monitor, plain_label, plot_version_timeline
 from storage.crud import StoreError
 from storage.db import session_scope
 from storage.models import Judgment, JudgmentKind, Prompt, Round, User

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
-from rlhf.modeling import load_policy, load_tokenizer
+from rlhf.models.modeling import load_policy, load_tokenizer
 from storage.files import save_atomically
-from rlhf.registry import root_base_model
+from rlhf.models.registry import root_base_model
 from storage.models import ModelVersion
 
 

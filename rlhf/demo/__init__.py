@@ -1,0 +1,1 @@
+"""The offline demo: the closed loop through the real app with simulated annotators."""

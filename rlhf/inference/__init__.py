@@ -1,0 +1,1 @@
+"""Running policies: batched generation, the hot-swapping policy pool, reward and log-prob scoring."""

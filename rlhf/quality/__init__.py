@@ -1,0 +1,1 @@
+"""Feedback quality: annotator analytics, per-version monitoring, active selection and reports."""
