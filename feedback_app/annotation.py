@@ -10,11 +10,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from feedback_app.context import store_session
 from feedback_app.roles import Caller
 from feedback_app.state import ItemView, Signer, dump_view, load_view, new_client_key, now_ms
 from storage import queue
 from storage.crud import StoreError
+from storage.db import session_scope
 
 _shuffle = random.SystemRandom()
 
@@ -50,7 +50,8 @@ def open_next(session, *, signer: Signer, user: Caller, kind: str, extras: queue
 
 
 def show_next(url: str, *, signer: Signer, user: Caller, kind: str, extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
-    with store_session(url) as session:
+    """`open_next` in a write transaction of its own (serving claims the item)."""
+    with session_scope(url) as session:
         return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
 
 
@@ -63,23 +64,21 @@ def read_view(signer: Signer, token: str, *, user: Caller, kind: str) -> ItemVie
     return view
 
 
-def submit_and_next(url: str, *, signer: Signer, user: Caller, kind: str, token: str,
+def submit_and_next(session, *, signer: Signer, user: Caller, kind: str, token: str,
                     judge: Callable[[ItemView], tuple[list[int], dict]],
                     extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
-    """Store the judgment `judge` builds from the view, then open the next item, in one transaction."""
+    """Store the judgment `judge` builds from the view, then open the next item, in the caller's transaction."""
     view = read_view(signer, token, user=user, kind=kind)
     generation_ids, payload = judge(view)
-    with store_session(url) as session:
-        queue.submit(session, item_id=view.item_id, user_id=user.id, generation_ids=generation_ids,
-                     payload=payload, client_key=view.client_key, shown_order=view.shown_order,
-                     duration_ms=view.duration_ms())
-        return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
+    queue.submit(session, item_id=view.item_id, user_id=user.id, generation_ids=generation_ids,
+                 payload=payload, client_key=view.client_key, shown_order=view.shown_order,
+                 duration_ms=view.duration_ms())
+    return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
 
 
-def skip_and_next(url: str, *, signer: Signer, user: Caller, kind: str, token: str, reason: str,
+def skip_and_next(session, *, signer: Signer, user: Caller, kind: str, token: str, reason: str,
                   extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
     view = read_view(signer, token, user=user, kind=kind)
-    with store_session(url) as session:
-        queue.skip(session, item_id=view.item_id, user_id=user.id, reason=reason, client_key=view.client_key,
-                   shown_order=view.shown_order, duration_ms=view.duration_ms())
-        return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
+    queue.skip(session, item_id=view.item_id, user_id=user.id, reason=reason, client_key=view.client_key,
+               shown_order=view.shown_order, duration_ms=view.duration_ms())
+    return open_next(session, signer=signer, user=user, kind=kind, extras=extras)

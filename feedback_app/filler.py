@@ -11,16 +11,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
-from sqlmodel import select
-
 from feedback_app.config import AppConfig
-from rlhf.inference.generation import DEFAULTS, check_sampling
-from rlhf.models.registry import get_version, live_version
+from rlhf.inference.generation import DEFAULTS, MAX_ATTEMPTS, answer_prompts, check_sampling
+from rlhf.models.registry import live_version
 from storage import queue
-from storage.crud import StoreError, content_hash, get_or_create_generation
-from storage.db import session_scope
-from storage.models import Generation, Prompt
+from storage.crud import StoreError
+from storage.db import read_scope, session_scope
 
 
 @dataclass(frozen=True)
@@ -65,49 +61,36 @@ class QueueFiller:
         needed = 4 if "ranking" in mix else 2 if "pairwise" in mix else 1
         return max(int(self.sampling["per_prompt"]), needed)
 
-    def _prompts_to_answer(self, version_id: int, limit: int) -> list[tuple[int, str]]:
-        with session_scope(self.url) as session:
-            answered = select(Generation.prompt_id).where(Generation.model_version_id == version_id)
-            return list(session.exec(select(Prompt.id, Prompt.text).where(Prompt.id.not_in(answered))
-                                     .order_by(Prompt.id).limit(limit)).all())
-
     def fill(self, prompts: int | None = None) -> FillReport:
         """Answer up to `prompts` prompts the live version has not answered yet, and queue the answers."""
         with self._lock:
             self.pool.sync_with_store(self.url)
-            with session_scope(self.url) as session:
+            with read_scope(self.url) as session:
                 live = live_version(session)
             if live is None:
                 return FillReport(version=None, prompts=0, generated=0)
-            todo = self._prompts_to_answer(live.id, prompts or self.config.fill_prompts)
-            if not todo:
+            sampling = {k: self.sampling[k] for k in ("max_new_tokens", "temperature", "top_p")}
+
+            def generate(texts: list[str], seed: int | None) -> list[str]:
+                return self.pool.generate(texts, **sampling, seed=seed, version=live)[1]
+
+            answered = answer_prompts(self.url, version=live, generate=generate, per_prompt=self.per_prompt(),
+                                      params=sampling | {"source": "app"},
+                                      fresh_limit=prompts or self.config.fill_prompts,
+                                      batch_size=int(self.sampling["batch_size"]),
+                                      attempts=MAX_ATTEMPTS if sampling["temperature"] > 0 else 1)
+            if not answered.prompt_ids:
                 return FillReport(version=live.name, prompts=0, generated=0)
-            n = self.per_prompt()
-            batch = [text for _, text in todo for _ in range(n)]
-            name, texts = self.pool.generate(batch, max_new_tokens=self.sampling["max_new_tokens"],
-                                             temperature=self.sampling["temperature"], top_p=self.sampling["top_p"],
-                                             seed=None, version=live)
-            params = {k: self.sampling[k] for k in ("max_new_tokens", "temperature", "top_p")} | {"source": "app"}
             with session_scope(self.url) as session:
-                version = get_version(session, name=name)
-                created = 0
-                for (prompt_id, _), text in zip([p for p in todo for _ in range(n)], texts):
-                    if not text.strip():
-                        continue
-                    before = session.exec(select(func.count()).select_from(Generation).where(
-                        Generation.prompt_id == prompt_id, Generation.model_version_id == version.id,
-                        Generation.text_hash == content_hash(text))).one()
-                    get_or_create_generation(session, prompt_id=prompt_id, text=text,
-                                             model_version_id=version.id, params=params)
-                    created += 0 if before else 1
-                queued = queue.enqueue_mix(session, version_id=version.id, overlap=self.config.overlap,
-                                           mix=self.config.mix, prompt_ids=[pid for pid, _ in todo])
+                queued = queue.enqueue_mix(session, version_id=live.id, overlap=self.config.overlap,
+                                           mix=self.config.mix, prompt_ids=answered.prompt_ids)
             if self.prioritizer is not None and self.config.selection != "random":
                 self.prioritizer.refresh()
-            return FillReport(version=name, prompts=len(todo), generated=created, queued=queued)
+            return FillReport(version=live.name, prompts=len(answered.prompt_ids), generated=answered.created,
+                              queued=queued)
 
     def open_items(self) -> int:
-        with session_scope(self.url) as session:
+        with read_scope(self.url) as session:
             return queue.open_count(session)
 
     def start(self) -> None:

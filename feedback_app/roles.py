@@ -4,7 +4,8 @@ Gradio runs any registered handler for any logged-in user (hidden buttons
 included), so each handler is wrapped by `Guard.requires`: it reads the
 caller's username from gr.Request, looks up their current role in the store on
 every call (a demoted or deactivated user loses access at once) and raises
-gr.Error before the handler runs.
+gr.Error before the handler runs. A handler that writes gets the session the
+role was checked in, so a submit is one transaction: role, insert, next item.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from dataclasses import dataclass
 
 import gradio as gr
 from sqlalchemy import bindparam
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from feedback_app.context import store_session
-from storage.crud import StoreError, authenticate
-from storage.db import session_scope
+from storage.crud import StoreError, hash_password, login_hash, needs_rehash, password_matches, set_password_hash
+from storage.db import read_scope, session_scope
 from storage.models import Role, User
 
 ANNOTATE, REVIEW, ENGINEER, ANYONE = "annotate", "review", "engineer", "anyone"
@@ -55,16 +55,26 @@ class Guard:
         self.url = url
 
     def authenticate(self, username: str, password: str) -> bool:
-        """Gradio's auth callable: the users table, argon2-hashed passwords, active users only."""
-        with session_scope(self.url) as session:
-            return authenticate(session, username=username, password=password) is not None
+        """Gradio's auth callable: the users table, argon2-hashed passwords, active users only.
 
-    def user(self, request: gr.Request | None, capability: str = ANYONE) -> Caller:
+        The hash is read in a read session and verified with none open (argon2 is slow on purpose).
+        """
+        with read_scope(self.url) as session:
+            stored = login_hash(session, username=username)
+        if not password_matches(stored, password):
+            return False
+        if needs_rehash(stored):
+            fresh = hash_password(password)
+            with session_scope(self.url) as session:
+                set_password_hash(session, username=username, password_hash=fresh)
+        return True
+
+    def caller(self, session: Session, request: gr.Request | None, capability: str = ANYONE) -> Caller:
+        """The user behind `request` as `session` sees them; gr.Error unless active and allowed `capability`."""
         username = getattr(request, "username", None) if request is not None else None
         if not username:
             raise gr.Error("Please log in.", print_exception=False)
-        with store_session(self.url) as session:
-            row = session.execute(_BY_NAME, {"username": username}).first()
+        row = session.execute(_BY_NAME, {"username": username}).first()
         user = Caller(*row) if row is not None else None
         if user is None or not user.is_active:
             raise gr.Error("Your account is not active.", print_exception=False)
@@ -72,21 +82,29 @@ class Guard:
             raise gr.Error(f"Not allowed: a {user.role} cannot do this ({capability} only).", print_exception=False)
         return user
 
-    def requires(self, capability: str) -> Callable[[Callable], Callable]:
+    def user(self, request: gr.Request | None, capability: str = ANYONE) -> Caller:
+        with read_scope(self.url) as session:
+            return self.caller(session, request, capability)
+
+    def requires(self, capability: str, *, writes: bool = False) -> Callable[[Callable], Callable]:
         """Wrap a handler that takes `user` (keyword): Gradio sees a leading `request: gr.Request` instead.
 
+        With `writes`, the handler also takes `session`: the write transaction the role was checked in.
         StoreError from the handler (bad input) is shown to the user as gr.Error.
         """
+        hidden = {"user", "session"} if writes else {"user"}
 
         def wrap(fn: Callable) -> Callable:
             signature = inspect.signature(fn)
             request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)
-            params = [request, *(p for name, p in signature.parameters.items() if name != "user")]
+            params = [request, *(p for name, p in signature.parameters.items() if name not in hidden)]
 
             def guarded(request: gr.Request, *args, **kwargs):
-                user = self.user(request, capability)
                 try:
-                    return fn(*args, **kwargs, user=user)
+                    if not writes:
+                        return fn(*args, **kwargs, user=self.user(request, capability))
+                    with session_scope(self.url) as session:
+                        return fn(*args, **kwargs, user=self.caller(session, request, capability), session=session)
                 except StoreError as error:
                     raise gr.Error(str(error), print_exception=False) from None
 

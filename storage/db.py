@@ -1,8 +1,18 @@
-"""Engines and sessions: one URL picks SQLite (default) or PostgreSQL."""
+"""Engines and sessions: one URL picks SQLite (default) or PostgreSQL.
+
+Writers use `session_scope`; on SQLite it takes the write lock up front (BEGIN
+IMMEDIATE) and, within a process, queues writers on a Python lock first, which
+hands over at once where SQLite's busy handler sleeps in steps of up to 100 ms.
+Readers use `read_scope`: one snapshot that takes no write lock (SQLite: a
+deferred BEGIN in WAL mode; PostgreSQL: a REPEATABLE READ, READ ONLY
+transaction), so a long report never holds up a submit, and a write attempted
+in it fails.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +23,7 @@ from sqlmodel import Session, create_engine
 
 DEFAULT_URL = "sqlite:///rlhf.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "rlhf_read_only"
 
 
 def database_url(url: str | None = None) -> str:
@@ -21,6 +32,8 @@ def database_url(url: str | None = None) -> str:
 
 
 def _tune_sqlite(dbapi_connection, _record) -> None:
+    # pysqlite's own transaction handling defers BEGIN; `_begin_sqlite` issues it instead.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -29,7 +42,23 @@ def _tune_sqlite(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _begin_sqlite(connection) -> None:
+    """Writers lock up front (so they never fail upgrading a read lock); readers defer and cannot write."""
+    query_only = connection.info.get("query_only", False)
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+        if not query_only:
+            connection.exec_driver_sql("PRAGMA query_only=ON")
+            connection.info["query_only"] = True
+    else:
+        if query_only:
+            connection.exec_driver_sql("PRAGMA query_only=OFF")
+            connection.info["query_only"] = False
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 _ENGINES: dict[str, Engine] = {}
+_WRITERS: dict[str, threading.RLock] = {}
 
 
 def make_engine(url: str | None = None) -> Engine:
@@ -41,14 +70,7 @@ def make_engine(url: str | None = None) -> Engine:
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         )
         event.listen(engine, "connect", _tune_sqlite)
-        # pysqlite's own transaction handling defers BEGIN; issue it ourselves so that
-        # writers take the lock up front (BEGIN IMMEDIATE) instead of failing on upgrade.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-
-        @event.listens_for(engine, "connect")
-        def _no_autobegin(dbapi_connection, _record):
-            dbapi_connection.isolation_level = None
-
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -67,18 +89,49 @@ def dispose_engines() -> None:
     _ENGINES.clear()
 
 
+def _engine(engine: Engine | str | None) -> Engine:
+    return engine if isinstance(engine, Engine) else get_engine(engine)
+
+
+@contextmanager
+def _writer_turn(engine: Engine) -> Iterator[None]:
+    """On SQLite, this process's writers one at a time; past the busy timeout, SQLite's own lock decides."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    lock = _WRITERS.setdefault(str(engine.url), threading.RLock())
+    acquired = lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()
+
+
 @contextmanager
 def session_scope(engine: Engine | str | None = None) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any exception."""
-    if not isinstance(engine, Engine):
-        engine = get_engine(engine)
-    with Session(engine, expire_on_commit=False) as session:
+    """A write transaction that commits on success and rolls back on any exception."""
+    engine = _engine(engine)
+    with _writer_turn(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine | str | None = None) -> Iterator[Session]:
+    """A read-only snapshot that never waits for writers nor holds them up.
+
+    Closing it ends the transaction (nothing to commit) and leaves what it loaded readable, detached.
+    """
+    engine = _engine(engine)
+    options = ({_READ_ONLY: True} if engine.dialect.name == "sqlite"
+               else {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"})
+    with Session(engine.execution_options(**options), expire_on_commit=False) as session:
+        yield session
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sqlalchemy import Text, cast, func, select
 from sqlmodel import Session
@@ -35,6 +37,7 @@ from storage.crud import StoreError, content_hash
 from storage.db import session_scope
 from storage.files import save_atomically
 from storage.models import Generation, Judgment, Prompt, Round
+from storage.validation import ConfigError, Strict, YamlFloat, problems, shown
 
 KINDS = ("sft", "preference", "unpaired", "prompt")
 FORMATS = ("jsonl", "parquet", "hf")
@@ -43,38 +46,81 @@ SFT_SOURCES = ("corrections", "ratings", "chosen")
 _CHUNK = 5000
 _EXPORTED_KINDS = ("pairwise", "ranking", "correction", "rating")
 
+Kind = Literal["sft", "preference", "unpaired", "prompt"]
+Format = Literal["jsonl", "parquet", "hf"]
+Aggregation = Literal["majority", "weighted", "drop_flagged"]
+SftSource = Literal["corrections", "ratings", "chosen"]
 
-@dataclass(frozen=True)
-class ExportOptions:
-    kind: str
-    test_fraction: float = 0.1
+
+class DataOptions(Strict):
+    """Which judgments make a dataset and how its prompts are split: a round config's `data:` section,
+    and the part of every export's options that a round chooses."""
+
+    model_config = ConfigDict(strict=True)
+
+    aggregation: Aggregation = "majority"
+    """majority | weighted (votes weighted by annotator quality) | drop_flagged (flagged annotators left out)."""
+    min_annotators: int = Field(1, ge=1)
+    """Pairs judged by fewer distinct annotators are left out."""
+    since_round: int | Literal["parent"] | None = None
+    """Only judgments made after that round's snapshot; "parent": after the round that made the parent
+    (all judgments when the parent came from no round). Later rounds train on fresh, on-policy pairs."""
+    test_fraction: YamlFloat = Field(0.1, gt=0, lt=1)
+    """Share of prompts held out (a round validates and evaluates on them)."""
     seed: int = 0
-    formats: tuple[str, ...] = ("jsonl",)
-    aggregation: str = "majority"
+
+    @field_validator("since_round", mode="plain")
+    @classmethod
+    def _round_id_or_parent(cls, value):
+        if value is None or value == "parent" or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError(f"{shown(value)} is neither a round id nor 'parent'")
+
+
+class ExportOptions(DataOptions):
+    """One export: the round's data options plus what a caller fills in (kind, formats, annotator quality, bounds).
+
+    Built by code, not read from a file, so values are coerced (a set of annotator ids is a frozenset);
+    a bad value is a ConfigError naming the field.
+    """
+
+    model_config = ConfigDict(strict=False)
+
+    kind: Kind
+    test_fraction: YamlFloat = Field(0.1, ge=0, lt=1)
+    """0 is allowed here: an export may hold nothing out."""
+    since_round: int | None = None
+    formats: tuple[Format, ...] = ("jsonl",)
     annotator_weights: dict[int, float] | None = None
     excluded_annotators: frozenset[int] = frozenset()
-    min_annotators: int = 1
-    since_round: int | None = None
     max_judgment_id: int | None = None
-    sft_sources: tuple[str, ...] = SFT_SOURCES
+    sft_sources: tuple[SftSource, ...] = SFT_SOURCES
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise StoreError(f"kind: {self.kind!r} is not one of {', '.join(KINDS)}")
-        unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown or not self.formats:
-            raise StoreError(f"format: {', '.join(unknown) or 'none given'} — use any of {', '.join(FORMATS)}")
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise StoreError(f"test_fraction: {self.test_fraction} is not in [0, 1)")
-        if self.aggregation not in AGGREGATIONS:
-            raise StoreError(f"aggregation: {self.aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
+    def __init__(self, **values: Any):
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ConfigError(problems(error, model=type(self), path="export options")) from None
+
+    @field_validator("since_round", mode="plain")
+    @classmethod
+    def _round_id_or_parent(cls, value):
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError(f"{shown(value)} is not a round id (the round resolves 'parent' before exporting)")
+
+    @field_validator("formats")
+    @classmethod
+    def _some_format(cls, value):
+        if not value:
+            raise ValueError(f"none given (use any of {', '.join(FORMATS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _weighted_needs_weights(self):
         if self.aggregation == "weighted" and not self.annotator_weights:
-            raise StoreError("aggregation: 'weighted' needs annotator_weights")
-        if self.min_annotators < 1:
-            raise StoreError(f"min_annotators: {self.min_annotators} must be at least 1")
-        bad_sources = [s for s in self.sft_sources if s not in SFT_SOURCES]
-        if bad_sources:
-            raise StoreError(f"sft_sources: {', '.join(bad_sources)} — use any of {', '.join(SFT_SOURCES)}")
+            raise ValueError("aggregation: 'weighted' needs annotator_weights")
+        return self
 
 
 # --- reading the store ------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Whole-or-absent writes: a folder is built under a temp name and renamed into place."""
+"""Whole-or-absent writes: a file or folder is built under a hidden temp name beside its target and renamed into place."""
 
 from __future__ import annotations
 
@@ -9,17 +9,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def save_atomically(out: Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_dir)` and rename tmp_dir to `out`, so `out` is whole or absent."""
+def save_atomically(out: Path, write: Callable[[Path], None], *, folder: bool = True,
+                    replace: bool = False) -> Path:
+    """Call `write(tmp)` and rename tmp to `out`, so `out` is whole or absent.
+
+    `tmp` is a fresh empty folder, or with `folder=False` an empty file with `out`'s suffix
+    (writers that pick a format by suffix still pick the right one). `replace` lets a file
+    take the place of an existing one, which readers then see old or new, never half written.
+    """
     out = Path(out)
-    if out.exists():
+    if out.exists() and not replace:
         raise FileExistsError(f"{out}: already exists")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    if folder:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    else:
+        handle, name = tempfile.mkstemp(prefix=f".{out.stem}.tmp-", suffix=out.suffix, dir=out.parent)
+        os.close(handle)
+        tmp = Path(name)
     try:
         write(tmp)
         os.replace(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
         raise
     return out

@@ -19,12 +19,11 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
-from storage.crud import MAX_TEXT_BYTES, StoreError, content_hash
+from storage.crud import MAX_TEXT_BYTES, StoreError, content_hash, insert_or_ignore
 from storage.db import session_scope
-from storage.models import Generation, Judgment, Prompt, User, utcnow
+from storage.models import PAIR_CHOICES, Generation, Judgment, Prompt, User, utcnow
 
 MAX_ERRORS_SHOWN = 20
-PAIR_CHOICES = ("a", "b", "tie", "both_bad")
 csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_TEXT_BYTES))  # let the 1 MiB check name the field
 _CHUNK = 500
 
@@ -382,8 +381,9 @@ def import_judgments(path: str | Path, *, url: str | None = None) -> ImportRepor
                          "client_key": judgment.client_key, "source": f"import:{path.name}"[:512],
                          "created_at": now})
         for start in range(0, len(rows), _CHUNK * 4):
-            session.execute(insert(Judgment), rows[start:start + _CHUNK * 4])
-        report.created = len(rows)
+            report.created += len(insert_or_ignore(session, Judgment, rows[start:start + _CHUNK * 4],
+                                                   unique=["client_key"]))
+        report.duplicates += len(rows) - report.created
     return report
 
 

@@ -18,6 +18,19 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def aware(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC if it has no zone: SQLite returns the UTC times it stores without one."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
+PAIR_CHOICES = ("a", "b", "tie", "both_bad")
+"""A pairwise judgment or blind vote: the first response wins, the second wins, equally good, both unacceptable."""
+NO_PREFERENCE_LABELS = {"tie": "Tie", "both_bad": "Both bad"}
+"""What the app's buttons call the two choices that favour neither side (the sides' labels depend on the tab)."""
+
+
 class Role(str, Enum):
     annotator = "annotator"
     reviewer = "reviewer"

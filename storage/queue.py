@@ -35,7 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from storage.crud import StoreError, validate_judgment_payload
+from storage.crud import StoreError, check_client_key, insert_or_ignore, validate_judgment_payload
 from storage.models import (
     AnnotationItem,
     Generation,
@@ -364,21 +364,18 @@ def _earlier(session: Session, *, client_key: str, user_id: int, item_id: int) -
 def _insert_judgment(session: Session, *, item: QueuedItem, kind: str, user_id: int, generation_ids: Sequence[int],
                      payload: dict[str, Any], client_key: str, shown_order: Sequence[int] | None,
                      duration_ms: int | None) -> tuple[int, bool]:
-    """One INSERT that a concurrent request with the same client key cannot duplicate (ON CONFLICT DO NOTHING)."""
+    """One INSERT that a concurrent request with the same client key cannot duplicate."""
     validate_judgment_payload(kind, generation_ids, payload)
-    if not client_key or len(client_key) > 128:
-        raise StoreError("client_key: must be 1..128 characters")
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(insert(Judgment).values(
+    check_client_key(client_key)
+    created = insert_or_ignore(session, Judgment, dict(
         kind=kind, user_id=user_id, prompt_id=item.prompt_id, item_id=item.id, generation_ids=list(generation_ids),
         payload=payload, shown_order=list(shown_order) if shown_order is not None else None,
         duration_ms=duration_ms, client_key=client_key, source="app", created_at=utcnow(),
-    ).on_conflict_do_nothing(index_elements=["client_key"]).returning(Judgment.id))
-    created = result.scalar_one_or_none()   # RETURNING, not rowcount: psycopg reports no rowcount here
-    if created is None:
+    ), unique=["client_key"])
+    if not created:
         return _repeat(session, client_key=client_key, user_id=user_id, item_id=item.id), False
     session.execute(_RELEASE, {"item_id": item.id, "user_id": user_id})
-    return created, True
+    return created[0], True
 
 
 def submit(session: Session, *, item_id: int, user_id: int, generation_ids: Sequence[int],

@@ -11,13 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from storage.crud import StoreError
-from storage.models import BlindVote, Generation, ModelVersion, Prompt
-
-BLIND_CHOICES = ("a", "b", "tie", "both_bad")
+from storage.crud import StoreError, check_client_key, insert_or_ignore
+from storage.models import PAIR_CHOICES, BlindVote, Generation, ModelVersion, Prompt
 
 
 @dataclass(frozen=True)
@@ -80,25 +77,21 @@ def blind_pair(session: Session, *, version_a_id: int, version_b_id: int,
 def add_blind_vote(session: Session, *, user_id: int, generation_a_id: int, generation_b_id: int,
                    shown_order: Sequence[int], choice: str, client_key: str) -> tuple[BlindVote, bool]:
     """Store one blind vote; a repeated `client_key` returns the stored vote and False."""
-    if choice not in BLIND_CHOICES:
-        raise StoreError(f"choice: {choice!r} is not one of {', '.join(BLIND_CHOICES)}")
-    existing = session.exec(select(BlindVote).where(BlindVote.client_key == client_key)).first()
-    if existing is not None:
-        return existing, False
+    if choice not in PAIR_CHOICES:
+        raise StoreError(f"choice: {choice!r} is not one of {', '.join(PAIR_CHOICES)}")
+    check_client_key(client_key)
     a, b = session.get(Generation, generation_a_id), session.get(Generation, generation_b_id)
     if a is None or b is None or a.prompt_id != b.prompt_id:
         raise StoreError("generations: a blind vote needs two responses to the same prompt")
     if a.model_version_id is None or b.model_version_id is None or a.model_version_id == b.model_version_id:
         raise StoreError("generations: a blind vote compares responses of two different versions")
-    vote = BlindVote(user_id=user_id, prompt_id=a.prompt_id, version_a_id=a.model_version_id,
-                     version_b_id=b.model_version_id, generation_a_id=a.id, generation_b_id=b.id,
-                     shown_order=list(shown_order), choice=choice, client_key=client_key)
-    try:
-        with session.begin_nested():
-            session.add(vote)
-    except IntegrityError:
-        return session.exec(select(BlindVote).where(BlindVote.client_key == client_key)).one(), False
-    return vote, True
+    created = insert_or_ignore(session, BlindVote, dict(
+        user_id=user_id, prompt_id=a.prompt_id, version_a_id=a.model_version_id, version_b_id=b.model_version_id,
+        generation_a_id=a.id, generation_b_id=b.id, shown_order=list(shown_order), choice=choice,
+        client_key=client_key), unique=["client_key"])
+    if created:
+        return session.get(BlindVote, created[0]), True
+    return session.exec(select(BlindVote).where(BlindVote.client_key == client_key)).one(), False
 
 
 def blind_outcomes(session: Session) -> list[tuple[str, str]]:
@@ -112,7 +105,3 @@ def blind_outcomes(session: Session) -> list[tuple[str, str]]:
         elif choice == "b":
             outcomes.append((names[b], names[a]))
     return outcomes
-
-
-def blind_vote_counts(session: Session) -> dict[str, int]:
-    return dict(session.exec(select(BlindVote.choice, func.count()).group_by(BlindVote.choice)).all())

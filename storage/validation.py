@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 from storage.crud import StoreError
 
@@ -76,15 +76,22 @@ def problems(error: ValidationError, *, model: type | None, path: str, lines: Ma
              line: int | None = None, prefix: str = "") -> list[str]:
     """One `FILE: key: problem (line N)` per pydantic error (`FILE:LINE: key: problem` for a record)."""
     out = []
-    for item in error.errors(include_url=False):
-        loc = [str(part) for part in item["loc"] if not _is_union_tag(part)]
-        key = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
-        message = describe(item, model, loc)
+    for key, message in located(error, model=model, prefix=prefix):
         where_line = nearest_line(lines or {}, key)
         if line is not None:
             out.append(f"{path}:{line}: {key}: {message}")
         else:
             out.append(f"{path}: {key}: {message}" + (f" (line {where_line})" if where_line else ""))
+    return out
+
+
+def located(error: ValidationError, *, model: type | None, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, problem) per pydantic error, for callers that place the key themselves (e.g. overrides)."""
+    out = []
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"] if not _is_union_tag(part)]
+        key = ".".join([prefix, *loc] if prefix else loc) or "(top level)"
+        out.append((key, describe(item, model, loc)))
     return out
 
 
@@ -155,9 +162,27 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
-def check_field(annotation: Any, value: Any):
-    """`value` validated against one annotation (e.g. a TRL config field's type), or a ValueError saying why."""
+def yaml_float(value: Any) -> Any:
+    """YAML 1.1 reads `1e-3` (no dot) as text: such text is the float it spells; anything else is left as given."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+YamlFloat = Annotated[float, BeforeValidator(yaml_float)]
+"""A float field of a YAML file, where `1e-3` counts as a number."""
+
+
+def check_field(annotation: Any, value: Any, *, strict: bool = False):
+    """`value` validated against one annotation (e.g. a TRL config field's type), or a ValueError saying why.
+
+    `strict`: no coercion (true is not 1, "3" is not 3), as a YAML file's values must be given.
+    """
+    config = ConfigDict(strict=True) if strict else None
     try:
-        return TypeAdapter(annotation).validate_python(value)
+        return TypeAdapter(annotation, config=config).validate_python(value)
     except ValidationError as error:
         raise ValueError("; ".join(item["msg"] for item in error.errors(include_url=False))) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -15,4 +15,3 @@ class TabView:
     capability: str
     outputs: list
     fill: Callable[..., list]            # fill(user) -> values for outputs; callers check the role first
-    parts: dict[str, Any] = field(default_factory=dict)

@@ -13,11 +13,12 @@ import math
 
 import gradio as gr
 
-from feedback_app.context import AppContext, store_session
+from feedback_app.context import AppContext
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
 from rlhf.quality.analytics import AnnotatorStats, annotator_report, dataset_agreement
 from storage.crud import StoreError
+from storage.db import read_scope
 from storage.gold import import_gold
 
 COLUMNS = ["annotator", "judgments", "median time", "agreement with consensus", "gold accuracy",
@@ -58,7 +59,7 @@ def _alpha(entry: dict) -> str:
 
 
 def overview(url: str) -> tuple[str, str]:
-    with store_session(url) as session:
+    with read_scope(url) as session:
         report = annotator_report(session)
         agreement = dataset_agreement(session)
     flagged = sum(bool(stats.flags) for stats in report)

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from feedback_app.annotation import Shown, show_next, skip_and_next, submit_and_next
+from feedback_app.annotation import Shown, open_next, show_next, skip_and_next, submit_and_next
 from feedback_app.context import AppContext
 from feedback_app.roles import ANNOTATE
 from feedback_app.tabs import TabView
@@ -81,18 +81,22 @@ def wire(ctx: AppContext, p: Panel, *, inputs: list, judge: Callable, outputs: l
     def fill(user):
         return values(show_next(ctx.url, signer=ctx.signer, user=user, kind=p.kind, extras=ctx.extras))
 
-    @ctx.guard.requires(ANNOTATE)
-    def submit(token, *answers, user):
-        return values(submit_and_next(ctx.url, signer=ctx.signer, user=user, kind=p.kind, token=token,
+    @ctx.guard.requires(ANNOTATE, writes=True)
+    def next_item(user, session):
+        return values(open_next(session, signer=ctx.signer, user=user, kind=p.kind, extras=ctx.extras))
+
+    @ctx.guard.requires(ANNOTATE, writes=True)
+    def submit(token, *answers, user, session):
+        return values(submit_and_next(session, signer=ctx.signer, user=user, kind=p.kind, token=token,
                                       judge=lambda view: judge(view, *answers), extras=ctx.extras))
 
-    @ctx.guard.requires(ANNOTATE)
-    def skip(token, reason, user):
-        return values(skip_and_next(ctx.url, signer=ctx.signer, user=user, kind=p.kind, token=token,
+    @ctx.guard.requires(ANNOTATE, writes=True)
+    def skip(token, reason, user, session):
+        return values(skip_and_next(session, signer=ctx.signer, user=user, kind=p.kind, token=token,
                                     reason=reason, extras=ctx.extras))
 
     everything = [*p.shown_outputs, *outputs]
-    p.view = TabView(tab=p.tab, capability=ANNOTATE, outputs=everything, fill=fill, parts={"panel": p})
-    p.tab.select(ctx.guard.requires(ANNOTATE)(fill), None, everything, queue=False, api_name=f"{p.kind}_next")
+    p.view = TabView(tab=p.tab, capability=ANNOTATE, outputs=everything, fill=fill)
+    p.tab.select(next_item, None, everything, queue=False, api_name=f"{p.kind}_next")
     p.submit.click(submit, [p.token, *inputs], everything, queue=False, api_name=f"{p.kind}_submit")
     p.skip.click(skip, [p.token, p.reason], everything, queue=False, api_name=f"{p.kind}_skip")

@@ -9,15 +9,17 @@ from feedback_app.state import ItemView
 from feedback_app.tabs import TabView
 from feedback_app.tabs.common import panel, wire
 from storage.crud import StoreError
+from storage.models import NO_PREFERENCE_LABELS
 
-CHOICES = ["A (left)", "B (right)", "Tie", "Both bad"]
+CHOICES = ["A (left)", "B (right)", *NO_PREFERENCE_LABELS.values()]
+_SHOWN = dict(zip(CHOICES, ["left", "right", *NO_PREFERENCE_LABELS]))
 
 
 def judge(view: ItemView, choice: str | None) -> tuple[list[int], dict]:
     """Turn what was clicked (left/right) into the canonical a/b of the item."""
     if choice not in CHOICES:
         raise StoreError("Pick A, B, tie or both bad first (keys 1–4).")
-    shown = {CHOICES[0]: "left", CHOICES[1]: "right", CHOICES[2]: "tie", CHOICES[3]: "both_bad"}[choice]
+    shown = _SHOWN[choice]
     canonical = shown
     if shown in ("left", "right"):
         winner = view.shown_order[0 if shown == "left" else 1]

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import gradio as gr
 
-from feedback_app.context import AppContext, store_session
+from feedback_app.context import AppContext
 from feedback_app.roles import REVIEW
 from feedback_app.tabs import TabView
 from rlhf.quality.analytics import bradley_terry
+from storage.db import read_scope
 from storage.review import blind_outcomes
 
 COLUMNS = ["rank", "version", "strength", "95% CI", "win rate", "decisive votes"]
 
 
 def standings(url: str) -> tuple[list[list], str]:
-    with store_session(url) as session:
+    with read_scope(url) as session:
         outcomes = blind_outcomes(session)
     if not outcomes:
         return [], "No blind votes yet: cast some in the Review tab."

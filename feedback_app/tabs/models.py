@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from feedback_app.context import AppContext, store_session
+from feedback_app.context import AppContext
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
 from rlhf.models.registry import lineage, live_version, set_live
 from storage.crud import StoreError
+from storage.db import read_scope, session_scope
 from storage.models import ModelVersion
 
 COLUMNS = ["version", "kind", "parent", "status", "live", "adapter", "round", "created", "metrics"]
@@ -20,7 +21,7 @@ def _metrics(version: ModelVersion) -> str:
 
 
 def lineage_rows(url: str) -> tuple[list[list], list[str]]:
-    with store_session(url) as session:
+    with read_scope(url) as session:
         tree = lineage(session)
     names = {version.id: version.name for _, version in tree}
     indent = "\u00a0\u00a0\u00a0"  # the table collapses ordinary spaces
@@ -52,13 +53,13 @@ def build(ctx: AppContext) -> TabView:
     def set_live_version(name, user):
         if not name:
             raise StoreError("Version: pick one first.")
-        with store_session(ctx.url) as session:
+        with session_scope(ctx.url) as session:
             set_live(session, name=name, by=user.username)
         return (*view(), f"{name} is live (set by {user.username}).")
 
     @ctx.guard.requires(ENGINEER)
     def roll_back(user):
-        with store_session(ctx.url) as session:
+        with session_scope(ctx.url) as session:
             live = live_version(session)
             if live is None or live.parent_id is None:
                 raise StoreError("Roll back: the live version has no parent to go back to.")

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import gradio as gr
 
-from feedback_app.context import AppContext, store_session
+from feedback_app.context import AppContext
 from feedback_app.roles import REVIEW
 from feedback_app.tabs import TabView
 from rlhf.quality.monitoring import Monitoring, monitor, plot_version_timeline
 from rlhf.models.registry import artifacts_root
 from rlhf.quality.report import write_report
+from storage.db import read_scope
 
 COLUMNS = ["version", "live", "parent", "live periods (UTC)", "mean rating (n)", "human win-rate (n)",
            "reward-model win-rate"]
@@ -51,7 +52,7 @@ def versions_html(monitoring: Monitoring) -> str:
 
 
 def current(url: str) -> tuple[object, str]:
-    with store_session(url) as session:
+    with read_scope(url) as session:
         monitoring = monitor(session)
     return plot_version_timeline(monitoring), versions_html(monitoring)
 

@@ -12,16 +12,18 @@ import random
 import gradio as gr
 from sqlmodel import select
 
-from feedback_app.context import AppContext, store_session
+from feedback_app.context import AppContext
 from feedback_app.roles import REVIEW
 from feedback_app.tabs import TabView
 from feedback_app.state import BlindView, dump_view, load_view, new_client_key
 from rlhf.models.registry import live_version
 from storage.crud import StoreError
-from storage.models import ModelVersion
+from storage.db import read_scope
+from storage.models import NO_PREFERENCE_LABELS, ModelVersion
 from storage.review import add_blind_vote, blind_pair, side_by_side, versions_with_responses
 
-VOTES = ["1 is better", "2 is better", "Tie", "Both bad"]
+VOTES = ["1 is better", "2 is better", *NO_PREFERENCE_LABELS.values()]
+_NO_PREFERENCE = {label: choice for choice, label in NO_PREFERENCE_LABELS.items()}
 _rng = random.SystemRandom()
 
 
@@ -69,7 +71,7 @@ def build(ctx: AppContext) -> TabView:
         return [versions[n] for n in names]
 
     def fill(user):
-        with store_session(ctx.url) as session:
+        with read_scope(ctx.url) as session:
             names = [v.name for v in versions_with_responses(session)]
             live = live_version(session)
             parent = session.get(ModelVersion, live.parent_id) if live and live.parent_id else None
@@ -81,7 +83,7 @@ def build(ctx: AppContext) -> TabView:
     def show(a, b, user):
         if not a or not b:
             raise StoreError("Pick two versions first.")
-        with store_session(ctx.url) as session:
+        with read_scope(ctx.url) as session:
             left_id, right_id = _ids(session, [a, b])
             rows = side_by_side(session, left_version_id=left_id, right_version_id=right_id)
         return side_by_side_html(rows, a, b)
@@ -90,7 +92,7 @@ def build(ctx: AppContext) -> TabView:
     def deal(a, b, user):
         if not a or not b:
             raise StoreError("Pick two versions first.")
-        with store_session(ctx.url) as session:
+        with read_scope(ctx.url) as session:
             ids = _ids(session, [a, b])
             pair = blind_pair(session, version_a_id=ids[0], version_b_id=ids[1], rng=_rng)
         if pair is None:
@@ -102,23 +104,21 @@ def build(ctx: AppContext) -> TabView:
                          shown_order=[g.id for g in shown], client_key=new_client_key())
         return prompt_row.text, shown[0].text, shown[1].text, None, "", dump_view(ctx.signer, view)
 
-    @ctx.guard.requires(REVIEW)
-    def cast(token, choice, user):
+    @ctx.guard.requires(REVIEW, writes=True)
+    def cast(token, choice, user, session):
         if not token:
             raise StoreError("Deal a pair first (Next pair).")
         if choice not in VOTES:
             raise StoreError("Pick 1, 2, tie or both bad first.")
         view = load_view(ctx.signer, token, BlindView, user_id=user.id)
-        canonical = choice
         if choice in VOTES[:2]:
             winner = view.shown_order[VOTES.index(choice)]
             canonical = "a" if winner == view.generation_a_id else "b"
         else:
-            canonical = {"Tie": "tie", "Both bad": "both_bad"}[choice]
-        with store_session(ctx.url) as session:
-            _, created = add_blind_vote(session, user_id=user.id, generation_a_id=view.generation_a_id,
-                                        generation_b_id=view.generation_b_id, shown_order=view.shown_order,
-                                        choice=canonical, client_key=view.client_key)
+            canonical = _NO_PREFERENCE[choice]
+        _, created = add_blind_vote(session, user_id=user.id, generation_a_id=view.generation_a_id,
+                                    generation_b_id=view.generation_b_id, shown_order=view.shown_order,
+                                    choice=canonical, client_key=view.client_key)
         return "Vote recorded. Deal the next pair." if created else "Already recorded."
 
     versions = [left, right, blind_a, blind_b]

@@ -14,11 +14,12 @@ from pathlib import Path
 import gradio as gr
 from matplotlib.figure import Figure
 
-from feedback_app.context import AppContext, store_session
+from feedback_app.context import AppContext
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
 from rlhf.jobs import runner
 from storage.crud import StoreError
+from storage.db import read_scope
 from storage.stats import data_summary
 
 PLOTTED = ("loss", "reward", "reward_accuracy", "kl")
@@ -157,7 +158,7 @@ def build(ctx: AppContext) -> TabView:
         return status_text(row), figure, "\n".join(log_line(line) for line in lines), key
 
     def _data():
-        with store_session(ctx.url) as session:
+        with read_scope(ctx.url) as session:
             summary = data_summary(session)
         return asdict(summary)
 

@@ -349,6 +349,10 @@ def describe(result: RoundResult) -> str:
         low, high = m.get("win_rate_ci95") or (float("nan"), float("nan"))
         lines.append(f"  vs parent (reward model)  win-rate {m['win_rate']:.2f} [{low:.2f}, {high:.2f}], "
                      f"KL {m.get('kl_to_parent') or 0:.3f}")
+    child, parent = ((m.get("degeneration") or {}).get(side) or {} for side in ("child", "parent"))
+    if child.get("n"):
+        lines.append(f"  text     4-gram repetition {parent.get('repetition') or 0:.3f} → {child.get('repetition') or 0:.3f}, "
+                     f"length {parent.get('mean_chars', 0):.0f} → {child.get('mean_chars', 0):.0f} characters")
     if result.rule_win_rate is not None:
         low, high = result.rule_ci95
         lines.append(f"  vs parent (hidden rule)   win-rate {result.rule_win_rate:.2f} [{low:.2f}, {high:.2f}]")

@@ -7,8 +7,10 @@ distinct candidates from the version is skipped, so a rerun generates nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from tqdm.auto import tqdm
 
 from rlhf.models.registry import require_version
 from storage.crud import StoreError, check_text, content_hash
-from storage.db import session_scope
+from storage.db import read_scope, session_scope
 from storage.models import Generation, ModelVersion, Prompt, VersionStatus
 
 DEFAULTS: dict[str, Any] = {"per_prompt": 2, "batch_size": 16, "max_new_tokens": 48, "temperature": 1.0,
@@ -68,10 +70,13 @@ def generate_texts(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: 
 
 
 @contextmanager
-def _session(session_or_url: Session | str | None) -> Iterator[Session]:
-    """The caller's session as is (it owns the transaction), or a fresh committed one for a URL."""
-    with nullcontext(session_or_url) if isinstance(session_or_url, Session) else session_scope(session_or_url) as s:
-        yield s
+def _session(session_or_url: Session | str | None, *, read: bool = False) -> Iterator[Session]:
+    """The caller's session as is (it owns the transaction), or a fresh one for a URL."""
+    if isinstance(session_or_url, Session):
+        yield session_or_url
+        return
+    with (read_scope if read else session_scope)(session_or_url) as session:
+        yield session
 
 
 def _ready_version(session: Session, name: str) -> ModelVersion:
@@ -81,30 +86,85 @@ def _ready_version(session: Session, name: str) -> ModelVersion:
     return version
 
 
-def _missing(session: Session, version_id: int, per_prompt: int,
-             prompt_ids: Sequence[int] | None) -> tuple[list[tuple[int, str, int]], dict[int, set[str]]]:
+def _missing(session: Session, version_id: int, per_prompt: int, prompt_ids: Sequence[int] | None,
+             fresh_limit: int | None) -> tuple[list[tuple[int, str, int]], dict[int, set[str]]]:
     """(prompt id, text, how many more candidates it needs) and the hashes each prompt already has."""
     query = select(Prompt.id, Prompt.text).order_by(Prompt.id)
     if prompt_ids is not None:
         query = query.where(Prompt.id.in_(list(prompt_ids)))
+    if fresh_limit is not None:
+        answered = select(Generation.prompt_id).where(Generation.model_version_id == version_id)
+        query = query.where(Prompt.id.not_in(answered)).limit(fresh_limit)
     prompts = session.exec(query).all()
     seen: dict[int, set[str]] = {}
-    for prompt_id, digest in session.exec(
-            select(Generation.prompt_id, Generation.text_hash).where(Generation.model_version_id == version_id)):
-        seen.setdefault(prompt_id, set()).add(digest)
+    if fresh_limit is None:
+        for prompt_id, digest in session.exec(
+                select(Generation.prompt_id, Generation.text_hash).where(Generation.model_version_id == version_id)):
+            seen.setdefault(prompt_id, set()).add(digest)
     missing = [(pid, text, per_prompt - len(seen.get(pid, ()))) for pid, text in prompts]
     return [job for job in missing if job[2] > 0], seen
+
+
+Generate = Callable[[list[str], int | None], list[str]]
+"""Answers for a batch of prompt texts, sampled with the given seed (None: unseeded)."""
+
+
+@dataclass(frozen=True)
+class Answered:
+    created: int              # Generation rows stored
+    prompt_ids: list[int]     # the prompts that were asked for candidates
+
+
+def answer_prompts(session_or_url: Session | str | None, *, version: ModelVersion, generate: Generate,
+                   per_prompt: int, params: dict[str, Any], prompt_ids: Sequence[int] | None = None,
+                   fresh_limit: int | None = None, batch_size: int = 16, seed: int | None = None,
+                   attempts: int = MAX_ATTEMPTS, progress: bool = False) -> Answered:
+    """Give prompts `per_prompt` distinct candidates from `version`, one `generate` call per batch.
+
+    Blank and repeated answers are dropped and asked for again, up to `attempts`
+    rounds. `fresh_limit` takes only prompts the version never answered, the
+    first that many. With a URL each batch commits on its own (an interrupted run
+    keeps finished batches, and a rerun fills in the rest) and no transaction is
+    open while the model runs; with a session the caller owns the transaction.
+    """
+    with _session(session_or_url, read=True) as session:
+        missing, seen = _missing(session, version.id, per_prompt, prompt_ids, fresh_limit)
+    asked = [pid for pid, _, _ in missing]
+    created = 0
+    for attempt in range(attempts):
+        if not missing:
+            break
+        jobs = [(pid, text) for pid, text, need in missing for _ in range(need)]
+        bar = tqdm(total=len(jobs), disable=not progress, unit="text",
+                   desc=f"generating with {version.name}" + (f" (retry {attempt})" if attempt else ""))
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            batch_seed = None if seed is None else seed + attempt * 1_000_003 + start
+            outputs = generate([text for _, text in batch], batch_seed)
+            batch_params = params if batch_seed is None else {**params, "seed": batch_seed}
+            with _session(session_or_url) as session:
+                for (prompt_id, _), output in zip(batch, outputs):
+                    digest = content_hash(output)
+                    if not output.strip() or digest in seen.setdefault(prompt_id, set()):
+                        continue
+                    seen[prompt_id].add(digest)
+                    session.add(Generation(prompt_id=prompt_id, model_version_id=version.id,
+                                           text=check_text(output, what="response"), text_hash=digest,
+                                           params=batch_params))
+                    created += 1
+                session.flush()
+            bar.update(len(batch))
+        bar.close()
+        missing = [(pid, text, per_prompt - len(seen.get(pid, ()))) for pid, text, _ in missing]
+        missing = [job for job in missing if job[2] > 0]
+    return Answered(created=created, prompt_ids=asked)
 
 
 def generate_candidates(session_or_url: Session | str | None, *, version_name: str, per_prompt: int = 2,
                         prompt_ids: Sequence[int] | None = None, batch_size: int = 16, max_new_tokens: int = 48,
                         temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
                         progress: bool = True) -> int:
-    """Give every prompt `per_prompt` distinct candidates from `version_name`; returns the rows created.
-
-    With a URL each batch commits on its own (an interrupted run keeps finished batches, and a
-    rerun fills in the rest); with a session the caller owns the transaction.
-    """
+    """Give every prompt `per_prompt` distinct candidates from `version_name`; returns the rows created."""
     from rlhf.models.artifacts import load_version
 
     if per_prompt < 1 or batch_size < 1:
@@ -112,39 +172,16 @@ def generate_candidates(session_or_url: Session | str | None, *, version_name: s
     check_sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
     if temperature == 0 and per_prompt > 1:
         raise StoreError(f"temperature: 0 (greedy) gives one answer per prompt, but per_prompt is {per_prompt}")
-    with _session(session_or_url) as session:
+    with _session(session_or_url, read=True) as session:
         version = _ready_version(session, version_name)
-        missing, seen = _missing(session, version.id, per_prompt, prompt_ids)
-    if not missing:
-        return 0
-    model, tokenizer = load_version(version)
-    created = 0
-    for attempt in range(MAX_ATTEMPTS):
-        jobs = [(pid, text) for pid, text, need in missing for _ in range(need)]
-        bar = tqdm(total=len(jobs), disable=not progress, unit="text",
-                   desc=f"generating with {version_name}" + (f" (retry {attempt})" if attempt else ""))
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start:start + batch_size]
-            batch_seed = seed + attempt * 1_000_003 + start
-            outputs = generate_texts(model, tokenizer, [text for _, text in batch], max_new_tokens=max_new_tokens,
-                                     temperature=temperature, top_p=top_p, seed=batch_seed)
-            params = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-                      "seed": batch_seed, "do_sample": temperature > 0, "batch_size": batch_size}
-            with _session(session_or_url) as session:
-                for (prompt_id, _), output in zip(batch, outputs):
-                    digest = content_hash(output)
-                    if not output or digest in seen.setdefault(prompt_id, set()):
-                        continue
-                    seen[prompt_id].add(digest)
-                    session.add(Generation(prompt_id=prompt_id, model_version_id=version.id,
-                                           text=check_text(output, what="response"), text_hash=digest,
-                                           params=params))
-                    created += 1
-                session.flush()
-            bar.update(len(batch))
-        bar.close()
-        missing = [(pid, text, per_prompt - len(seen.get(pid, ()))) for pid, text, _ in missing]
-        missing = [job for job in missing if job[2] > 0]
-        if not missing:
-            break
-    return created
+    load = functools.cache(lambda: load_version(version))   # only once there is something to generate
+
+    def generate(texts: list[str], batch_seed: int | None) -> list[str]:
+        model, tokenizer = load()
+        return generate_texts(model, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, seed=batch_seed)
+
+    params = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
+              "do_sample": temperature > 0, "batch_size": batch_size}
+    return answer_prompts(session_or_url, version=version, generate=generate, per_prompt=per_prompt, params=params,
+                          prompt_ids=prompt_ids, batch_size=batch_size, seed=seed, progress=progress).created

@@ -18,7 +18,7 @@ from rlhf.models.artifacts import attach_adapter, tokenizer_source
 from rlhf.inference.generation import generate_texts
 from rlhf.models.modeling import load_policy, load_tokenizer, preferred_device
 from rlhf.models.registry import live_version, root_base_model
-from storage.db import session_scope
+from storage.db import read_scope
 from storage.models import ModelVersion
 
 
@@ -90,7 +90,7 @@ class PolicyPool:
 
     def sync_with_store(self, url: str | None) -> bool:
         """Activate the store's live version if it is not the current one; True if the pool switched."""
-        with session_scope(url) as session:
+        with read_scope(url) as session:
             live = live_version(session)
         if live is None:
             return False

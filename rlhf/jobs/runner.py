@@ -16,13 +16,11 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from rlhf.training.recipe import create_round, round_dir
+from rlhf.jobs.lifecycle import ACTIVE, create_round, round_dir, transition
 from rlhf.training.config import ACCELERATE_CONFIGS, RoundConfig, load_round_config
 from storage.crud import StoreError
 from storage.db import database_url, session_scope
 from storage.models import Round, RoundStatus, utcnow
-
-ACTIVE = (RoundStatus.queued.value, RoundStatus.running.value)
 
 
 def launch_command(config: RoundConfig, round_id: int, url: str) -> list[str]:
@@ -44,7 +42,7 @@ def _spawn(config: RoundConfig, round_id: int, url: str) -> int:
         row = session.get(Round, round_id)
         row.pid = process.pid
         if row.status == RoundStatus.queued.value:
-            row.status = RoundStatus.running.value
+            transition(row, RoundStatus.running.value)
     return process.pid
 
 
@@ -67,7 +65,7 @@ def resume_round(round_id: int, url: str | None = None) -> int:
         if row.status not in (RoundStatus.failed.value, RoundStatus.cancelled.value):
             raise StoreError(f"round {round_id}: is {row.status}; only a failed or cancelled round can be resumed")
         config_text, config_path = row.config_yaml, row.config_path
-        row.status, row.error, row.finished_at = RoundStatus.queued.value, None, None
+        transition(row, RoundStatus.queued.value, error=None, finished_at=None)
     from rlhf.training.config import parse_round_config
 
     _spawn(parse_round_config(config_text, config_path or f"round {round_id}"), round_id, url)
@@ -80,7 +78,7 @@ def cancel_round(round_id: int, url: str | None = None) -> Round:
         row = _require(session, round_id)
         if row.status not in ACTIVE:
             raise StoreError(f"round {round_id}: is {row.status}, not queued or running")
-        row.status, row.error, row.finished_at = RoundStatus.cancelled.value, "cancelled by user", utcnow()
+        transition(row, RoundStatus.cancelled.value, error="cancelled by user", finished_at=utcnow())
         pid = row.pid
     if pid and process_alive(pid):
         try:
@@ -127,10 +125,9 @@ def reap_dead_rounds(session: Session) -> list[Round]:
     for row in session.exec(select(Round).where(Round.status == RoundStatus.running.value)).all():
         if row.pid is None or process_alive(row.pid):
             continue
-        row.status = RoundStatus.failed.value
-        row.error = (f"process {row.pid} died during stage {row.stage or 'start'} without reporting "
-                     f"(killed, out of memory, or crashed); see {Path(row.work_dir or '.') / 'process.log'}")
-        row.finished_at = utcnow()
+        transition(row, RoundStatus.failed.value, finished_at=utcnow(),
+                   error=(f"process {row.pid} died during stage {row.stage or 'start'} without reporting "
+                          f"(killed, out of memory, or crashed); see {Path(row.work_dir or '.') / 'process.log'}"))
         dead.append(row)
     session.flush()
     return dead

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
 from sqlmodel import Session, select
 
-from storage.models import AnnotationItem, Judgment, JudgmentKind, User
+from storage.models import PAIR_CHOICES, AnnotationItem, Judgment, JudgmentKind, User, aware
 
 LEVELS = ("nominal", "ordinal", "interval")
 
@@ -343,9 +343,7 @@ def _read_judgments(session: Session, since: datetime | None = None,
         .order_by(Judgment.id)
     )
     if since is not None:
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
-        query = query.where(Judgment.created_at >= since)
+        query = query.where(Judgment.created_at >= aware(since))
     if max_judgment_id is not None:
         query = query.where(Judgment.id <= max_judgment_id)
     rows = session.exec(query).all()
@@ -411,7 +409,7 @@ def _gold_outcome(gold: dict[str, Any] | None, generation_ids: Sequence[int], fi
         return -1
     if "winner_generation_id" in gold:
         return _outcome(gold["winner_generation_id"], first_id)
-    if gold.get("choice") in {"a", "b", "tie", "both_bad"}:
+    if gold.get("choice") in PAIR_CHOICES:
         return _outcome(_winner(gold["choice"], generation_ids), first_id)
     return -1
 

@@ -38,7 +38,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from rlhf.models.registry import live_periods
-from storage.models import Generation, Judgment, JudgmentKind, ModelVersion
+from storage.models import Generation, Judgment, JudgmentKind, ModelVersion, aware
 
 REWARD_ALARM = "reward_without_human_gain"
 LENGTH_ALARM = "length_growth"
@@ -128,13 +128,13 @@ def _read_events(session: Session, owner: dict[int, int], since: datetime | None
              .where(Judgment.kind.in_([JudgmentKind.rating.value, JudgmentKind.pairwise.value]))
              .order_by(Judgment.created_at, Judgment.id))
     if since is not None:
-        query = query.where(Judgment.created_at >= _aware(since))
+        query = query.where(Judgment.created_at >= aware(since))
     if until is not None:
-        query = query.where(Judgment.created_at < _aware(until))
+        query = query.where(Judgment.created_at < aware(until))
     by_version: dict[int, list] = defaultdict(list)
     vs: dict[tuple[int, int], list[float]] = defaultdict(list)
     for kind, generation_ids, payload, created_at in session.exec(query):
-        created_at = _aware(created_at)
+        created_at = aware(created_at)
         if kind == JudgmentKind.rating.value:
             version = owner.get(generation_ids[0])
             if version is not None:
@@ -149,10 +149,6 @@ def _read_events(session: Session, owner: dict[int, int], since: datetime | None
         vs[(first, second)].append(outcome)
         vs[(second, first)].append(1.0 - outcome)
     return _Events(by_version=by_version, vs=vs)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _buckets(events: list[tuple[datetime, str, float]], bucket: str | int) -> list[Bucket]:
@@ -239,14 +235,14 @@ def _live_periods(session: Session, since: datetime | None,
     """Each version's live periods that overlap the window, clipped to it."""
     out: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
     for period in live_periods(session):
-        start, end = _aware(period.start), period.end and _aware(period.end)
-        if (until is not None and start > _aware(until)) or (since is not None and end is not None
-                                                              and end < _aware(since)):
+        start, end = aware(period.start), period.end and aware(period.end)
+        if (until is not None and start > aware(until)) or (since is not None and end is not None
+                                                              and end < aware(since)):
             continue
         if since is not None:
-            start = max(start, _aware(since))
-        if until is not None and (end is None or end > _aware(until)):
-            end = _aware(until)
+            start = max(start, aware(since))
+        if until is not None and (end is None or end > aware(until)):
+            end = aware(until)
         out[period.version_id].append((start, end))
     return out
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,8 +24,9 @@ from sqlmodel import Session, select
 from rlhf.quality.analytics import AnnotatorStats, annotator_report, bradley_terry, dataset_agreement
 from rlhf.quality.monitoring import Monitoring, monitor, plain_label, plot_version_timeline
 from storage.crud import StoreError
-from storage.db import session_scope
-from storage.models import Judgment, JudgmentKind, Prompt, Round, User
+from storage.db import read_scope
+from storage.files import save_atomically
+from storage.models import Judgment, JudgmentKind, Prompt, Round, User, aware
 from storage.review import blind_outcomes
 
 MAX_COMMENTS = 20
@@ -169,12 +168,6 @@ class ReportData:
     round_metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=timezone.utc)
-
-
 def resolve_window(session: Session, *, round_id: int | None, since: datetime | None,
                    until: datetime | None) -> Window:
     if round_id is not None:
@@ -182,7 +175,7 @@ def resolve_window(session: Session, *, round_id: int | None, since: datetime | 
         if row is None:
             raise StoreError(f"round: no round with id {round_id} (see `rlhf round list`)")
         return Window(max_judgment_id=(row.data_snapshot or {}).get("max_judgment_id"), round=row)
-    since, until = _aware(since), _aware(until)
+    since, until = aware(since), aware(until)
     if since and until and since >= until:
         raise StoreError(f"--until: {until.isoformat()} is not after --since {since.isoformat()}")
     bound = None
@@ -211,7 +204,7 @@ def _judgments_in(session: Session, window: Window) -> tuple[Counter, dict[str, 
         by_annotator.setdefault(username, Counter())[kind] += 1
         comment = (payload or {}).get("comment") or (payload or {}).get("reason")
         if comment and len(comments) < MAX_COMMENTS:
-            comments.append((_aware(created_at).strftime("%Y-%m-%d %H:%M"), username, prompt_id, _clip(comment)))
+            comments.append((aware(created_at).strftime("%Y-%m-%d %H:%M"), username, prompt_id, _clip(comment)))
     prompts = dict(session.exec(select(Prompt.id, Prompt.text).where(Prompt.id.in_({c[2] for c in comments}))).all())
     return by_kind, by_annotator, [(when, who, _clip(prompts[pid]), text) for when, who, pid, text in comments]
 
@@ -378,7 +371,7 @@ def write_report(out: str | Path, *, url: str | None = None, round_id: int | Non
     fmt = {".md": "markdown", ".html": "html"}.get(out.suffix.lower())
     if fmt is None:
         raise StoreError(f"--out: {out} must end in .md or .html")
-    with session_scope(url) as session:
+    with read_scope(url) as session:
         data = collect(session, round_id=round_id, since=since, until=until, n_bootstrap=n_bootstrap)
     out.parent.mkdir(parents=True, exist_ok=True)
     figures = _figures(data)
@@ -386,16 +379,7 @@ def write_report(out: str | Path, *, url: str | None = None, round_id: int | Non
     title = "Feedback quality report" + (f": round {round_id}" if round_id is not None else "")
     blocks = build_blocks(data, plots)
     text = render_html(title, blocks) if fmt == "html" else render_markdown(title, blocks)
-
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        for name, figure in figures.items():
-            figure.savefig(staging / plots[name], dpi=100)
-        (staging / out.name).write_text(text, encoding="utf-8")
-        for filename in [*plots.values(), out.name]:
-            os.replace(staging / filename, out.parent / filename)
-    finally:
-        for leftover in staging.iterdir():
-            leftover.unlink()
-        staging.rmdir()
-    return out
+    for name, figure in figures.items():
+        save_atomically(out.parent / plots[name], lambda path, figure=figure: figure.savefig(path, dpi=100),
+                        folder=False, replace=True)
+    return save_atomically(out, lambda path: path.write_text(text, encoding="utf-8"), folder=False, replace=True)

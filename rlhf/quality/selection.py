@@ -28,7 +28,7 @@ from sqlmodel import Session
 from rlhf.models.registry import live_version, root_version
 from storage import priority
 from storage.crud import StoreError
-from storage.db import session_scope
+from storage.db import read_scope, session_scope
 from storage.models import ModelVersion, Round
 
 PairScorer = Callable[[list[priority.OpenPair]], list[float]]
@@ -156,9 +156,10 @@ class Prioritizer:
                 changed = priority.reset_priorities(session)
             return f"random: {changed} items back to queue order"
         if self.selection == "disagreement":
+            with read_scope(self.url) as session:
+                scores = priority.disagreement_priorities(session)
             with session_scope(self.url) as session:
                 priority.reset_priorities(session)
-                scores = priority.disagreement_priorities(session)
                 priority.set_priorities(session, scores)
             return f"disagreement: {sum(v > 0 for v in scores.values())} of {len(scores)} judged open items disagree"
         return self._refresh_scored()
@@ -170,7 +171,7 @@ class Prioritizer:
             missing = ("no reward model in the live version's lineage yet" if self.score_with == "reward_model"
                        else "the live version has no parent to measure its implicit reward against")
             return f"{rule}: {missing}; queue order kept"
-        with session_scope(self.url) as session:
+        with read_scope(self.url) as session:
             pairs = [p for p in priority.open_pairs(session) if p.item_id not in self._scored]
         if not pairs:
             return f"{rule}: no new open pairs to score"
@@ -189,7 +190,7 @@ class Prioritizer:
         return self._reward_model_scorer() if self.score_with == "reward_model" else self._policy_scorer()
 
     def _reward_model_scorer(self) -> RewardModelScorer | None:
-        with session_scope(self.url) as session:
+        with read_scope(self.url) as session:
             path = reward_model_path(session, live_version(session))
         if path is None:
             return None
@@ -199,7 +200,7 @@ class Prioritizer:
         return self._cached
 
     def _policy_scorer(self) -> ImplicitRewardScorer | None:
-        with session_scope(self.url) as session:
+        with read_scope(self.url) as session:
             live = live_version(session)
             root = root_version(session, live) if live is not None else None
         if live is None or root is None or root.id == live.id:

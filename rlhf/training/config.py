@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 import configs
+from rlhf.quality.degeneration import DegenerationLimits
+from storage.validation import validate
 from storage.crud import StoreError
 
 POLICY_STAGES = ("dpo", "kto", "grpo", "rloo")
@@ -122,6 +125,7 @@ class GateSpec:
     min_win_rate: float = 0.55
     min_reward_accuracy: float | None = None
     block_on_length_bias: bool = False
+    degeneration: DegenerationLimits = field(default_factory=DegenerationLimits)
 
 
 @dataclass
@@ -212,6 +216,8 @@ class _Checker:
 
     def typed(self, value, annotation, key: str):
         """`value` if it fits `annotation`; YAML 1.1 reads `1e-3` as text, so such text becomes a float."""
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return validate(annotation, value or {}, path=self.path, lines=self.lines, prefix=key)
         if _matches(value, annotation):
             return value
         if isinstance(value, str) and _matches(0.5, annotation):

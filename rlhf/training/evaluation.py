@@ -6,6 +6,8 @@
   mean KL(new ‖ parent) from samples of the new policy (sum of log-prob differences per
   completion), mean length change, and a length-bias alarm when the reward gain is mostly what
   the length change alone predicts.
+* Degeneration of the sampled text, new policy and parent (rlhf/quality/degeneration.py): repetition,
+  distinct-n, broken UTF-8, empty and cut-off answers, with alarms past `GateSpec.degeneration`.
 * The publish gate turns those numbers into go-live or not.
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from rlhf.models.modeling import preferred_device, preferred_dtype
+from rlhf.quality.degeneration import DegenerationLimits, degeneration_alarms, degeneration_figures
 from rlhf.training.config import EvalSpec, GateSpec
 from rlhf.training.stages import PolicySource, load_tokenizer_for
 
@@ -84,6 +87,7 @@ class Samples:
     attention_mask: torch.Tensor
     completion_mask: torch.Tensor
     texts: list[str]
+    ended_by_eos: torch.Tensor | None = None   # known only for generated samples
 
     @property
     def lengths(self) -> np.ndarray:
@@ -108,7 +112,7 @@ def sample(model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: in
         texts = tokenizer.batch_decode(completion * completion_mask + tokenizer.pad_token_id * (1 - completion_mask),
                                        skip_special_tokens=True)
         batches.append(Samples(out, torch.cat([batch["attention_mask"], completion_mask], dim=1),
-                               completion_mask, texts))
+                               completion_mask, texts, is_eos.any(-1).cpu()))
     return batches
 
 
@@ -143,8 +147,22 @@ def length_bias(rewards: np.ndarray, lengths: np.ndarray, reward_gain: float, le
     return {"correlation": correlation, "reward_per_token": slope, "explained_gain": explained, "alarm": alarm}
 
 
+def text_figures(samples: list[Samples], max_new_tokens: int) -> dict[str, Any]:
+    return degeneration_figures([t for s in samples for t in s.texts],
+                                ended_by_eos=np.concatenate([s.ended_by_eos.numpy() for s in samples]) if samples else [],
+                                token_counts=np.concatenate([s.lengths for s in samples]) if samples else [],
+                                max_new_tokens=max_new_tokens)
+
+
+def compare_degeneration(new_samples: list[Samples], parent_samples: list[Samples], max_new_tokens: int,
+                         limits: DegenerationLimits) -> dict[str, Any]:
+    child, parent = text_figures(new_samples, max_new_tokens), text_figures(parent_samples, max_new_tokens)
+    return {"child": child, "parent": parent, "alarms": degeneration_alarms(child, parent, limits)}
+
+
 def compare_policies(new: PolicySource, parent: PolicySource, reward_path: Path | None,
-                     prompts: list[list[dict]], spec: EvalSpec) -> dict[str, Any]:
+                     prompts: list[list[dict]], spec: EvalSpec,
+                     degeneration: DegenerationLimits | None = None) -> dict[str, Any]:
     device = preferred_device()
     tokenizer = load_tokenizer_for(new)
     prompts = prompts[:spec.max_prompts]
@@ -162,6 +180,8 @@ def compare_policies(new: PolicySource, parent: PolicySource, reward_path: Path 
         "parent_mean_length": float(parent_len.mean()) if len(parent_len) else None,
     }
     metrics["length_change"] = (metrics["mean_length"] - metrics["parent_mean_length"]) if len(prompts) else None
+    metrics["degeneration"] = compare_degeneration(new_samples, parent_samples, spec.max_new_tokens,
+                                                   degeneration or DegenerationLimits())
     del new_model, parent_model
     if reward_path is None or not prompts:
         return metrics
@@ -197,4 +217,8 @@ def gate_decision(metrics: dict[str, Any], gate: GateSpec) -> dict[str, Any]:
             reasons.append(f"reward-model accuracy {accuracy} < {gate.min_reward_accuracy}")
     if gate.block_on_length_bias and metrics.get("length_bias", {}).get("alarm"):
         reasons.append("length-bias alarm")
+    degeneration = metrics.get("degeneration")
+    if degeneration:
+        reasons += [f"degeneration: {alarm}" for alarm in
+                    degeneration_alarms(degeneration["child"], degeneration["parent"], gate.degeneration)]
     return {"passed": not reasons, "min_win_rate": gate.min_win_rate, "reasons": reasons}

@@ -35,13 +35,24 @@ class RoundReporter:
             handle.write(json.dumps(record, default=str) + "\n")
 
     def update(self, **changes: Any) -> None:
-        """Set columns on the Round row (progress, stage, completed_stages, metrics...)."""
+        """Set columns on the Round row (progress, stage, completed_stages, metrics...); never its status."""
         if not self.enabled:
             return
+        if "status" in changes:
+            raise ValueError("a round's status moves only through RoundReporter.transition")
         with session_scope(self.url) as session:
             row = session.get(Round, self.round_id)
             for key, value in changes.items():
                 setattr(row, key, value)
+
+    def transition(self, to: str, **changes: Any) -> None:
+        """Move the round's status (rlhf.jobs.lifecycle.transition), setting `changes` in the same write."""
+        if not self.enabled:
+            return
+        from rlhf.jobs.lifecycle import transition
+
+        with session_scope(self.url) as session:
+            transition(session.get(Round, self.round_id), to, **changes)
 
 
 def _first(logs: dict[str, float], *names: str) -> float | None:

@@ -21,12 +21,11 @@ from pathlib import Path
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from sqlmodel import Session
-
+from rlhf.jobs.lifecycle import mark_ended, version_name
 from rlhf.models import registry
 from rlhf.training.progress import RoundReporter, TrainerProgress
 from rlhf.training.config import RoundConfig, parse_round_config
-from rlhf.training.stages import DATA_KIND, PolicySource, StageContext, module_for
+from rlhf.training.stages import DATA_KIND, STAGES, PolicySource, StageContext, run
 from storage.crud import StoreError
 from storage.db import session_scope
 from storage.models import ModelVersion, Round, RoundStatus, utcnow
@@ -34,34 +33,6 @@ from storage.models import ModelVersion, Round, RoundStatus, utcnow
 
 class RoundCancelled(Exception):
     """SIGTERM from `rlhf round cancel`."""
-
-
-def round_dir(url: str | None, round_id: int) -> Path:
-    return (registry.artifacts_root(url) / "rounds" / f"round-{round_id}").resolve()
-
-
-def version_name(config: RoundConfig, round_id: int) -> str:
-    return f"{config.name}-r{round_id}"
-
-
-def create_round(session: Session, *, config: RoundConfig, url: str | None, created_by: str | None = None) -> Round:
-    """A queued Round row for `config`, with its parent resolved now (the config's, else the live version)."""
-    if config.parent:
-        parent = registry.require_version(session, name=config.parent)
-    else:
-        parent = registry.live_version(session)
-        if parent is None:
-            raise StoreError(f"{config.path}: parent: not set and no version is live "
-                             "(register one with `rlhf model register ... --live`)")
-    if parent.status != "ready":
-        raise StoreError(f"{config.path}: parent: version {parent.name!r} is {parent.status}, not ready")
-    row = Round(config_path=config.path, config_yaml=config.text, parent_version_id=parent.id,
-                created_by=created_by, status=RoundStatus.queued.value)
-    session.add(row)
-    session.flush()
-    row.work_dir = str(round_dir(url, row.id))
-    row.log_path = str(Path(row.work_dir) / "log.jsonl")
-    return row
 
 
 def source_of(version: ModelVersion) -> PolicySource:
@@ -101,8 +72,8 @@ def run_round(round_id: int, url: str) -> None:
         reporter.update(metrics=metrics, stage="register")
         version = register(url, round_id, config, parent, policy, metrics)
         live = publish(url, version.name, metrics["gate"], by=f"round {round_id} gate")
-        reporter.update(status=RoundStatus.succeeded.value, stage=None, output_version_id=version.id,
-                        finished_at=utcnow(), progress={"stage": "done"})
+        reporter.transition(RoundStatus.succeeded.value, stage=None, output_version_id=version.id,
+                            finished_at=utcnow(), progress={"stage": "done"})
         reporter.log("done", version=version.name, live=live)
         shutil.rmtree(work / "scratch", ignore_errors=True)
     state.wait_for_everyone()
@@ -110,8 +81,11 @@ def run_round(round_id: int, url: str) -> None:
 
 def mark_running(reporter: RoundReporter, row: Round) -> None:
     Path(row.work_dir).mkdir(parents=True, exist_ok=True)
-    reporter.update(status=RoundStatus.running.value, started_at=row.started_at or utcnow(), error=None,
-                    finished_at=None)
+    fields = {"started_at": row.started_at or utcnow(), "error": None, "finished_at": None}
+    if row.status == RoundStatus.queued.value:
+        reporter.transition(RoundStatus.running.value, **fields)
+    else:
+        reporter.update(**fields)
     reporter.log("start", resumed_after=list(row.completed_stages), pid=os.getpid())
 
 
@@ -131,7 +105,7 @@ def run_stages(config: RoundConfig, work: Path, parent: ModelVersion, row: Round
             ctx = StageContext(policy=policy, finetune=config.finetune, data=load_data(work, DATA_KIND[name]),
                                output=output, scratch=work / "scratch" / name, reward_model=reward_model,
                                callbacks=[progress])
-            module_for(name).run(spec, ctx)
+            run(STAGES[name], spec, ctx)
             completed.append(name)
             stage_metrics[name] = progress.summary()
             reporter.update(completed_stages=list(completed), metrics={"stages": dict(stage_metrics)})
@@ -200,7 +174,8 @@ def evaluate(config: RoundConfig, work: Path, policy: PolicySource, parent: Poli
     from rlhf.models.modeling import preferred_device
 
     prompts = [row["prompt"] for row in load_data(work, "prompt")["test"]]
-    metrics = evaluation.compare_policies(policy, parent, reward_model, prompts, config.evaluation)
+    metrics = evaluation.compare_policies(policy, parent, reward_model, prompts, config.evaluation,
+                                          config.gate.degeneration)
     if reward_model is not None:
         model, tokenizer = evaluation.load_reward_model(reward_model, preferred_device())
         pairs = list(load_data(work, "preference")["test"])
@@ -248,17 +223,6 @@ def publish(url: str, name: str, gate: dict, by: str) -> bool:
     with session_scope(url) as session:
         registry.set_live(session, name=name, by=by)
     return True
-
-
-def mark_ended(url: str, round_id: int, status: str, error: str | None) -> None:
-    """Record how the round ended, unless `cancel` already did."""
-    with session_scope(url) as session:
-        row = session.get(Round, round_id)
-        if row.status in (RoundStatus.cancelled.value, RoundStatus.succeeded.value):
-            return
-        row.status = status
-        row.error = error
-        row.finished_at = utcnow()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from sqlmodel import select
 
 from rlhf.jobs import runner
 from rlhf.integrity import check_store
-from rlhf.training.recipe import version_name
+from rlhf.jobs.lifecycle import version_name
 from rlhf.training.config import load_round_config
 from rlhf.jobs.runner import get_round, process_alive, resume_round, start_round, wait
 from round_store import seed_store

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from rlhf.quality.degeneration import DegenerationLimits
 from rlhf.demo.loop import DemoSettings, run_demo
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, Judgment, ModelVersion, Round
@@ -22,7 +23,10 @@ def test_two_dpo_rounds_end_to_end(tmp_path):
     # The demo's DPO config, with the publish gate opened: 40 judgments are too few to pass it reliably,
     # and this test is about the loop (lineage, serving, measuring), not about efficacy (bench/efficacy.py).
     config = tmp_path / "round_dpo_demo_open_gate.yaml"
-    config.write_text(SHIPPED.read_text().replace("gate: {min_win_rate: 0.55}", "gate: {min_win_rate: 0.0}"))
+    # The degeneration checks are opened too: on 8 held-out prompts of a byte-soup model, shares move in steps of 1/8.
+    open_degeneration = ", ".join(f"{name}: null" for name in DegenerationLimits.model_fields)
+    config.write_text(SHIPPED.read_text().replace(
+        "gate: {min_win_rate: 0.55}", f"gate: {{min_win_rate: 0.0, degeneration: {{{open_degeneration}}}}}"))
     assert "min_win_rate: 0.0" in config.read_text()
     settings = DemoSettings(workdir=tmp_path / "demo", rounds=2, round_config=config, prompts=24, judgments=40,
                             eval_prompts=16, eval_max_new_tokens=12, annotators=3, serve=False, port=free_port())

@@ -217,3 +217,11 @@ def test_merge_export_equals_base_plus_adapter(sqlite_url, tiny_model_dir, tiny_
 
     code, _, err = _run(capsys, "model", "export", "r1", "--merge", str(out), "--db", sqlite_url)
     assert code == 2 and "already exists" in err
+
+
+def test_version_kinds_are_base_and_the_stage_table():
+    """storage cannot import rlhf, so its VersionKind is a hand-kept copy of the stage names; keep them equal."""
+    from rlhf.training.stages import STAGES as table
+    from storage.models import VersionKind
+
+    assert {kind.value for kind in VersionKind} == {"base"} | set(table)

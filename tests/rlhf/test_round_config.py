@@ -10,6 +10,7 @@ import trl
 import yaml
 
 from rlhf.training.config import ConfigError, load_round_config, parse_round_config
+from storage.crud import StoreError
 from rlhf.jobs.runner import launch_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,3 +171,14 @@ def test_since_parent_exports_only_judgments_made_after_the_parents_round(sqlite
         manifest = json.loads((work / "data" / "preference" / "manifest.json").read_text())
         assert manifest["judgments"]["count"] == expected
         assert manifest["judgments"]["since_round"] == (first.id if since else None)
+
+
+def test_gate_degeneration_limits_are_read_and_checked_with_did_you_mean():
+    text = (ROOT / "configs" / "round_dpo_demo.yaml").read_text()
+    opened = text.replace("gate: {min_win_rate: 0.55}",
+                          "gate: {min_win_rate: 0.55, degeneration: {max_truncated_increase: null}}")
+    assert parse_round_config(opened, "x.yaml").gate.degeneration.max_truncated_increase is None
+    misspelt = text.replace("gate: {min_win_rate: 0.55}", "gate: {degeneration: {max_repetitio: 0.2}}")
+    with pytest.raises(StoreError, match=r"x.yaml: gate.degeneration.max_repetitio: unknown key "
+                                         r"\(did you mean max_repetition\?\)"):
+        parse_round_config(misspelt, "x.yaml")

@@ -10,7 +10,8 @@ import torch
 
 from rlhf.models import registry
 from rlhf.models.artifacts import load_version
-from rlhf.training.recipe import create_round, run_round
+from rlhf.jobs.lifecycle import create_round
+from rlhf.training.recipe import run_round
 from rlhf.training.config import load_round_config
 from round_store import seed_store
 from storage.db import session_scope

@@ -12,7 +12,8 @@ import pytest
 
 from rlhf.models import registry
 from rlhf.cli import main as cli
-from rlhf.training.recipe import create_round, main as round_main
+from rlhf.jobs.lifecycle import create_round
+from rlhf.training.recipe import main as round_main
 from rlhf.training.config import load_round_config
 from rlhf.jobs.runner import cancel_round, get_round, list_rounds, process_alive, resume_round, start_round, wait
 from round_store import seed_store

@@ -1,4 +1,4 @@
-"""Stage modules on their own: early stopping on validation loss, and whole-or-absent outputs."""
+"""The stage run on its own: early stopping on validation loss, and whole-or-absent outputs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from rlhf.training.config import FinetuneSpec, StageSpec
-from rlhf.training.stages import PolicySource, StageContext, module_for
+from rlhf.training.stages import STAGES, PolicySource, StageContext, run
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_early_stopping_ends_a_stage_whose_validation_loss_stops_improving(tiny_
                      early_stopping_patience=2)
     ctx = StageContext(policy=PolicySource(str(tiny_model_dir)), finetune=FinetuneSpec(method="lora"),
                        data=preference_data(), output=tmp_path / "dpo", scratch=tmp_path / "scratch")
-    out = module_for("dpo").run(spec, ctx)
+    out = run(STAGES["dpo"], spec, ctx)
     state = json.loads(max((tmp_path / "scratch").glob("checkpoint-*/trainer_state.json"),
                            key=lambda p: int(p.parent.name.split("-")[1])).read_text())
     assert state["global_step"] == 3  # first eval sets the best, two evals without improvement stop it
@@ -44,6 +44,7 @@ def test_a_stage_that_fails_leaves_no_output(tiny_model_dir, tmp_path):
     ctx = StageContext(policy=PolicySource(str(broken)), finetune=FinetuneSpec(method="full"),
                        data=preference_data(), output=tmp_path / "dpo", scratch=tmp_path / "scratch")
     with pytest.raises(Exception):
-        module_for("dpo").run(spec, ctx)
+        run(STAGES["dpo"], spec, ctx)
     assert not (tmp_path / "dpo").exists()
     assert not list(tmp_path.glob(".dpo.partial*"))
+

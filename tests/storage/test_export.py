@@ -171,7 +171,7 @@ def test_snapshot_bounds_later_exports(db_url, tmp_path):
 def test_bad_options_name_the_field():
     with pytest.raises(StoreError, match="kind: 'dpo'"):
         ExportOptions(kind="dpo")
-    with pytest.raises(StoreError, match="format: csv"):
+    with pytest.raises(StoreError, match="formats.0: .csv. is not one of jsonl, parquet or hf"):
         ExportOptions(kind="sft", formats=("csv",))
     with pytest.raises(StoreError, match="test_fraction"):
         ExportOptions(kind="sft", test_fraction=1.5)

@@ -15,10 +15,15 @@ def test_passwords_are_hashed_and_verified(db_url):
         user = session.exec(select(User)).one()
         assert "s3cret-pass" not in user.password_hash
         assert user.password_hash.startswith("$argon2")
-        assert crud.authenticate(session, username="eng", password="s3cret-pass").role == "engineer"
-        assert crud.authenticate(session, username="eng", password="wrong") is None
+        stored = crud.login_hash(session, username="eng")
+        assert stored == user.password_hash and user.role == "engineer"
+        assert crud.password_matches(stored, "s3cret-pass")
+        assert not crud.password_matches(stored, "wrong")
+        assert not crud.password_matches(None, "s3cret-pass")
+        assert not crud.needs_rehash(stored)
         crud.deactivate_user(session, username="eng")
-        assert crud.authenticate(session, username="eng", password="s3cret-pass") is None
+        assert crud.login_hash(session, username="eng") is None
+        assert crud.login_hash(session, username="nobody") is None
 
 
 def test_users_add_cli_reads_password_from_stdin(sqlite_url, monkeypatch, capsys):
@@ -29,4 +34,5 @@ def test_users_add_cli_reads_password_from_stdin(sqlite_url, monkeypatch, capsys
     assert main(["users", "add", "alice", "--no-password", "--db", sqlite_url]) == 2
     assert "already exists" in capsys.readouterr().err
     with session_scope(sqlite_url) as session:
-        assert crud.authenticate(session, username="alice", password="pw-from-stdin").role == "reviewer"
+        assert crud.password_matches(crud.login_hash(session, username="alice"), "pw-from-stdin")
+        assert crud.get_user(session, username="alice").role == "reviewer"

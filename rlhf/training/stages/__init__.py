@@ -1,4 +1,4 @@
-"""One module per TRL stage. Each builds its trainer from the round's config and data, runs it, and saves.
+"""The TRL stages as one table, and the one `run` that builds a stage's trainer from it, trains and saves.
 
 `StageContext` says where the stage starts (a full model folder, or a LoRA adapter on a root
 model) and where its output goes; `train_and_save` writes that output whole or not at all,
@@ -145,7 +145,39 @@ def train_and_save(trainer, output: Path, save=None) -> Path:
     return output
 
 
-def module_for(stage: str):
-    import importlib
+def run(stage: Stage, spec: StageSpec, ctx: StageContext) -> Path:
+    """Build the stage's trainer from its table row, train it on the stage's data and save to `ctx.output`."""
+    eval_dataset = ctx.eval_split(spec)
+    args = spec.build_args(ctx.scratch, has_eval=eval_dataset is not None)
+    callbacks = ctx.callbacks + early_stopping(spec, eval_dataset is not None)
+    if stage.role == "reward":
+        return _run_reward(stage, args, ctx, eval_dataset, callbacks)
+    model, peft_config = trainable_policy(ctx.policy, ctx.finetune, args)
+    extra = {"reward_funcs": str(ctx.reward_model)} if stage.takes_reward_funcs else {}
+    trainer = stage.trainer_class()(model=model, args=args, train_dataset=ctx.data["train"],
+                                    eval_dataset=eval_dataset, processing_class=load_tokenizer_for(ctx.policy),
+                                    peft_config=peft_config, callbacks=callbacks, **extra)
+    return train_and_save(trainer, ctx.output)
 
-    return importlib.import_module(f"rlhf.training.stages.{stage}")
+
+def _run_reward(stage: Stage, args, ctx: StageContext, eval_dataset, callbacks) -> Path:
+    """A one-logit head on the policy's full weights; a LoRA round saves it merged, so it loads as a plain folder."""
+    from transformers import AutoModelForSequenceClassification
+
+    tokenizer = load_tokenizer_for(ctx.policy)
+    model = AutoModelForSequenceClassification.from_pretrained(ctx.policy.full_model, num_labels=1,
+                                                               **(args.model_init_kwargs or {}))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    trainer = stage.trainer_class()(model=model, args=args, train_dataset=ctx.data["train"],
+                                    eval_dataset=eval_dataset, processing_class=tokenizer,
+                                    peft_config=ctx.finetune.lora_config("SEQ_CLS"), callbacks=callbacks)
+
+    def save_merged(folder: str) -> None:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if hasattr(model, "merge_and_unload"):
+            if trainer.accelerator.is_main_process:
+                model.merge_and_unload().save_pretrained(folder)
+        else:
+            trainer.save_model(folder)
+
+    return train_and_save(trainer, ctx.output, save=save_merged)
