@@ -30,8 +30,8 @@ class Strict(BaseModel):
 class ConfigError(StoreError):
     """Every problem of one file, each `FILE: key: problem (line N)`; `str()` is all of them, one per line."""
 
-    def __init__(self, problems: Iterable[str]):
-        self.problems = list(problems)
+    def __init__(self, problems: str | Iterable[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
 
 

@@ -15,16 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 import configs
 from rlhf.quality.degeneration import DegenerationLimits
-from storage.validation import validate
-from storage.crud import StoreError
+from rlhf.training.stages import POLICY_STAGES, STAGES
+from storage import validation
 
-POLICY_STAGES = ("dpo", "kto", "grpo", "rloo")
-STAGE_ORDER = ("sft", "reward") + POLICY_STAGES
+STAGE_ORDER = tuple(STAGES)
 # Keys a stage may carry besides its TRL config's fields.
 STAGE_EXTRAS = {"early_stopping_patience": int, "early_stopping_threshold": float}
 # TRL fields the round sets itself.
@@ -32,15 +30,11 @@ ROUND_OWNED = {"output_dir"}
 ACCELERATE_CONFIGS = configs.ACCELERATE
 
 
-class ConfigError(StoreError):
-    """A round config problem, naming the file and the key (a StoreError, so the CLI and app show it as one line)."""
+ConfigError = validation.ConfigError
 
 
 def trl_config_class(stage: str) -> type:
-    import trl
-
-    return {"sft": trl.SFTConfig, "reward": trl.RewardConfig, "dpo": trl.DPOConfig, "kto": trl.KTOConfig,
-            "grpo": trl.GRPOConfig, "rloo": trl.RLOOConfig}[stage]
+    return STAGES[stage].config_class()
 
 
 @dataclass
@@ -159,26 +153,10 @@ def load_round_config(path: str | Path) -> RoundConfig:
 
 
 def parse_round_config(text: str, path: str = "<config>") -> RoundConfig:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML: {getattr(error, 'problem', error)}{where}") from None
-    config = _Checker(path, _line_index(root)).round(raw)
+    raw, lines = validation.read_yaml(text, path)
+    config = _Checker(path, lines).round(raw)
     config.text = text
     return config
-
-
-def _line_index(node, prefix: str = "") -> dict[str, int]:
-    lines: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-            lines[key] = key_node.start_mark.line + 1
-            lines.update(_line_index(value_node, key))
-    return lines
 
 
 class _Checker:
@@ -217,7 +195,7 @@ class _Checker:
     def typed(self, value, annotation, key: str):
         """`value` if it fits `annotation`; YAML 1.1 reads `1e-3` as text, so such text becomes a float."""
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            return validate(annotation, value or {}, path=self.path, lines=self.lines, prefix=key)
+            return validation.validate(annotation, value or {}, path=self.path, lines=self.lines, prefix=key)
         if _matches(value, annotation):
             return value
         if isinstance(value, str) and _matches(0.5, annotation):
