@@ -95,8 +95,17 @@ def label_counts(url: str) -> dict[str, int]:
 class Arm:
     """One store with the app running on it."""
 
-    def __init__(self, name: str, index: int, url: str, settings, app_config: Path, round_config: Path,
-                 held_out: list[str], passwords: dict[str, str]):
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        url: str,
+        settings,
+        app_config: Path,
+        round_config: Path,
+        held_out: list[str],
+        passwords: dict[str, str],
+    ):
         from feedback_app.app import launch
         from feedback_app.config import load_app_config
         from rlhf.inference.policy_pool import PolicyPool
@@ -105,8 +114,9 @@ class Arm:
         self.round_config, self.passwords = round_config, passwords
         port = free_port()
         selection, _, scorer = name.partition(":")
-        config = load_app_config(app_config, host="127.0.0.1", port=port, selection=selection,
-                                 selection_scorer=scorer or "reward_model")
+        config = load_app_config(
+            app_config, host="127.0.0.1", port=port, selection=selection, selection_scorer=scorer or "reward_model"
+        )
         self.demo, self.ctx = launch(url, config, block=False)
         self.base_url = f"http://127.0.0.1:{port}"
         self.pool = PolicyPool(max_loaded=2)
@@ -130,8 +140,12 @@ class Arm:
         from rlhf.demo.loop import annotate
 
         self.batches += 1
-        return annotate(self.base_url, self.passwords, dataclasses.replace(self.settings, judgments=count),
-                        round_index=1000 * self.index + self.batches)
+        return annotate(
+            self.base_url,
+            self.passwords,
+            dataclasses.replace(self.settings, judgments=count),
+            round_index=1000 * self.index + self.batches,
+        )
 
     def scorer_accuracy(self) -> float | None:
         """Share of open, non-tied pairs whose order the arm's scorer gets right under the hidden rule."""
@@ -149,8 +163,8 @@ class Arm:
         return float(np.mean([(p > 0.5) == (rule(pair.a) > rule(pair.b)) for pair, p in zip(pairs, p_a)]))
 
     def train_and_measure(self) -> dict:
-        from rlhf.jobs import runner
         from rlhf.demo.loop import rule_win_rate
+        from rlhf.jobs import runner
         from storage.db import session_scope
         from storage.models import ModelVersion
 
@@ -163,9 +177,15 @@ class Arm:
             version = session.get(ModelVersion, row.output_version_id).name
         win, ci = rule_win_rate(self.url, version, "base", self.held_out, self.settings, self.pool)
         rm = (row.metrics or {}).get("reward_model") or {}
-        return {**label_counts(self.url), "win_rate": win, "ci95": ci,
-                "version": version, "round": round_id,
-                "rm_accuracy": rm.get("accuracy"), "seconds": time.perf_counter() - started}
+        return {
+            **label_counts(self.url),
+            "win_rate": win,
+            "ci95": ci,
+            "version": version,
+            "round": round_id,
+            "rm_accuracy": rm.get("accuracy"),
+            "seconds": time.perf_counter() - started,
+        }
 
     def close(self) -> None:
         self.demo.close()
@@ -175,8 +195,16 @@ def run_seed(seed: int, folder: Path, args) -> dict[str, list[dict]]:
     from rlhf.demo.loop import DemoSettings, prepare_store
 
     app_config, round_config = write_configs(folder)
-    settings = DemoSettings(workdir=folder / "seed", app_config=app_config, round_config=round_config,
-                            eval_prompts=args.eval_prompts, annotators=4, rule=args.rule, serve=False, seed=seed)
+    settings = DemoSettings(
+        workdir=folder / "seed",
+        app_config=app_config,
+        round_config=round_config,
+        eval_prompts=args.eval_prompts,
+        annotators=4,
+        rule=args.rule,
+        serve=False,
+        seed=seed,
+    )
     url, passwords, held_out = prepare_store(settings)
     first = Arm("random", 0, url, settings, app_config, round_config, held_out, passwords)
     try:
@@ -190,8 +218,18 @@ def run_seed(seed: int, folder: Path, args) -> dict[str, list[dict]]:
     return run_arms(seed, folder, args, url, settings, app_config, round_config, held_out, passwords, start)
 
 
-def run_arms(seed: int, folder: Path, args, url: str, settings, app_config: Path, round_config: Path,
-             held_out: list[str], passwords: dict[str, str], start: dict) -> dict[str, list[dict]]:
+def run_arms(
+    seed: int,
+    folder: Path,
+    args,
+    url: str,
+    settings,
+    app_config: Path,
+    round_config: Path,
+    held_out: list[str],
+    passwords: dict[str, str],
+    start: dict,
+) -> dict[str, list[dict]]:
     from storage.backup import backup
 
     curves = {}
@@ -204,14 +242,20 @@ def run_arms(seed: int, folder: Path, args, url: str, settings, app_config: Path
                 if name == "random":
                     shuffle_queue(arm_url, seed * 100 + len(curves[name]))
                 else:
-                    print(f"  {name}: {arm.rescore()}; scorer orders {arm.scorer_accuracy():.0%} of open "
-                          f"non-tied pairs right", flush=True)
+                    print(
+                        f"  {name}: {arm.rescore()}; scorer orders {arm.scorer_accuracy():.0%} of open "
+                        f"non-tied pairs right",
+                        flush=True,
+                    )
                 arm.label(args.step)
                 point = arm.train_and_measure()
                 curves[name].append(point)
-                print(f"  {name}: {point['labels']} labels ({point['ties']} ties) → win-rate {point['win_rate']:.2f} "
-                      f"[{point['ci95'][0]:.2f}, {point['ci95'][1]:.2f}], RM acc {point['rm_accuracy']}, "
-                      f"{point['seconds']:.0f}s", flush=True)
+                print(
+                    f"  {name}: {point['labels']} labels ({point['ties']} ties) → win-rate {point['win_rate']:.2f} "
+                    f"[{point['ci95'][0]:.2f}, {point['ci95'][1]:.2f}], RM acc {point['rm_accuracy']}, "
+                    f"{point['seconds']:.0f}s",
+                    flush=True,
+                )
         finally:
             arm.close()
     return curves
@@ -255,26 +299,34 @@ def main() -> None:
 def report(results: dict, args, seconds: float) -> None:
     arms = args.arms
     budgets = [point["labels"] for point in next(iter(results.values()))[arms[0]]]
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-          f"rule {args.rule}; seeds {args.seeds}; {seconds:.0f}s")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
+        f"rule {args.rule}; seeds {args.seeds}; {seconds:.0f}s"
+    )
     print("| labels | " + " | ".join(f"{arm}: win-rate vs base, mean (per seed)" for arm in arms) + " |")
     print("|---|" + "---|" * len(arms))
-    means = {arm: [float(np.mean([results[s][arm][i]["win_rate"] for s in results])) for i in range(len(budgets))]
-             for arm in arms}
+    means = {
+        arm: [float(np.mean([results[s][arm][i]["win_rate"] for s in results])) for i in range(len(budgets))]
+        for arm in arms
+    }
     for i, labels in enumerate(budgets):
         cells = []
         for arm in arms:
             per_seed = ", ".join(f"{results[s][arm][i]['win_rate']:.2f}" for s in results)
             cells.append(f"{means[arm][i]:.2f} ({per_seed})")
         print(f"| {labels} | " + " | ".join(cells) + " |")
-    ties = {arm: np.mean([p["ties"] / max(p["labels"], 1) for s in results for p in results[s][arm][1:]]) for arm in arms}
+    ties = {
+        arm: np.mean([p["ties"] / max(p["labels"], 1) for s in results for p in results[s][arm][1:]]) for arm in arms
+    }
     print("ties among labels: " + ", ".join(f"{arm} {ties[arm]:.0%}" for arm in arms))
     needed = {arm: labels_to_reach(budgets, means[arm]) for arm in arms}
     for arm in arms:
         per_seed = [labels_to_reach(budgets, [p["win_rate"] for p in results[s][arm]]) for s in results]
         shown = "not reached" if needed[arm] is None else f"{needed[arm]:.0f}"
-        print(f"{arm}: labels to reach {TARGET:.2f} (mean curve): {shown}; per seed: "
-              + ", ".join("–" if v is None else f"{v:.0f}" for v in per_seed))
+        print(
+            f"{arm}: labels to reach {TARGET:.2f} (mean curve): {shown}; per seed: "
+            + ", ".join("–" if v is None else f"{v:.0f}" for v in per_seed)
+        )
     if needed.get("random"):
         for arm in arms[1:]:
             if needed[arm]:

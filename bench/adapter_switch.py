@@ -27,8 +27,10 @@ from storage.migrate import upgrade
 
 
 def random_lora(base_dir: Path, out: Path, seed: int) -> Path:
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
-                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base_dir),
+        LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+    )
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -85,21 +87,26 @@ def main() -> None:
             name = f"new-{i}"
             start = time.perf_counter()
             with session_scope(url) as session:
-                register_artifact(session, source=str(adapters[i % 2]), name=name, kind="dpo", parent="base",
-                                  make_live=True)
+                register_artifact(
+                    session, source=str(adapters[i % 2]), name=name, kind="dpo", parent="base", make_live=True
+                )
             while pool.active_name() != name:
                 time.sleep(0.002)
             served.append(time.perf_counter() - start)
         stop.set()
         dispose_engines()
 
-    print(f"device {pool.device}, torch threads {torch.get_num_threads()}, {args.size} model, "
-          f"LoRA r=8 on q/k/v/o, medians of {len(switch)} / {len(reload)} / {len(served)} repeats")
+    print(
+        f"device {pool.device}, torch threads {torch.get_num_threads()}, {args.size} model, "
+        f"LoRA r=8 on q/k/v/o, medians of {len(switch)} / {len(reload)} / {len(served)} repeats"
+    )
     print(f"adapter switch (PolicyPool.activate -> set_adapter): {median_ms(switch):.2f} ms")
     print(f"full reload (base from disk + adapter):               {median_ms(reload):.1f} ms")
     print(f"switch speed-up:                                      {median(reload) / median(switch):.0f}x (goal >= 10x)")
-    print(f"registered live -> served (watch every {args.poll:.2f} s):       "
-          f"median {median_ms(served):.0f} ms, max {max(served) * 1000:.0f} ms (goal <= 1000 ms)")
+    print(
+        f"registered live -> served (watch every {args.poll:.2f} s):       "
+        f"median {median_ms(served):.0f} ms, max {max(served) * 1000:.0f} ms (goal <= 1000 ms)"
+    )
 
 
 def median(samples: list[float]) -> float:

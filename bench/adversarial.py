@@ -50,18 +50,33 @@ def main() -> None:
     parser.add_argument("--judgments", type=int, default=1440)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    runs = [("all honest", 0, "majority"), ("1 of 10 adversarial", 1, "majority"),
-            ("1 of 10 adversarial", 1, "weighted")]
+    runs = [
+        ("all honest", 0, "majority"),
+        ("1 of 10 adversarial", 1, "majority"),
+        ("1 of 10 adversarial", 1, "weighted"),
+    ]
     rows = []
     for label, adversarial, aggregation in runs:
         with tempfile.TemporaryDirectory() as tmp:
-            results = run_demo(DemoSettings(
-                workdir=Path(tmp) / "demo", rounds=1, round_config=config_with(aggregation, Path(tmp)),
-                judgments=args.judgments, annotators=10, adversarial=adversarial, overlap=3, serve=False,
-                port=free_port(), seed=args.seed))
+            results = run_demo(
+                DemoSettings(
+                    workdir=Path(tmp) / "demo",
+                    rounds=1,
+                    round_config=config_with(aggregation, Path(tmp)),
+                    judgments=args.judgments,
+                    annotators=10,
+                    adversarial=adversarial,
+                    overlap=3,
+                    serve=False,
+                    port=free_port(),
+                    seed=args.seed,
+                )
+            )
         result = results[0]
         low, high = result.rule_ci95 or (float("nan"), float("nan"))
-        rows.append(f"| {label} | {aggregation} | {args.judgments} | {result.rule_win_rate:.2f} [{low:.2f}, {high:.2f}] |")
+        rows.append(
+            f"| {label} | {aggregation} | {args.judgments} | {result.rule_win_rate:.2f} [{low:.2f}, {high:.2f}] |"
+        )
     print("| crowd | aggregation | judgments (overlap 3) | win-rate vs parent, hidden rule [95% CI] |")
     print("|---|---|---|---|")
     print("\n".join(rows))

@@ -30,10 +30,16 @@ def fill(url: str, judgments: int, annotators: int, seed: int) -> None:
     n_pairs = judgments // 6
     with get_engine(url).begin() as connection:
         connection.execute(insert(User), [{"username": f"ann{i}", "role": "annotator"} for i in range(annotators)])
-        connection.execute(insert(Prompt), [{"text": f"p{i}", "content_hash": f"{i:064x}", "tags": []}
-                                            for i in range(n_pairs)])
-        connection.execute(insert(Generation), [{"prompt_id": i // 2 + 1, "text": f"g{i}", "text_hash": f"{i:064x}",
-                                                 "params": {}} for i in range(2 * n_pairs)])
+        connection.execute(
+            insert(Prompt), [{"text": f"p{i}", "content_hash": f"{i:064x}", "tags": []} for i in range(n_pairs)]
+        )
+        connection.execute(
+            insert(Generation),
+            [
+                {"prompt_id": i // 2 + 1, "text": f"g{i}", "text_hash": f"{i:064x}", "params": {}}
+                for i in range(2 * n_pairs)
+            ],
+        )
         rows = []
         noisy = rng.random(annotators) < 0.1
         for serial in range(judgments):
@@ -42,15 +48,36 @@ def fill(url: str, judgments: int, annotators: int, seed: int) -> None:
             good, bad = 2 * pair + 1, 2 * pair + 2
             shown = [good, bad] if rng.random() < 0.5 else [bad, good]
             if serial % 5 == 4:
-                rows.append({"kind": "rating", "user_id": user + 1, "prompt_id": pair + 1, "generation_ids": [good],
-                             "payload": {"score": int(np.clip(4 + rng.integers(-1, 2), 1, 5))}, "shown_order": None,
-                             "duration_ms": 3000, "client_key": f"k{serial}", "source": "bench", "created_at": now})
+                rows.append(
+                    {
+                        "kind": "rating",
+                        "user_id": user + 1,
+                        "prompt_id": pair + 1,
+                        "generation_ids": [good],
+                        "payload": {"score": int(np.clip(4 + rng.integers(-1, 2), 1, 5))},
+                        "shown_order": None,
+                        "duration_ms": 3000,
+                        "client_key": f"k{serial}",
+                        "source": "bench",
+                        "created_at": now,
+                    }
+                )
                 continue
             right = rng.random() < (0.1 if noisy[user] else 0.85)
-            rows.append({"kind": "pairwise", "user_id": user + 1, "prompt_id": pair + 1, "generation_ids": [good, bad],
-                         "payload": {"choice": "a" if right else "b"}, "shown_order": shown,
-                         "duration_ms": int(rng.integers(1000, 9000)), "client_key": f"k{serial}", "source": "bench",
-                         "created_at": now})
+            rows.append(
+                {
+                    "kind": "pairwise",
+                    "user_id": user + 1,
+                    "prompt_id": pair + 1,
+                    "generation_ids": [good, bad],
+                    "payload": {"choice": "a" if right else "b"},
+                    "shown_order": shown,
+                    "duration_ms": int(rng.integers(1000, 9000)),
+                    "client_key": f"k{serial}",
+                    "source": "bench",
+                    "created_at": now,
+                }
+            )
         connection.execute(insert(Judgment), rows)
 
 
@@ -76,15 +103,19 @@ def main() -> None:
             report = timed("annotator_report", lambda: annotator_report(session))
             agreement = timed("dataset_agreement", lambda: dataset_agreement(session))
         flagged = sum(bool(row.flags) for row in report)
-        print(f"annotators {len(report)}, flagged {flagged}, "
-              f"pairwise alpha {agreement['pairwise']['alpha']:.3f}, rating alpha {agreement['rating']['alpha']:.3f}")
+        print(
+            f"annotators {len(report)}, flagged {flagged}, "
+            f"pairwise alpha {agreement['pairwise']['alpha']:.3f}, rating alpha {agreement['rating']['alpha']:.3f}"
+        )
 
     rng = np.random.default_rng(args.seed)
     truth = rng.normal(size=args.judgments // 5)
     table = truth + 0.5 * rng.normal(size=(5, len(truth)))
     table[rng.random(table.shape) < 0.3] = np.nan
-    alpha = timed(f"krippendorff_alpha interval, 5 coders x {len(truth)} units of continuous values",
-                  lambda: krippendorff_alpha(table.tolist(), "interval"))
+    alpha = timed(
+        f"krippendorff_alpha interval, 5 coders x {len(truth)} units of continuous values",
+        lambda: krippendorff_alpha(table.tolist(), "interval"),
+    )
     print(f"interval alpha {alpha:.3f} (reliability by construction 1/1.25 = 0.8)")
 
     strengths = np.linspace(-1, 1, 8)
@@ -93,8 +124,10 @@ def main() -> None:
     a, b = a[keep], b[keep]
     a_wins = rng.random(len(a)) < 1 / (1 + np.exp(strengths[b] - strengths[a]))
     outcomes = [(f"v{x}", f"v{y}") if win else (f"v{y}", f"v{x}") for x, y, win in zip(a, b, a_wins)]
-    timed(f"bradley_terry {len(outcomes)} outcomes, 8 versions, 200 bootstrap draws",
-          lambda: bradley_terry(outcomes, n_bootstrap=200))
+    timed(
+        f"bradley_terry {len(outcomes)} outcomes, 8 versions, 200 bootstrap draws",
+        lambda: bradley_terry(outcomes, n_bootstrap=200),
+    )
     print(f"machine: {platform.machine()}, {platform.python_version()}, {platform.platform()}")
 
 

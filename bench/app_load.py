@@ -80,8 +80,9 @@ def seed(url: str, annotators: int, submits: int) -> None:
         for p in range(submits):
             prompt, _ = add_prompt(session, text=f"bench prompt {p}")
             for g in range(2):
-                get_or_create_generation(session, prompt_id=prompt.id, text=f"answer {p}.{g}",
-                                         model_version_id=version.id)
+                get_or_create_generation(
+                    session, prompt_id=prompt.id, text=f"answer {p}.{g}", model_version_id=version.id
+                )
         queue.enqueue_pairs(session, prompt_ids=None, version_id=version.id, overlap=annotators)
 
 
@@ -94,8 +95,9 @@ def check_store(url: str) -> dict:
 
     with session_scope(url) as session:
         rows = session.exec(select(func.count()).select_from(Judgment)).one()
-        pairs = session.exec(select(func.count()).select_from(
-            select(Judgment.user_id, Judgment.item_id).distinct().subquery())).one()
+        pairs = session.exec(
+            select(func.count()).select_from(select(Judgment.user_id, Judgment.item_id).distinct().subquery())
+        ).one()
         keys = session.exec(select(func.count(func.distinct(Judgment.client_key)))).one()
     return {"rows": rows, "distinct_user_item": pairs, "distinct_keys": keys}
 
@@ -121,7 +123,7 @@ def main() -> None:
     ctx = mp.get_context("spawn")
     start, results = ctx.Event(), ctx.Queue()
     names = [f"ann{i}" for i in range(args.annotators)]
-    groups = [names[i::args.processes] for i in range(args.processes)]
+    groups = [names[i :: args.processes] for i in range(args.processes)]
     import socket
 
     with socket.socket() as sock:
@@ -129,8 +131,10 @@ def main() -> None:
         port = sock.getsockname()[1]
     demo, _ = launch(url, AppConfig(host="127.0.0.1", port=port), block=False, generate=False)
     base = f"http://127.0.0.1:{port}"
-    procs = [ctx.Process(target=worker, args=(base, group, args.submits, args.retry_every, start, results))
-             for group in groups]
+    procs = [
+        ctx.Process(target=worker, args=(base, group, args.submits, args.retry_every, start, results))
+        for group in groups
+    ]
     for proc in procs:
         proc.start()
     time.sleep(3)  # let the workers import httpx before the clock starts
@@ -142,27 +146,39 @@ def main() -> None:
         proc.join()
     demo.close()
 
-    latencies = sorted(l for lat, _, _ in collected for l in lat)
+    latencies = sorted(value for lat, _, _ in collected for value in lat)
     acknowledged = sum(a for _, a, _ in collected)
     retries = sum(r for _, _, r in collected)
     store = check_store(url)
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{args.annotators} annotators x {args.submits} submits over {args.processes} processes, "
-          f"+{retries} duplicate sends (same view token)")
-    print(f"acknowledged submits: {acknowledged} in {elapsed:.1f} s -> {acknowledged / elapsed:.0f} judgments/s "
-          f"({(acknowledged + retries) / elapsed:.0f} requests/s incl. duplicates)")
-    print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1] * 1000:.1f} ms, "
-          f"mean {statistics.mean(latencies) * 1000:.1f} ms")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(
+        f"{args.annotators} annotators x {args.submits} submits over {args.processes} processes, "
+        f"+{retries} duplicate sends (same view token)"
+    )
+    print(
+        f"acknowledged submits: {acknowledged} in {elapsed:.1f} s -> {acknowledged / elapsed:.0f} judgments/s "
+        f"({(acknowledged + retries) / elapsed:.0f} requests/s incl. duplicates)"
+    )
+    print(
+        f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1] * 1000:.1f} ms, "
+        f"mean {statistics.mean(latencies) * 1000:.1f} ms"
+    )
     per_request = server_cpu / (acknowledged + retries) * 1000
-    print(f"server process CPU: {server_cpu:.1f} s = {per_request:.2f} ms per request "
-          f"(one dedicated core would serve about {1000 / per_request:.0f} requests/s); "
-          f"load average at the end {os.getloadavg()[0]:.1f}")
+    print(
+        f"server process CPU: {server_cpu:.1f} s = {per_request:.2f} ms per request "
+        f"(one dedicated core would serve about {1000 / per_request:.0f} requests/s); "
+        f"load average at the end {os.getloadavg()[0]:.1f}"
+    )
     lost = acknowledged - store["rows"]
     duplicated = store["rows"] - store["distinct_user_item"]
-    print(f"store: {store['rows']} judgments, lost {lost}, duplicated {duplicated} "
-          f"(distinct client keys {store['distinct_keys']})")
+    print(
+        f"store: {store['rows']} judgments, lost {lost}, duplicated {duplicated} "
+        f"(distinct client keys {store['distinct_keys']})"
+    )
 
 
 if __name__ == "__main__":

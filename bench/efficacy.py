@@ -47,23 +47,38 @@ def main() -> None:
     for stage in args.stages.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
-            results = run_demo(DemoSettings(workdir=Path(tmp) / "demo", rounds=args.rounds, policy_stage=stage,
-                                            judgments=args.judgments, rule=args.rule, serve=False,
-                                            port=free_port(), seed=args.seed))
+            results = run_demo(
+                DemoSettings(
+                    workdir=Path(tmp) / "demo",
+                    rounds=args.rounds,
+                    policy_stage=stage,
+                    judgments=args.judgments,
+                    rule=args.rule,
+                    serve=False,
+                    port=free_port(),
+                    seed=args.seed,
+                )
+            )
             wall = time.perf_counter() - started
         for index, result in enumerate(results, start=1):
             low, high = result.rule_ci95 or (float("nan"), float("nan"))
             rm = result.metrics.get("win_rate")
-            rows.append(f"| {stage} | {index} | {args.judgments} | "
-                        f"{result.rule_win_rate if result.rule_win_rate is not None else float('nan'):.2f} "
-                        f"[{low:.2f}, {high:.2f}] | {rm if rm is not None else float('nan'):.2f} | "
-                        f"{'yes' if result.live else 'no'} | {sum(result.seconds.values()):.0f} |")
+            rows.append(
+                f"| {stage} | {index} | {args.judgments} | "
+                f"{result.rule_win_rate if result.rule_win_rate is not None else float('nan'):.2f} "
+                f"[{low:.2f}, {high:.2f}] | {rm if rm is not None else float('nan'):.2f} | "
+                f"{'yes' if result.live else 'no'} | {sum(result.seconds.values()):.0f} |"
+            )
         print(f"{stage}: {wall:.0f}s", flush=True)
 
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-          f"rule {args.rule}, seed {args.seed}")
-    print("| stage | round | judgments | win-rate vs parent, hidden rule [95% CI] | win-rate, reward model | "
-          "published | seconds |")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
+        f"rule {args.rule}, seed {args.seed}"
+    )
+    print(
+        "| stage | round | judgments | win-rate vs parent, hidden rule [95% CI] | win-rate, reward model | "
+        "published | seconds |"
+    )
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
 

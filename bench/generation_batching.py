@@ -1,6 +1,6 @@
 """Batched generation vs one prompt at a time, on the tiny model (goal: >= 8x faster for 64 prompts).
 
-    python bench/generation_batching.py [--prompts 64] [--max-new-tokens 32] [--repeats 3]
+python bench/generation_batching.py [--prompts 64] [--max-new-tokens 32] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--size", default="tiny", choices=["tiny", "small"])
     args = parser.parse_args()
 
-    prompts = [json.loads(line)["prompt"] for line in PROMPTS_FILE.read_text().splitlines()[:args.prompts]]
+    prompts = [json.loads(line)["prompt"] for line in PROMPTS_FILE.read_text().splitlines()[: args.prompts]]
     sampling = {"max_new_tokens": args.max_new_tokens, "temperature": 1.0, "top_p": 1.0}
     with tempfile.TemporaryDirectory() as tmp:
         model, tokenizer = load_policy(str(init_tiny(Path(tmp) / "tiny", size=args.size)))
@@ -41,7 +41,7 @@ def main() -> None:
 
     def batched() -> None:
         for start in range(0, len(prompts), args.batch_size):
-            generate_texts(model, tokenizer, prompts[start:start + args.batch_size], seed=start, **sampling)
+            generate_texts(model, tokenizer, prompts[start : start + args.batch_size], seed=start, **sampling)
 
     timings = {"one_at_a_time": [], "batched": []}
     for _ in range(args.repeats):
@@ -50,9 +50,11 @@ def main() -> None:
             run()
             timings[name].append(time.perf_counter() - start)
     single, batch = statistics.median(timings["one_at_a_time"]), statistics.median(timings["batched"])
-    print(f"device {model.device}, torch threads {torch.get_num_threads()}, {args.size} model, "
-          f"{len(prompts)} prompts x {args.max_new_tokens} new tokens, batch size {args.batch_size}, "
-          f"median of {args.repeats}")
+    print(
+        f"device {model.device}, torch threads {torch.get_num_threads()}, {args.size} model, "
+        f"{len(prompts)} prompts x {args.max_new_tokens} new tokens, batch size {args.batch_size}, "
+        f"median of {args.repeats}"
+    )
     print(f"one prompt at a time: {single:.2f} s ({len(prompts) / single:.1f} prompts/s)")
     print(f"batched:              {batch:.2f} s ({len(prompts) / batch:.1f} prompts/s)")
     print(f"speed-up:             {single / batch:.1f}x (goal >= 8x)")

@@ -31,16 +31,43 @@ def synthetic_judgments(path: Path, n: int, seed: int = 0) -> None:
             text = f"Prompt number {prompt}: describe item {rng.randrange(10**6)}."
             responses = [f"Response {k} to prompt {prompt}: " + "word " * rng.randrange(5, 40) for k in range(4)]
             for annotator in rng.sample(range(40), 5):
-                record = {"kind": "pairwise", "annotator": f"ann{annotator}", "prompt": text,
-                          "a": responses[0], "b": responses[1], "choice": rng.choice("aab") if rng.random() > 0.1 else "tie",
-                          "duration_ms": rng.randrange(500, 9000)}
+                record = {
+                    "kind": "pairwise",
+                    "annotator": f"ann{annotator}",
+                    "prompt": text,
+                    "a": responses[0],
+                    "b": responses[1],
+                    "choice": rng.choice("aab") if rng.random() > 0.1 else "tie",
+                    "duration_ms": rng.randrange(500, 9000),
+                }
                 handle.write(json.dumps(record) + "\n")
-            handle.write(json.dumps({"kind": "ranking", "annotator": "ann1", "prompt": text,
-                                     "responses": responses}) + "\n")
-            handle.write(json.dumps({"kind": "rating", "annotator": "ann2", "prompt": text,
-                                     "response": responses[2], "score": rng.randint(1, 5)}) + "\n")
-            handle.write(json.dumps({"kind": "correction", "annotator": "ann3", "prompt": text,
-                                     "response": responses[3], "corrected": responses[3] + " (fixed)"}) + "\n")
+            handle.write(
+                json.dumps({"kind": "ranking", "annotator": "ann1", "prompt": text, "responses": responses}) + "\n"
+            )
+            handle.write(
+                json.dumps(
+                    {
+                        "kind": "rating",
+                        "annotator": "ann2",
+                        "prompt": text,
+                        "response": responses[2],
+                        "score": rng.randint(1, 5),
+                    }
+                )
+                + "\n"
+            )
+            handle.write(
+                json.dumps(
+                    {
+                        "kind": "correction",
+                        "annotator": "ann3",
+                        "prompt": text,
+                        "response": responses[3],
+                        "corrected": responses[3] + " (fixed)",
+                    }
+                )
+                + "\n"
+            )
             written += 8
             prompt += 1
 
@@ -71,8 +98,10 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     print(f"import: {report.created} judgments in {import_seconds:.2f}s ({report.created / import_seconds:,.0f}/s)")
-    print(f"export preference jsonl: {manifest['judgments']['count']} judgments -> "
-          f"{sum(manifest['counts'].values())} pairs in {export_seconds:.2f}s (goal < 5 s)")
+    print(
+        f"export preference jsonl: {manifest['judgments']['count']} judgments -> "
+        f"{sum(manifest['counts'].values())} pairs in {export_seconds:.2f}s (goal < 5 s)"
+    )
     print(f"export preference parquet: {parquet_seconds:.2f}s")
     print(f"left out: {manifest['left_out']}")
 

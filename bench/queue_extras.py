@@ -38,21 +38,60 @@ def build(url: str, *, items: int, gold: int, judged: int) -> int:
         session.add_all([version, user])
         session.flush()
         n = items + gold
-        session.execute(insert(Prompt), [{"text": f"p{i}", "content_hash": f"{i:064d}", "tags": [], "created_at": now}
-                                         for i in range(n)])
-        session.execute(insert(Generation), [
-            {"prompt_id": i // 2 + 1, "model_version_id": version.id, "text": f"g{i}", "text_hash": f"{i:064d}",
-             "params": {}, "created_at": now} for i in range(2 * n)])
-        session.execute(insert(AnnotationItem), [
-            {"kind": "pairwise", "prompt_id": i + 1, "generation_ids": [2 * i + 1, 2 * i + 2], "overlap": 2,
-             "purpose": GOLD if i >= items else "train", "gold_answer": {"choice": "a"} if i >= items else None,
-             "priority": rng.random(), "judged_count": 1 if i < judged else 0, "created_at": now}
-            for i in range(n)])
-        session.execute(insert(Judgment), [
-            {"kind": "pairwise", "user_id": user.id, "prompt_id": i + 1, "item_id": i + 1,
-             "generation_ids": [2 * i + 1, 2 * i + 2], "payload": {"choice": "a"},
-             "shown_order": [2 * i + 2, 2 * i + 1], "duration_ms": 1000, "client_key": f"k{i}", "source": "app",
-             "created_at": now} for i in range(judged)])
+        session.execute(
+            insert(Prompt),
+            [{"text": f"p{i}", "content_hash": f"{i:064d}", "tags": [], "created_at": now} for i in range(n)],
+        )
+        session.execute(
+            insert(Generation),
+            [
+                {
+                    "prompt_id": i // 2 + 1,
+                    "model_version_id": version.id,
+                    "text": f"g{i}",
+                    "text_hash": f"{i:064d}",
+                    "params": {},
+                    "created_at": now,
+                }
+                for i in range(2 * n)
+            ],
+        )
+        session.execute(
+            insert(AnnotationItem),
+            [
+                {
+                    "kind": "pairwise",
+                    "prompt_id": i + 1,
+                    "generation_ids": [2 * i + 1, 2 * i + 2],
+                    "overlap": 2,
+                    "purpose": GOLD if i >= items else "train",
+                    "gold_answer": {"choice": "a"} if i >= items else None,
+                    "priority": rng.random(),
+                    "judged_count": 1 if i < judged else 0,
+                    "created_at": now,
+                }
+                for i in range(n)
+            ],
+        )
+        session.execute(
+            insert(Judgment),
+            [
+                {
+                    "kind": "pairwise",
+                    "user_id": user.id,
+                    "prompt_id": i + 1,
+                    "item_id": i + 1,
+                    "generation_ids": [2 * i + 1, 2 * i + 2],
+                    "payload": {"choice": "a"},
+                    "shown_order": [2 * i + 2, 2 * i + 1],
+                    "duration_ms": 1000,
+                    "client_key": f"k{i}",
+                    "source": "app",
+                    "created_at": now,
+                }
+                for i in range(judged)
+            ],
+        )
         return user.id
 
 
@@ -80,17 +119,22 @@ def main() -> None:
     url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     upgrade(url)
     user_id = build(url, items=args.items, gold=args.gold, judged=args.judged)
-    print(f"{args.items} open pairwise items, {args.gold} gold, {args.judged} judged by the user; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.items} open pairwise items, {args.gold} gold, {args.judged} judged by the user; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     print("| serving | median | p99 |\n|---|---|---|")
-    for name, extras in [("ordinary only (ORDER BY priority)", Extras()),
-                         ("gold drawn every call", Extras(gold_rate=1.0, rng=random.Random(0))),
-                         ("swap check drawn every call (creates the item)",
-                          Extras(swap_rate=1.0, rng=random.Random(0))),
-                         ("configured mix (5% gold, 5% swap)", Extras(gold_rate=0.05, swap_rate=0.05,
-                                                                      rng=random.Random(0)))]:
-        median, p99 = timed(url, lambda session: next_item(session, user_id=user_id, kind="pairwise", extras=extras),
-                            args.calls)
+    for name, extras in [
+        ("ordinary only (ORDER BY priority)", Extras()),
+        ("gold drawn every call", Extras(gold_rate=1.0, rng=random.Random(0))),
+        ("swap check drawn every call (creates the item)", Extras(swap_rate=1.0, rng=random.Random(0))),
+        ("configured mix (5% gold, 5% swap)", Extras(gold_rate=0.05, swap_rate=0.05, rng=random.Random(0))),
+    ]:
+        median, p99 = timed(
+            url,
+            lambda session, extras=extras: next_item(session, user_id=user_id, kind="pairwise", extras=extras),
+            args.calls,
+        )
         print(f"| {name} | {median:.2f} ms | {p99:.2f} ms |")
     median, p99 = timed(url, lambda session: progress(session, user_id=user_id, kind="pairwise"), args.calls)
     print(f"| counter (`progress`: done / skipped / remaining) | {median:.2f} ms | {p99:.2f} ms |")

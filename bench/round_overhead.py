@@ -25,8 +25,28 @@ from pathlib import Path
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-WORDS = ["rivers", "bread", "stars", "bees", "chess", "rain", "maps", "clocks", "tea", "owls", "ships", "snow",
-         "glass", "salt", "wolves", "bridges", "paper", "moss", "kites", "wells"]
+WORDS = [
+    "rivers",
+    "bread",
+    "stars",
+    "bees",
+    "chess",
+    "rain",
+    "maps",
+    "clocks",
+    "tea",
+    "owls",
+    "ships",
+    "snow",
+    "glass",
+    "salt",
+    "wolves",
+    "bridges",
+    "paper",
+    "moss",
+    "kites",
+    "wells",
+]
 
 PLAIN = textwrap.dedent("""
     import json, sys, time
@@ -66,17 +86,27 @@ def build_store(workdir: Path, prompts: int, size: str) -> tuple[str, Path]:
         for i in range(prompts):
             topic = f"{WORDS[i % len(WORDS)]} number {i}"
             prompt, _ = add_prompt(session, text=f"Tell me one fact about {topic}.")
-            good = get_or_create_generation(session, prompt_id=prompt.id,
-                                            text=f"{topic.capitalize()} are interesting, thank you for asking.")
+            good = get_or_create_generation(
+                session, prompt_id=prompt.id, text=f"{topic.capitalize()} are interesting, thank you for asking."
+            )
             bad = get_or_create_generation(session, prompt_id=prompt.id, text=f"No. {topic}.")
-            add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=prompt.id,
-                         generation_ids=[good.id, bad.id], payload={"choice": "a"}, client_key=f"b-{i}", source="bench")
+            add_judgment(
+                session,
+                kind="pairwise",
+                user_id=user.id,
+                prompt_id=prompt.id,
+                generation_ids=[good.id, bad.id],
+                payload={"choice": "a"},
+                client_key=f"b-{i}",
+                source="bench",
+            )
     return url, model_dir
 
 
 def write_config(workdir: Path, epochs: int, batch: int) -> Path:
     path = workdir / "round_bench.yaml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         name: bench
         finetune: {{method: full}}
         data: {{eval_fraction: 0.1}}
@@ -84,7 +114,8 @@ def write_config(workdir: Path, epochs: int, batch: int) -> Path:
           dpo: {{learning_rate: 1.0e-4, beta: 0.1, num_train_epochs: {epochs}, per_device_train_batch_size: {batch},
                  max_length: 128, logging_steps: 1}}
         evaluation: {{max_prompts: 4, max_new_tokens: 4, bootstrap: 10}}
-    """))
+    """)
+    )
     return path
 
 
@@ -92,8 +123,13 @@ def round_dpo_seconds(config: Path, url: str) -> tuple[float, float, int, str]:
     from rlhf.jobs.runner import get_round
 
     env = {**os.environ, "RLHF_DB_URL": url}
-    subprocess.run([sys.executable, "-m", "rlhf.cli", "round", "run", str(config), "--foreground"], env=env,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "rlhf.cli", "round", "run", str(config), "--foreground"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     from rlhf.jobs.runner import list_rounds
 
     row = list_rounds(url)[-1]
@@ -105,8 +141,12 @@ def round_dpo_seconds(config: Path, url: str) -> tuple[float, float, int, str]:
 
 
 def plain_dpo_seconds(config: Path, data_dir: str, model_dir: Path, out: Path) -> tuple[float, float, int]:
-    result = subprocess.run([sys.executable, "-c", PLAIN, str(config), data_dir, str(model_dir), str(out)],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PLAIN, str(config), data_dir, str(model_dir), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     line = json.loads(result.stdout.strip().splitlines()[-1])
     return line["seconds"], line["cpu"], line["steps"]
 
@@ -118,8 +158,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", default="small", choices=["tiny", "small"])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch/OpenMP threads for both sides (1 keeps a shared machine's noise down)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch/OpenMP threads for both sides (1 keeps a shared machine's noise down)",
+    )
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
 
@@ -141,14 +185,20 @@ def main() -> None:
             assert steps == plain_steps, (steps, plain_steps)
             rounds.append(round_t)
             plains.append(plain_t)
-            print(f"repeat {repeat + 1}: wall round {round_t[0]:.2f} s / plain {plain_t[0]:.2f} s "
-                  f"= {round_t[0] / plain_t[0]:.3f}×; CPU round {round_t[1]:.2f} s / plain {plain_t[1]:.2f} s "
-                  f"= {round_t[1] / plain_t[1]:.3f}×; {steps} steps; load average {os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"repeat {repeat + 1}: wall round {round_t[0]:.2f} s / plain {plain_t[0]:.2f} s "
+                f"= {round_t[0] / plain_t[0]:.3f}×; CPU round {round_t[1]:.2f} s / plain {plain_t[1]:.2f} s "
+                f"= {round_t[1] / plain_t[1]:.3f}×; {steps} steps; load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
         for i, what in ((0, "wall"), (1, "CPU")):
             ratios = [r[i] / p[i] for r, p in zip(rounds, plains)]
             best = min(r[i] for r in rounds) / min(p[i] for p in plains)
-            print(f"{what}: median of paired ratios {statistics.median(ratios):.3f}×, fastest vs fastest "
-                  f"{best:.3f}× (goal ≤ 1.10×)")
+            print(
+                f"{what}: median of paired ratios {statistics.median(ratios):.3f}×, fastest vs fastest "
+                f"{best:.3f}× (goal ≤ 1.10×)"
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -19,8 +19,11 @@ def resolve(path: str | Path) -> Path:
     if given.is_file():
         return given
     name = given.name if given.suffix in (".yaml", ".yml") else f"{given.name}.yaml"
-    for candidate in (ROOT / given, ROOT / Path(*given.parts[1:]) if given.parts[:1] == ("configs",) else None,
-                      ROOT / name):
+    for candidate in (
+        ROOT / given,
+        ROOT / Path(*given.parts[1:]) if given.parts[:1] == ("configs",) else None,
+        ROOT / name,
+    ):
         if candidate is not None and candidate.is_file():
             return candidate
     shipped = ", ".join(sorted(p.stem for p in ROOT.glob("*.yaml")))

@@ -21,9 +21,9 @@ _shuffle = random.SystemRandom()
 
 @dataclass(frozen=True)
 class Shown:
-    token: str                 # "" when the queue is empty
+    token: str  # "" when the queue is empty
     prompt: str
-    responses: list[str]       # in the order shown
+    responses: list[str]  # in the order shown
     counter: str
     item_id: int | None = None
 
@@ -43,10 +43,22 @@ def open_next(session, *, signer: Signer, user: Caller, kind: str, extras: queue
         _shuffle.shuffle(shown_order)
     texts = queue.texts(session, prompt_id=item.prompt_id, generation_ids=shown_order)
     prompt_text = texts.pop(None)
-    view = ItemView(user_id=user.id, item_id=item.id, kind=kind, generation_ids=list(item.generation_ids),
-                    shown_order=shown_order, client_key=new_client_key(), shown_at_ms=now_ms())
-    return Shown(token=dump_view(signer, view), prompt=prompt_text, responses=[texts[g] for g in shown_order],
-                 counter=_counter(progress), item_id=item.id)
+    view = ItemView(
+        user_id=user.id,
+        item_id=item.id,
+        kind=kind,
+        generation_ids=list(item.generation_ids),
+        shown_order=shown_order,
+        client_key=new_client_key(),
+        shown_at_ms=now_ms(),
+    )
+    return Shown(
+        token=dump_view(signer, view),
+        prompt=prompt_text,
+        responses=[texts[g] for g in shown_order],
+        counter=_counter(progress),
+        item_id=item.id,
+    )
 
 
 def show_next(url: str, *, signer: Signer, user: Caller, kind: str, extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
@@ -64,21 +76,43 @@ def read_view(signer: Signer, token: str, *, user: Caller, kind: str) -> ItemVie
     return view
 
 
-def submit_and_next(session, *, signer: Signer, user: Caller, kind: str, token: str,
-                    judge: Callable[[ItemView], tuple[list[int], dict]],
-                    extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
+def submit_and_next(
+    session,
+    *,
+    signer: Signer,
+    user: Caller,
+    kind: str,
+    token: str,
+    judge: Callable[[ItemView], tuple[list[int], dict]],
+    extras: queue.Extras = queue.NO_EXTRAS,
+) -> Shown:
     """Store the judgment `judge` builds from the view, then open the next item, in the caller's transaction."""
     view = read_view(signer, token, user=user, kind=kind)
     generation_ids, payload = judge(view)
-    queue.submit(session, item_id=view.item_id, user_id=user.id, generation_ids=generation_ids,
-                 payload=payload, client_key=view.client_key, shown_order=view.shown_order,
-                 duration_ms=view.duration_ms())
+    queue.submit(
+        session,
+        item_id=view.item_id,
+        user_id=user.id,
+        generation_ids=generation_ids,
+        payload=payload,
+        client_key=view.client_key,
+        shown_order=view.shown_order,
+        duration_ms=view.duration_ms(),
+    )
     return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
 
 
-def skip_and_next(session, *, signer: Signer, user: Caller, kind: str, token: str, reason: str,
-                  extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
+def skip_and_next(
+    session, *, signer: Signer, user: Caller, kind: str, token: str, reason: str, extras: queue.Extras = queue.NO_EXTRAS
+) -> Shown:
     view = read_view(signer, token, user=user, kind=kind)
-    queue.skip(session, item_id=view.item_id, user_id=user.id, reason=reason, client_key=view.client_key,
-               shown_order=view.shown_order, duration_ms=view.duration_ms())
+    queue.skip(
+        session,
+        item_id=view.item_id,
+        user_id=user.id,
+        reason=reason,
+        client_key=view.client_key,
+        shown_order=view.shown_order,
+        duration_ms=view.duration_ms(),
+    )
     return open_next(session, signer=signer, user=user, kind=kind, extras=extras)

@@ -16,8 +16,7 @@ from feedback_app.context import AppContext
 from feedback_app.filler import QueueFiller
 from feedback_app.roles import ANYONE, Guard, allowed
 from feedback_app.sessions import expire_logins
-from feedback_app.tabs import (annotators, compare, correct, leaderboard, models, monitoring, rank, rate, review,
-                               rounds)
+from feedback_app.tabs import annotators, compare, correct, leaderboard, models, monitoring, rank, rate, review, rounds
 from rlhf.quality.selection import Prioritizer
 from storage.db import database_url
 from storage.queue import Extras
@@ -30,14 +29,19 @@ CSS = """
 TABS = (compare, rate, rank, correct, rounds, models, review, leaderboard, annotators, monitoring)
 
 
-def build_app(url: str | None = None, config: AppConfig | None = None, *, pool=None,
-              generate: bool = True) -> tuple[gr.Blocks, AppContext]:
+def build_app(
+    url: str | None = None, config: AppConfig | None = None, *, pool=None, generate: bool = True
+) -> tuple[gr.Blocks, AppContext]:
     """The Blocks and their shared context; `generate=False` leaves out candidate generation (no model loaded)."""
     url = database_url(url)
     config = config or load_app_config()
-    ctx = AppContext(url=url, config=config, guard=Guard(url),
-                     extras=Extras(gold_rate=config.gold_rate, swap_rate=config.swap_rate),
-                     prioritizer=Prioritizer(url, config.selection, config.selection_scorer))
+    ctx = AppContext(
+        url=url,
+        config=config,
+        guard=Guard(url),
+        extras=Extras(gold_rate=config.gold_rate, swap_rate=config.swap_rate),
+        prioritizer=Prioritizer(url, config.selection, config.selection_scorer),
+    )
     if generate:
         ctx.filler = QueueFiller(url, config, pool=pool, prioritizer=ctx.prioritizer)
     with gr.Blocks(title="RLHF feedback") as demo:
@@ -53,8 +57,12 @@ def build_app(url: str | None = None, config: AppConfig | None = None, *, pool=N
             for view in views:
                 values += view.fill(user) if view is opening else [gr.skip()] * len(view.outputs)
             hello = f"Logged in as **{user.username}** ({user.role}) · [Log out](/logout)"
-            return [hello, gr.Tabs(selected=opening.tab.id if opening else None),
-                    *[gr.Tab(visible=ok) for ok in usable], *values]
+            return [
+                hello,
+                gr.Tabs(selected=opening.tab.id if opening else None),
+                *[gr.Tab(visible=ok) for ok in usable],
+                *values,
+            ]
 
         outputs = [whoami, tabs, *[view.tab for view in views], *[o for view in views for o in view.outputs]]
         demo.load(on_load, None, outputs, api_name="on_load", concurrency_limit=8)
@@ -62,16 +70,34 @@ def build_app(url: str | None = None, config: AppConfig | None = None, *, pool=N
     return demo, ctx
 
 
-def launch(url: str | None = None, config: AppConfig | None = None, *, host: str | None = None,
-           port: int | None = None, block: bool = True, pool=None, generate: bool = True,
-           background_fill: bool = False, **kwargs):
+def launch(
+    url: str | None = None,
+    config: AppConfig | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    block: bool = True,
+    pool=None,
+    generate: bool = True,
+    background_fill: bool = False,
+    **kwargs,
+):
     """Build and start the app on the configured host and port; returns (demo, ctx)."""
     demo, ctx = build_app(url, config, pool=pool, generate=generate)
     if background_fill and ctx.filler is not None:
         ctx.filler.start()
-    demo.launch(server_name=host or ctx.config.host, server_port=port or ctx.config.port,
-                auth=ctx.guard.authenticate, auth_message="Log in with your feedback account.",
-                prevent_thread_lock=True, js=KEYBOARD_JS, css=CSS, show_error=True, quiet=not block, **kwargs)
+    demo.launch(
+        server_name=host or ctx.config.host,
+        server_port=port or ctx.config.port,
+        auth=ctx.guard.authenticate,
+        auth_message="Log in with your feedback account.",
+        prevent_thread_lock=True,
+        js=KEYBOARD_JS,
+        css=CSS,
+        show_error=True,
+        quiet=not block,
+        **kwargs,
+    )
     expire_logins(demo, ctx.config.session_hours)
     if block:
         demo.block_thread()

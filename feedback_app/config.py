@@ -30,14 +30,15 @@ class ConfigError(StoreError):
 class AppConfig:
     host: str = "127.0.0.1"
     port: int = 7860
-    session_hours: float = 12.0     # a login lasts this long (feedback_app.sessions)
+    session_hours: float = 12.0  # a login lasts this long (feedback_app.sessions)
     overlap: int = 2
-    mix: dict[str, float] = field(default_factory=lambda: {"pairwise": 0.5, "rating": 0.2, "ranking": 0.2,
-                                                           "correction": 0.1})
+    mix: dict[str, float] = field(
+        default_factory=lambda: {"pairwise": 0.5, "rating": 0.2, "ranking": 0.2, "correction": 0.1}
+    )
     fill_prompts: int = 16
     low_water: int = 8
     fill_interval_s: float = 30.0
-    gold_rate: float = 0.0      # quality checks are off unless configured (configs/app.yaml: 5% each)
+    gold_rate: float = 0.0  # quality checks are off unless configured (configs/app.yaml: 5% each)
     swap_rate: float = 0.0
     selection: str = "random"
     selection_scorer: str = "reward_model"
@@ -49,15 +50,32 @@ class AppConfig:
 
 _SECTIONS = {
     "server": {"host": str, "port": int, "session_hours": float},
-    "queue": {"overlap": int, "mix": dict, "fill_prompts": int, "low_water": int, "fill_interval_s": float,
-              "gold_rate": float, "swap_rate": float, "selection": str,
-              "selection_scorer": str},
+    "queue": {
+        "overlap": int,
+        "mix": dict,
+        "fill_prompts": int,
+        "low_water": int,
+        "fill_interval_s": float,
+        "gold_rate": float,
+        "swap_rate": float,
+        "selection": str,
+        "selection_scorer": str,
+    },
     "ui": {"timer_s": float, "log_tail_lines": int},
     "rounds": {"round_configs": str},
 }
-_MINIMUM = {"port": 0, "overlap": 1, "fill_prompts": 1, "low_water": 0, "fill_interval_s": 0.5, "timer_s": 0.2,
-            "log_tail_lines": 1, "gold_rate": 0.0, "swap_rate": 0.0,
-            "session_hours": 0.01}
+_MINIMUM = {
+    "port": 0,
+    "overlap": 1,
+    "fill_prompts": 1,
+    "low_water": 0,
+    "fill_interval_s": 0.5,
+    "timer_s": 0.2,
+    "log_tail_lines": 1,
+    "gold_rate": 0.0,
+    "swap_rate": 0.0,
+    "session_hours": 0.01,
+}
 _MAXIMUM = {"port": 65535, "gold_rate": 1.0, "swap_rate": 1.0}
 _CHOICES = {"selection": SELECTIONS, "selection_scorer": SCORERS}
 

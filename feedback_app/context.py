@@ -18,8 +18,8 @@ from storage.queue import NO_EXTRAS, Extras
 class AppContext:
     url: str
     config: AppConfig
-    guard: Any                  # feedback_app.roles.Guard
+    guard: Any  # feedback_app.roles.Guard
     signer: Signer = field(default_factory=Signer)
-    filler: Any = None          # feedback_app.filler.QueueFiller, when the app generates candidates
+    filler: Any = None  # feedback_app.filler.QueueFiller, when the app generates candidates
     extras: Extras = NO_EXTRAS  # gold items and swap checks mixed into the queue
-    prioritizer: Any = None     # rlhf.quality.selection.Prioritizer: re-scores the queue for active selection
+    prioritizer: Any = None  # rlhf.quality.selection.Prioritizer: re-scores the queue for active selection

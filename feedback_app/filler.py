@@ -37,10 +37,15 @@ class QueueFiller:
     def __init__(self, url: str, config: AppConfig, pool=None, prioritizer=None):
         self.url = url
         self.config = config
-        self.prioritizer = prioritizer   # rlhf.quality.selection.Prioritizer: new items get their priorities after a fill
+        self.prioritizer = (
+            prioritizer  # rlhf.quality.selection.Prioritizer: new items get their priorities after a fill
+        )
         self.sampling = {**DEFAULTS, **config.generation}
-        check_sampling(max_new_tokens=self.sampling["max_new_tokens"], temperature=self.sampling["temperature"],
-                       top_p=self.sampling["top_p"])
+        check_sampling(
+            max_new_tokens=self.sampling["max_new_tokens"],
+            temperature=self.sampling["temperature"],
+            top_p=self.sampling["top_p"],
+        )
         self._pool = pool
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,20 +79,31 @@ class QueueFiller:
             def generate(texts: list[str], seed: int | None) -> list[str]:
                 return self.pool.generate(texts, **sampling, seed=seed, version=live)[1]
 
-            answered = answer_prompts(self.url, version=live, generate=generate, per_prompt=self.per_prompt(),
-                                      params=sampling | {"source": "app"},
-                                      fresh_limit=prompts or self.config.fill_prompts,
-                                      batch_size=int(self.sampling["batch_size"]),
-                                      attempts=MAX_ATTEMPTS if sampling["temperature"] > 0 else 1)
+            answered = answer_prompts(
+                self.url,
+                version=live,
+                generate=generate,
+                per_prompt=self.per_prompt(),
+                params=sampling | {"source": "app"},
+                fresh_limit=prompts or self.config.fill_prompts,
+                batch_size=int(self.sampling["batch_size"]),
+                attempts=MAX_ATTEMPTS if sampling["temperature"] > 0 else 1,
+            )
             if not answered.prompt_ids:
                 return FillReport(version=live.name, prompts=0, generated=0)
             with session_scope(self.url) as session:
-                queued = queue.enqueue_mix(session, version_id=live.id, overlap=self.config.overlap,
-                                           mix=self.config.mix, prompt_ids=answered.prompt_ids)
+                queued = queue.enqueue_mix(
+                    session,
+                    version_id=live.id,
+                    overlap=self.config.overlap,
+                    mix=self.config.mix,
+                    prompt_ids=answered.prompt_ids,
+                )
             if self.prioritizer is not None and self.config.selection != "random":
                 self.prioritizer.refresh()
-            return FillReport(version=live.name, prompts=len(answered.prompt_ids), generated=answered.created,
-                              queued=queued)
+            return FillReport(
+                version=live.name, prompts=len(answered.prompt_ids), generated=answered.created, queued=queued
+            )
 
     def open_items(self) -> int:
         with read_scope(self.url) as session:
@@ -95,6 +111,7 @@ class QueueFiller:
 
     def start(self) -> None:
         """Top the queue up in a daemon thread whenever fewer than `low_water` items are open."""
+
         def loop() -> None:
             while not self._stop.wait(self.config.fill_interval_s):
                 try:

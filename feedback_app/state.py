@@ -57,8 +57,8 @@ class ItemView:
     user_id: int
     item_id: int
     kind: str
-    generation_ids: list[int]   # the item's canonical order
-    shown_order: list[int]      # what the user saw, left to right / top to bottom
+    generation_ids: list[int]  # the item's canonical order
+    shown_order: list[int]  # what the user saw, left to right / top to bottom
     client_key: str
     shown_at_ms: int
 

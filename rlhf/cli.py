@@ -143,10 +143,16 @@ def cmd_export(args) -> None:
         with session_scope(args.db) as session:
             weights = annotator_weights(session) if args.aggregation == "weighted" else None
             excluded = flagged_annotators(session) if args.aggregation == "drop_flagged" else frozenset()
-    options = ExportOptions(kind=args.kind, test_fraction=args.test_fraction, seed=args.seed,
-                            formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
-                            aggregation=args.aggregation, annotator_weights=weights,
-                            excluded_annotators=excluded, min_annotators=args.min_annotators)
+    options = ExportOptions(
+        kind=args.kind,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        formats=tuple(f.strip() for f in args.format.split(",") if f.strip()),
+        aggregation=args.aggregation,
+        annotator_weights=weights,
+        excluded_annotators=excluded,
+        min_annotators=args.min_annotators,
+    )
     manifest = export_dataset(args.out, options, url=args.db)
     counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
     left_out = ", ".join(f"{why} {n}" for why, n in manifest["left_out"].items() if n) or "nothing"
@@ -168,10 +174,15 @@ def cmd_model_import_gguf(args) -> None:
     from storage.db import session_scope
 
     info = inspect_gguf(args.file)
-    print(f"importing {args.file} ({info.architecture}, {'/'.join(sorted(info.tensor_types))}; dequantising its weights; a 135M model takes about 20 s) ...", flush=True)
+    print(
+        f"importing {args.file} ({info.architecture}, {'/'.join(sorted(info.tensor_types))}; dequantising its weights; a 135M model takes about 20 s) ...",
+        flush=True,
+    )
     with session_scope(args.db) as session:
         version = register_gguf(session, file=args.file, name=args.name, url=args.db, make_live=args.live)
-    print(f"registered {version.name!r} (base model at {version.artifact_path})" + (", live" if version.is_live else ""))
+    print(
+        f"registered {version.name!r} (base model at {version.artifact_path})" + (", live" if version.is_live else "")
+    )
 
 
 def cmd_model_init_smol(args) -> None:
@@ -184,8 +195,10 @@ def cmd_model_init_smol(args) -> None:
     with session_scope(args.db) as session:
         result = init_smol(session, name=args.name, url=args.db, make_live=args.live, on_import=announce)
     how = "registered" if result.registered else "already registered"
-    print(f"{how} {result.version.name!r} (SmolLM2-135M-Instruct at {result.version.artifact_path})"
-          + (", live" if result.version.is_live else ""))
+    print(
+        f"{how} {result.version.name!r} (SmolLM2-135M-Instruct at {result.version.artifact_path})"
+        + (", live" if result.version.is_live else "")
+    )
 
 
 def cmd_model_register(args) -> None:
@@ -193,11 +206,14 @@ def cmd_model_register(args) -> None:
     from storage.db import session_scope
 
     with session_scope(args.db) as session:
-        version = register_artifact(session, source=args.source, name=args.name, kind=args.kind,
-                                    parent=args.parent, make_live=args.live)
+        version = register_artifact(
+            session, source=args.source, name=args.name, kind=args.kind, parent=args.parent, make_live=args.live
+        )
     what = "adapter" if version.is_adapter else "model"
-    print(f"registered {version.name!r} ({version.kind} {what} at {version.artifact_path})"
-          + (", live" if version.is_live else ""))
+    print(
+        f"registered {version.name!r} ({version.kind} {what} at {version.artifact_path})"
+        + (", live" if version.is_live else "")
+    )
 
 
 def cmd_model_list(args) -> None:
@@ -248,8 +264,8 @@ def _round_line(row) -> str:
 
 
 def cmd_round_run(args) -> None:
-    from rlhf.training.config import ConfigError
     from rlhf.jobs.runner import follow, start_round
+    from rlhf.training.config import ConfigError
 
     try:
         round_id = start_round(args.config, url=args.db)
@@ -278,9 +294,22 @@ def cmd_round_show(args) -> None:
 
     row = get_round(args.id, args.db)
     print(_round_line(row))
-    print(json.dumps({"progress": row.progress, "completed_stages": row.completed_stages, "pid": row.pid,
-                      "output_version_id": row.output_version_id, "work_dir": row.work_dir, "log": row.log_path,
-                      "data_snapshot": row.data_snapshot, "metrics": row.metrics}, indent=2, default=str))
+    print(
+        json.dumps(
+            {
+                "progress": row.progress,
+                "completed_stages": row.completed_stages,
+                "pid": row.pid,
+                "output_version_id": row.output_version_id,
+                "work_dir": row.work_dir,
+                "log": row.log_path,
+                "data_snapshot": row.data_snapshot,
+                "metrics": row.metrics,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     gate = (row.metrics or {}).get("gate")
     if gate:
         print(f"gate: {'passed' if gate['passed'] else 'refused'}")
@@ -352,12 +381,27 @@ def cmd_demo(args) -> None:
     from rlhf.demo.loop import DemoSettings, run_demo
 
     settings = DemoSettings(
-        workdir=args.workdir, rounds=args.rounds, policy_stage=args.policy_stage, round_config=args.round_config,
-        app_config=args.app_config, base_model=args.base_model, prompts=args.prompts,
-        eval_prompts=args.eval_prompts, judgments=args.judgments, annotators=args.annotators,
-        adversarial=args.adversarial, overlap=args.overlap, rule=args.rule,
-        noise=args.noise, position_bias=args.position_bias, serve=not args.no_serve, host=args.host,
-        port=args.port, seed=args.seed, fresh=args.fresh)
+        workdir=args.workdir,
+        rounds=args.rounds,
+        policy_stage=args.policy_stage,
+        round_config=args.round_config,
+        app_config=args.app_config,
+        base_model=args.base_model,
+        prompts=args.prompts,
+        eval_prompts=args.eval_prompts,
+        judgments=args.judgments,
+        annotators=args.annotators,
+        adversarial=args.adversarial,
+        overlap=args.overlap,
+        rule=args.rule,
+        noise=args.noise,
+        position_bias=args.position_bias,
+        serve=not args.no_serve,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        fresh=args.fresh,
+    )
     results = run_demo(settings)
     if any(result.status != "succeeded" for result in results):
         raise UserError("a demo round did not succeed (see above)")
@@ -393,20 +437,26 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(p)
     p.set_defaults(func=cmd_users_deactivate)
 
-    prompts = commands.add_parser("prompts", help="manage prompts").add_subparsers(dest="prompts_command", required=True)
+    prompts = commands.add_parser("prompts", help="manage prompts").add_subparsers(
+        dest="prompts_command", required=True
+    )
     p = prompts.add_parser("import", help="import prompts from JSONL, CSV or parquet (all or nothing)")
     p.add_argument("file", type=Path)
     p.add_argument("--source", default=None, help="where the prompts came from (default: the file name)")
     _db_arg(p)
     p.set_defaults(func=cmd_prompts_import)
 
-    judgments = commands.add_parser("judgments", help="manage judgments").add_subparsers(dest="judgments_command", required=True)
+    judgments = commands.add_parser("judgments", help="manage judgments").add_subparsers(
+        dest="judgments_command", required=True
+    )
     p = judgments.add_parser("import", help="import judgments from JSONL (all or nothing)")
     p.add_argument("file", type=Path)
     _db_arg(p)
     p.set_defaults(func=cmd_judgments_import)
 
-    gold = commands.add_parser("gold", help="gold items (known answers)").add_subparsers(dest="gold_command", required=True)
+    gold = commands.add_parser("gold", help="gold items (known answers)").add_subparsers(
+        dest="gold_command", required=True
+    )
     p = gold.add_parser("import", help="import gold items from JSONL (all or nothing)")
     p.add_argument("file", type=Path)
     p.add_argument("--overlap", type=int, default=50, help="how many annotators each gold item is served to")
@@ -427,13 +477,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="jsonl", help="comma-separated: jsonl, parquet, hf")
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--aggregation", default="majority", choices=["majority", "weighted", "drop_flagged"],
-                   help="weighted: votes weighted by annotator quality; drop_flagged: leave flagged annotators out")
+    p.add_argument(
+        "--aggregation",
+        default="majority",
+        choices=["majority", "weighted", "drop_flagged"],
+        help="weighted: votes weighted by annotator quality; drop_flagged: leave flagged annotators out",
+    )
     p.add_argument("--min-annotators", type=int, default=1, help="leave out pairs judged by fewer annotators")
     _db_arg(p)
     p.set_defaults(func=cmd_export)
 
-    models = commands.add_parser("model", help="policies and versions").add_subparsers(dest="model_command", required=True)
+    models = commands.add_parser("model", help="policies and versions").add_subparsers(
+        dest="model_command", required=True
+    )
     p = models.add_parser("init-tiny", help="build the offline tiny policy and tokenizer into OUT")
     p.add_argument("out", type=Path)
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
@@ -492,9 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = rounds.add_parser("list", help="list rounds (marks dead ones failed)")
     _db_arg(p)
     p.set_defaults(func=cmd_round_list)
-    for name, func, text in (("show", cmd_round_show, "a round's progress, data snapshot and metrics"),
-                             ("cancel", cmd_round_cancel, "stop a queued or running round"),
-                             ("resume", cmd_round_resume, "continue a failed or cancelled round")):
+    for name, func, text in (
+        ("show", cmd_round_show, "a round's progress, data snapshot and metrics"),
+        ("cancel", cmd_round_cancel, "stop a queued or running round"),
+        ("resume", cmd_round_resume, "continue a failed or cancelled round"),
+    ):
         p = rounds.add_parser(name, help=text)
         p.add_argument("id", type=int)
         if name == "resume":
@@ -528,8 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where the store and models go")
     p.add_argument("--fresh", action="store_true", help="delete the workdir first")
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--policy-stage", default="dpo", choices=POLICY_STAGES,
-                   help="picks configs/round_<stage>_tiny.yaml (grpo: round_rlhf_tiny.yaml)")
+    p.add_argument(
+        "--policy-stage",
+        default="dpo",
+        choices=POLICY_STAGES,
+        help="picks configs/round_<stage>_tiny.yaml (grpo: round_rlhf_tiny.yaml)",
+    )
     p.add_argument("--round-config", type=Path, default=None, help="use this round config instead")
     p.add_argument("--app-config", type=Path, default=Path("configs/app_demo.yaml"))
     p.add_argument("--base-model", default=None, help="hub id or local folder (default: build the tiny model)")

@@ -47,7 +47,9 @@ def check_store(url: str | None = None, *, repair: bool = True) -> IntegrityRepo
             report.repaired += [f"round {row.id}: marked failed ({row.error})" for row in reap_dead_rounds(session)]
         for version in session.exec(select(ModelVersion).where(ModelVersion.status == VersionStatus.ready.value)):
             if _artifact_missing(version):
-                report.problems.append(f"version {version.name}: ready but its artifact {version.artifact_path} is missing")
+                report.problems.append(
+                    f"version {version.name}: ready but its artifact {version.artifact_path} is missing"
+                )
         live = session.exec(select(ModelVersion.name).where(ModelVersion.is_live.is_(True))).all()
         if len(live) > 1:
             report.problems.append(f"versions {', '.join(live)} are all marked live")

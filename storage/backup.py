@@ -30,8 +30,10 @@ def sqlite_integrity(path: Path) -> list[str]:
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         problems = [row[0] for row in connection.execute("PRAGMA integrity_check") if row[0] != "ok"]
-        problems += [f"foreign key: {table} row {rowid} → {parent}"
-                     for table, rowid, parent, _ in connection.execute("PRAGMA foreign_key_check")]
+        problems += [
+            f"foreign key: {table} row {rowid} → {parent}"
+            for table, rowid, parent, _ in connection.execute("PRAGMA foreign_key_check")
+        ]
         return problems
     finally:
         connection.close()

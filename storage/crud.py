@@ -50,8 +50,13 @@ def check_text(text: str, *, what: str) -> str:
     return text
 
 
-def insert_or_ignore(session: Session, table: type[SQLModel], rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-                     *, unique: Sequence[str]) -> list[int]:
+def insert_or_ignore(
+    session: Session,
+    table: type[SQLModel],
+    rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    unique: Sequence[str],
+) -> list[int]:
     """The ids of the rows inserted; a row whose `unique` key is already stored is skipped.
 
     One `INSERT … ON CONFLICT DO NOTHING`, so requests racing with the same key
@@ -73,8 +78,9 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def create_user(session: Session, *, username: str, role: str = Role.annotator.value,
-                password: str | None = None) -> User:
+def create_user(
+    session: Session, *, username: str, role: str = Role.annotator.value, password: str | None = None
+) -> User:
     username = username.strip()
     if not username:
         raise StoreError("username: must not be empty")
@@ -82,8 +88,7 @@ def create_user(session: Session, *, username: str, role: str = Role.annotator.v
         raise StoreError(f"role: {role!r} is not one of {', '.join(r.value for r in Role)}")
     if get_user(session, username=username) is not None:
         raise StoreError(f"username: {username!r} already exists")
-    user = User(username=username, role=role,
-                password_hash=hash_password(password) if password else None)
+    user = User(username=username, role=role, password_hash=hash_password(password) if password else None)
     session.add(user)
     session.flush()
     return user
@@ -147,8 +152,9 @@ def _require_user(session: Session, username: str) -> User:
 # --- prompts and generations ---------------------------------------------------
 
 
-def add_prompt(session: Session, *, text: str, source: str | None = None,
-               tags: Iterable[str] = ()) -> tuple[Prompt, bool]:
+def add_prompt(
+    session: Session, *, text: str, source: str | None = None, tags: Iterable[str] = ()
+) -> tuple[Prompt, bool]:
     """The prompt with this text, and whether it was created now (same text is never stored twice)."""
     check_text(text, what="prompt")
     digest = content_hash(text)
@@ -161,22 +167,29 @@ def add_prompt(session: Session, *, text: str, source: str | None = None,
     return prompt, True
 
 
-def get_or_create_generation(session: Session, *, prompt_id: int, text: str,
-                             model_version_id: int | None = None,
-                             params: dict[str, Any] | None = None) -> Generation:
+def get_or_create_generation(
+    session: Session,
+    *,
+    prompt_id: int,
+    text: str,
+    model_version_id: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> Generation:
     check_text(text, what="response")
     digest = content_hash(text)
     query = select(Generation).where(
         Generation.prompt_id == prompt_id,
         Generation.text_hash == digest,
-        Generation.model_version_id == model_version_id if model_version_id is not None
+        Generation.model_version_id == model_version_id
+        if model_version_id is not None
         else Generation.model_version_id.is_(None),
     )
     existing = session.exec(query).first()
     if existing is not None:
         return existing
-    generation = Generation(prompt_id=prompt_id, model_version_id=model_version_id, text=text,
-                            text_hash=digest, params=params or {})
+    generation = Generation(
+        prompt_id=prompt_id, model_version_id=model_version_id, text=text, text_hash=digest, params=params or {}
+    )
     session.add(generation)
     session.flush()
     return generation
@@ -226,17 +239,40 @@ def validate_judgment_payload(kind: str, generation_ids: Sequence[int], payload:
             check_text(payload[key], what=key)
 
 
-def add_judgment(session: Session, *, kind: str, user_id: int, prompt_id: int,
-                 generation_ids: Sequence[int], payload: dict[str, Any], client_key: str,
-                 shown_order: Sequence[int] | None = None, duration_ms: int | None = None,
-                 item_id: int | None = None, source: str = "app") -> tuple[Judgment, bool]:
+def add_judgment(
+    session: Session,
+    *,
+    kind: str,
+    user_id: int,
+    prompt_id: int,
+    generation_ids: Sequence[int],
+    payload: dict[str, Any],
+    client_key: str,
+    shown_order: Sequence[int] | None = None,
+    duration_ms: int | None = None,
+    item_id: int | None = None,
+    source: str = "app",
+) -> tuple[Judgment, bool]:
     """Store one judgment; a repeated `client_key` returns the stored one and False (idempotent submit)."""
     validate_judgment_payload(kind, generation_ids, payload)
     check_client_key(client_key)
-    created = insert_or_ignore(session, Judgment, dict(
-        kind=kind, user_id=user_id, prompt_id=prompt_id, item_id=item_id, generation_ids=list(generation_ids),
-        payload=payload, shown_order=list(shown_order) if shown_order is not None else None,
-        duration_ms=duration_ms, client_key=client_key, source=source), unique=["client_key"])
+    created = insert_or_ignore(
+        session,
+        Judgment,
+        dict(
+            kind=kind,
+            user_id=user_id,
+            prompt_id=prompt_id,
+            item_id=item_id,
+            generation_ids=list(generation_ids),
+            payload=payload,
+            shown_order=list(shown_order) if shown_order is not None else None,
+            duration_ms=duration_ms,
+            client_key=client_key,
+            source=source,
+        ),
+        unique=["client_key"],
+    )
     if created:
         return session.get(Judgment, created[0]), True
     return session.exec(select(Judgment).where(Judgment.client_key == client_key)).one(), False
@@ -247,4 +283,3 @@ def count_judgments(session: Session, *, kind: str | None = None) -> int:
     if kind is not None:
         query = query.where(Judgment.kind == kind)
     return session.exec(query).one()
-

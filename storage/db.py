@@ -128,8 +128,11 @@ def read_scope(engine: Engine | str | None = None) -> Iterator[Session]:
     Closing it ends the transaction (nothing to commit) and leaves what it loaded readable, detached.
     """
     engine = _engine(engine)
-    options = ({_READ_ONLY: True} if engine.dialect.name == "sqlite"
-               else {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"})
+    options = (
+        {_READ_ONLY: True}
+        if engine.dialect.name == "sqlite"
+        else {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"}
+    )
     with Session(engine.execution_options(**options), expire_on_commit=False) as session:
         yield session
 

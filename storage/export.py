@@ -23,13 +23,12 @@ import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
-
 from sqlalchemy import Text, cast, func, select
 from sqlmodel import Session
 
@@ -145,11 +144,18 @@ def _judgment_bounds(session: Session, options: ExportOptions) -> tuple[int | No
     return lower, options.max_judgment_id
 
 
-def _read_judgments(session: Session, kinds: tuple[str, ...] | None, lower: int | None,
-                    upper: int | None) -> tuple[list[tuple], str]:
+def _read_judgments(
+    session: Session, kinds: tuple[str, ...] | None, lower: int | None, upper: int | None
+) -> tuple[list[tuple], str]:
     """Judgment rows and their hash; JSON columns are fetched as text and decoded in one call (fast)."""
-    query = select(Judgment.id, Judgment.kind, Judgment.user_id, Judgment.prompt_id,
-                   cast(Judgment.generation_ids, Text), cast(Judgment.payload, Text))
+    query = select(
+        Judgment.id,
+        Judgment.kind,
+        Judgment.user_id,
+        Judgment.prompt_id,
+        cast(Judgment.generation_ids, Text),
+        cast(Judgment.payload, Text),
+    )
     if kinds is not None:
         query = query.where(Judgment.kind.in_(kinds))
     if lower is not None:
@@ -176,8 +182,9 @@ def _read(session: Session, options: ExportOptions, kinds: tuple[str, ...]) -> _
             prompt_text[prompt_id], prompt_hash[prompt_id] = text, content
     generation_ids = sorted({g for j in judgments for g in j[4]})
     generation = {}
-    for rows in _chunked_select(session, select(Generation.id, Generation.text_hash, Generation.text),
-                                Generation.id, generation_ids):
+    for rows in _chunked_select(
+        session, select(Generation.id, Generation.text_hash, Generation.text), Generation.id, generation_ids
+    ):
         for generation_id, content, text in rows:
             generation[generation_id] = (content, text)
     return _Raw(judgments, prompt_text, prompt_hash, generation, digest)
@@ -185,7 +192,7 @@ def _read(session: Session, options: ExportOptions, kinds: tuple[str, ...]) -> _
 
 def _chunked_select(session: Session, query, column, ids: list[int]):
     for start in range(0, len(ids), _CHUNK):
-        yield session.connection().execute(query.where(column.in_(ids[start:start + _CHUNK]))).all()
+        yield session.connection().execute(query.where(column.in_(ids[start : start + _CHUNK]))).all()
 
 
 def snapshot(session: Session) -> dict[str, Any]:
@@ -193,8 +200,13 @@ def snapshot(session: Session) -> dict[str, Any]:
     max_id = session.execute(select(func.max(Judgment.id))).scalar() or 0
     rows, digest = _read_judgments(session, _EXPORTED_KINDS, None, max_id)
     by_kind = Counter(row[1] for row in rows)
-    return {"max_judgment_id": max_id, "judgments": len(rows), "by_kind": dict(sorted(by_kind.items())),
-            "hash": digest, "taken_at": datetime.now(timezone.utc).isoformat()}
+    return {
+        "max_judgment_id": max_id,
+        "judgments": len(rows),
+        "by_kind": dict(sorted(by_kind.items())),
+        "hash": digest,
+        "taken_at": datetime.now(UTC).isoformat(),
+    }
 
 
 # --- aggregation -----------------------------------------------------------------------
@@ -315,8 +327,9 @@ def _preference_rows(raw: _Raw, agg: _Aggregate) -> list[tuple[int, dict]]:
             answers[key] = _assistant(agg.texts[key])
         return answers[key]
 
-    return [(p, {"prompt": prompts[p], "chosen": answer((p, c)), "rejected": answer((p, r))})
-            for p, c, r, _ in agg.pairs]
+    return [
+        (p, {"prompt": prompts[p], "chosen": answer((p, c)), "rejected": answer((p, r))}) for p, c, r, _ in agg.pairs
+    ]
 
 
 def _unpaired_rows(raw: _Raw, agg: _Aggregate) -> list[tuple[int, dict]]:
@@ -340,8 +353,10 @@ def _unpaired_rows(raw: _Raw, agg: _Aggregate) -> list[tuple[int, dict]]:
             agg.left_out["chosen_and_rejected"] += 1
             continue
         labels[key] = seen.pop()
-    return [(p, {"prompt": _user(raw.prompt_text[p]), "completion": _assistant(agg.texts[(p, d)]), "label": label})
-            for (p, d), label in labels.items()]
+    return [
+        (p, {"prompt": _user(raw.prompt_text[p]), "completion": _assistant(agg.texts[(p, d)]), "label": label})
+        for (p, d), label in labels.items()
+    ]
 
 
 def _sft_rows(raw: _Raw, agg: _Aggregate, sources: tuple[str, ...]) -> list[tuple[int, dict]]:
@@ -358,8 +373,7 @@ def _sft_rows(raw: _Raw, agg: _Aggregate, sources: tuple[str, ...]) -> list[tupl
             if source == "votes":  # a 3-star response that beat a 1-star one is no demonstration
                 keep.setdefault((p, c), "chosen")
     agg.sources.update(f"sft_{source}" for source in keep.values())
-    return [(p, {"prompt": _user(raw.prompt_text[p]), "completion": _assistant(agg.texts[(p, d)])})
-            for (p, d) in keep]
+    return [(p, {"prompt": _user(raw.prompt_text[p]), "completion": _assistant(agg.texts[(p, d)])}) for (p, d) in keep]
 
 
 def in_test_split(prompt_hash: str, options: ExportOptions) -> bool:
@@ -398,7 +412,7 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
     manifest = {
         "kind": options.kind,
         "formats": list(options.formats),
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "counts": {split: len(rows) for split, rows in splits.items()},
         "prompts": {split: len(ids) for split, ids in split_prompts.items()},
         "columns": list(next((rows[0] for rows in splits.values() if rows), {}).keys()),
@@ -407,11 +421,12 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
         "aggregation": {
             "rule": options.aggregation,
             "description": "each annotator's latest vote per pair; a response wins with strictly more "
-                           "votes than any other outcome (weighted by annotator quality when 'weighted')",
+            "votes than any other outcome (weighted by annotator quality when 'weighted')",
             "min_annotators": options.min_annotators,
             "excluded_annotators": sorted(options.excluded_annotators),
             "annotator_weights": {str(k): v for k, v in sorted((options.annotator_weights or {}).items())}
-            if options.aggregation == "weighted" else None,
+            if options.aggregation == "weighted"
+            else None,
         },
         "judgments": {
             "count": len(raw.judgments),
@@ -420,8 +435,11 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
             "by_kind": dict(sorted(Counter(j[1] for j in raw.judgments).items())),
             "since_round": options.since_round,
         },
-        "split": {"by": "sha256(seed:prompt content hash)", "test_fraction": options.test_fraction,
-                  "seed": options.seed},
+        "split": {
+            "by": "sha256(seed:prompt content hash)",
+            "test_fraction": options.test_fraction,
+            "seed": options.seed,
+        },
     }
     return splits, manifest
 
@@ -434,10 +452,12 @@ def arrow_schema(kind: str):
     import pyarrow as pa
 
     messages = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-    columns = {"prompt": [("prompt", messages)],
-               "sft": [("prompt", messages), ("completion", messages)],
-               "preference": [("prompt", messages), ("chosen", messages), ("rejected", messages)],
-               "unpaired": [("prompt", messages), ("completion", messages), ("label", pa.bool_())]}[kind]
+    columns = {
+        "prompt": [("prompt", messages)],
+        "sft": [("prompt", messages), ("completion", messages)],
+        "preference": [("prompt", messages), ("chosen", messages), ("rejected", messages)],
+        "unpaired": [("prompt", messages), ("completion", messages), ("label", pa.bool_())],
+    }[kind]
     return pa.schema(columns)
 
 
@@ -476,8 +496,9 @@ def _write(folder: Path, splits: dict[str, list[dict]], manifest: dict[str, Any]
         elif fmt == "hf":
             from datasets import Dataset, DatasetDict
 
-            DatasetDict({split: Dataset(table) for split, table in _tables(splits, manifest["kind"]).items()}
-                        ).save_to_disk(str(folder / "hf"), num_shards={split: 1 for split in splits})
+            DatasetDict(
+                {split: Dataset(table) for split, table in _tables(splits, manifest["kind"]).items()}
+            ).save_to_disk(str(folder / "hf"), num_shards={split: 1 for split in splits})
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
@@ -501,8 +522,7 @@ def load_export(out_dir: str | Path):
     if "parquet" in formats:
         import pyarrow.parquet as pq
 
-        return DatasetDict({split: Dataset(pq.read_table(out_dir / f"{split}.parquet"))
-                            for split in ("train", "test")})
+        return DatasetDict({split: Dataset(pq.read_table(out_dir / f"{split}.parquet")) for split in ("train", "test")})
     splits = {}
     for split in ("train", "test"):
         with open(out_dir / f"{split}.jsonl", encoding="utf-8") as handle:

@@ -96,9 +96,14 @@ def _same_item_twice(parsed: list[_GoldRecord], errors: list[RecordError]) -> No
         earlier = first.setdefault(key, record)
         if earlier is not record and earlier.answer != record.answer:
             field = "choice" if record.kind == "pairwise" else "score"
-            errors.append(RecordError(record.where, field,
-                                      f"{record.answer[field]!r} contradicts {earlier.answer[field]!r} "
-                                      f"given for the same item at {earlier.where}"))
+            errors.append(
+                RecordError(
+                    record.where,
+                    field,
+                    f"{record.answer[field]!r} contradicts {earlier.answer[field]!r} "
+                    f"given for the same item at {earlier.where}",
+                )
+            )
 
 
 def import_gold(path: str | Path, *, url: str | None = None, overlap: int = DEFAULT_OVERLAP) -> ImportReport:
@@ -122,13 +127,28 @@ def import_gold(path: str | Path, *, url: str | None = None, overlap: int = DEFA
             key = (gold.kind, prompt_id, tuple(ids))
             if key in stored:
                 if stored[key] != gold.answer:
-                    errors.append(RecordError(gold.where, "choice" if gold.kind == "pairwise" else "score",
-                                              f"the store already has this gold item with answer {stored[key]}"))
+                    errors.append(
+                        RecordError(
+                            gold.where,
+                            "choice" if gold.kind == "pairwise" else "score",
+                            f"the store already has this gold item with answer {stored[key]}",
+                        )
+                    )
                 report.duplicates += 1
                 continue
             stored[key] = gold.answer
-            rows.append({"kind": gold.kind, "prompt_id": prompt_id, "generation_ids": ids, "overlap": overlap,
-                         "purpose": GOLD, "gold_answer": gold.answer, "priority": 0.0, "created_at": utcnow()})
+            rows.append(
+                {
+                    "kind": gold.kind,
+                    "prompt_id": prompt_id,
+                    "generation_ids": ids,
+                    "overlap": overlap,
+                    "purpose": GOLD,
+                    "gold_answer": gold.answer,
+                    "priority": 0.0,
+                    "created_at": utcnow(),
+                }
+            )
         if errors:
             raise ImportFailed(path, errors)
         if rows:
@@ -139,10 +159,11 @@ def import_gold(path: str | Path, *, url: str | None = None, overlap: int = DEFA
 
 def _stored_gold(session: Session, prompt_ids: set[int]) -> dict[tuple, dict[str, Any]]:
     """(kind, prompt id, generation ids) → answer of the gold items already stored for these prompts."""
-    query = select(AnnotationItem.kind, AnnotationItem.prompt_id, AnnotationItem.generation_ids,
-                   AnnotationItem.gold_answer).where(AnnotationItem.purpose == GOLD)
+    query = select(
+        AnnotationItem.kind, AnnotationItem.prompt_id, AnnotationItem.generation_ids, AnnotationItem.gold_answer
+    ).where(AnnotationItem.purpose == GOLD)
     ordered, found = sorted(prompt_ids), {}
     for start in range(0, len(ordered), _CHUNK):
-        chunk = query.where(AnnotationItem.prompt_id.in_(ordered[start:start + _CHUNK]))
+        chunk = query.where(AnnotationItem.prompt_id.in_(ordered[start : start + _CHUNK]))
         found.update({(kind, prompt_id, tuple(ids)): answer for kind, prompt_id, ids, answer in session.exec(chunk)})
     return found

@@ -59,8 +59,10 @@ class ImportReport:
     users_created: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = (f"{self.path}: {self.records} {self.what} read, {self.created} imported, "
-                f"{self.duplicates} duplicate(s) skipped")
+        text = (
+            f"{self.path}: {self.records} {self.what} read, {self.created} imported, "
+            f"{self.duplicates} duplicate(s) skipped"
+        )
         if self.users_created:
             text += f"; new annotators (no login): {', '.join(self.users_created)}"
         return text
@@ -78,8 +80,9 @@ def _read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise ImportFailed(path, [RecordError(f"{path}:{line}", "encoding",
-                                              f"not UTF-8 (byte 0x{data[error.start]:02x})")]) from None
+        raise ImportFailed(
+            path, [RecordError(f"{path}:{line}", "encoding", f"not UTF-8 (byte 0x{data[error.start]:02x})")]
+        ) from None
 
 
 def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError]]:
@@ -99,12 +102,14 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
                 yield where, RecordError(where, "json", f"expected an object, got {type(record).__name__}")
                 continue
             if "\\ud" in line.lower() and _has_lone_surrogate(record):
-                yield where, RecordError(where, "json", "a \\udXXX escape that is not part of a pair: not valid Unicode")
+                yield (
+                    where,
+                    RecordError(where, "json", "a \\udXXX escape that is not part of a pair: not valid Unicode"),
+                )
                 continue
             yield where, record
     elif suffix in {".csv", ".tsv"}:
-        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""),
-                                delimiter="\t" if suffix == ".tsv" else ",")
+        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), delimiter="\t" if suffix == ".tsv" else ",")
         try:
             for record in reader:
                 where = f"{path}:{reader.line_num}"
@@ -197,8 +202,10 @@ class _Checker:
             responses = [a, b]
         choice = self.record.get("choice")
         if not isinstance(choice, str) or choice not in PAIR_CHOICES:
-            self.fail("choice", f"{choice!r} is not one of {', '.join(PAIR_CHOICES)}" if "choice" in self.record
-                      else "missing")
+            self.fail(
+                "choice",
+                f"{choice!r} is not one of {', '.join(PAIR_CHOICES)}" if "choice" in self.record else "missing",
+            )
         return responses, choice
 
     def score(self) -> Any:
@@ -269,10 +276,20 @@ def _ensure_prompts(session: Session, rows: list[dict[str, Any]]) -> _PromptIds:
     missing = [digest for digest in wanted if digest not in by_hash]
     now = utcnow()
     for start in range(0, len(missing), _CHUNK):
-        chunk = missing[start:start + _CHUNK]
-        session.execute(insert(Prompt), [
-            {"text": wanted[d]["text"], "content_hash": d, "source": wanted[d].get("source"),
-             "tags": wanted[d].get("tags", []), "created_at": now} for d in chunk])
+        chunk = missing[start : start + _CHUNK]
+        session.execute(
+            insert(Prompt),
+            [
+                {
+                    "text": wanted[d]["text"],
+                    "content_hash": d,
+                    "source": wanted[d].get("source"),
+                    "tags": wanted[d].get("tags", []),
+                    "created_at": now,
+                }
+                for d in chunk
+            ],
+        )
     by_hash.update(_existing(session, Prompt.content_hash, Prompt.id, missing))
     return _PromptIds(by_hash=by_hash, created=len(missing))
 
@@ -280,7 +297,7 @@ def _ensure_prompts(session: Session, rows: list[dict[str, Any]]) -> _PromptIds:
 def _existing(session: Session, key_column, id_column, keys: list, *extra_filters) -> dict:
     found: dict = {}
     for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start:start + _CHUNK]
+        chunk = keys[start : start + _CHUNK]
         query = select(key_column, id_column).where(key_column.in_(chunk), *extra_filters)
         found.update(dict(session.execute(query).all()))
     return found
@@ -375,14 +392,25 @@ def import_judgments(path: str | Path, *, url: str | None = None) -> ImportRepor
             known.add(judgment.client_key)
             prompt_id = prompt_ids[content_hash(judgment.prompt)]
             ids = [generation_ids[(prompt_id, content_hash(text))] for text in judgment.responses]
-            rows.append({"kind": judgment.kind, "user_id": users[judgment.annotator], "prompt_id": prompt_id,
-                         "item_id": None, "generation_ids": ids, "payload": judgment.payload,
-                         "shown_order": None, "duration_ms": judgment.duration_ms,
-                         "client_key": judgment.client_key, "source": f"import:{path.name}"[:512],
-                         "created_at": now})
+            rows.append(
+                {
+                    "kind": judgment.kind,
+                    "user_id": users[judgment.annotator],
+                    "prompt_id": prompt_id,
+                    "item_id": None,
+                    "generation_ids": ids,
+                    "payload": judgment.payload,
+                    "shown_order": None,
+                    "duration_ms": judgment.duration_ms,
+                    "client_key": judgment.client_key,
+                    "source": f"import:{path.name}"[:512],
+                    "created_at": now,
+                }
+            )
         for start in range(0, len(rows), _CHUNK * 4):
-            report.created += len(insert_or_ignore(session, Judgment, rows[start:start + _CHUNK * 4],
-                                                   unique=["client_key"]))
+            report.created += len(
+                insert_or_ignore(session, Judgment, rows[start : start + _CHUNK * 4], unique=["client_key"])
+            )
         report.duplicates += len(rows) - report.created
     return report
 
@@ -398,8 +426,9 @@ def _ensure_annotators(session: Session, names: set[str], report: ImportReport) 
     return users
 
 
-def _ensure_generations(session: Session, parsed: list[_ParsedJudgment],
-                        prompt_ids: dict[str, int]) -> dict[tuple[int, str], int]:
+def _ensure_generations(
+    session: Session, parsed: list[_ParsedJudgment], prompt_ids: dict[str, int]
+) -> dict[tuple[int, str], int]:
     """Imported responses become version-less Generations, one per (prompt, text)."""
     wanted: dict[tuple[int, str], str] = {}
     for judgment in parsed:
@@ -410,10 +439,20 @@ def _ensure_generations(session: Session, parsed: list[_ParsedJudgment],
     missing = [key for key in wanted if key not in found]
     now = utcnow()
     for start in range(0, len(missing), _CHUNK * 4):
-        session.execute(insert(Generation), [
-            {"prompt_id": p, "model_version_id": None, "text": wanted[(p, h)], "text_hash": h,
-             "params": {"source": "import"}, "created_at": now}
-            for p, h in missing[start:start + _CHUNK * 4]])
+        session.execute(
+            insert(Generation),
+            [
+                {
+                    "prompt_id": p,
+                    "model_version_id": None,
+                    "text": wanted[(p, h)],
+                    "text_hash": h,
+                    "params": {"source": "import"},
+                    "created_at": now,
+                }
+                for p, h in missing[start : start + _CHUNK * 4]
+            ],
+        )
     if missing:
         found = _generation_ids(session, {prompt_id for prompt_id, _ in wanted})
     return found
@@ -423,9 +462,9 @@ def _generation_ids(session: Session, prompt_ids: set[int]) -> dict[tuple[int, s
     found: dict[tuple[int, str], int] = {}
     ordered = sorted(prompt_ids)
     for start in range(0, len(ordered), _CHUNK):
-        query = (select(Generation.prompt_id, Generation.text_hash, Generation.id)
-                 .where(Generation.prompt_id.in_(ordered[start:start + _CHUNK]),
-                        Generation.model_version_id.is_(None)))
+        query = select(Generation.prompt_id, Generation.text_hash, Generation.id).where(
+            Generation.prompt_id.in_(ordered[start : start + _CHUNK]), Generation.model_version_id.is_(None)
+        )
         for prompt_id, text_hash, generation_id in session.execute(query):
             found.setdefault((prompt_id, text_hash), generation_id)
     return found

@@ -6,7 +6,7 @@ took); aggregation happens at export time so a new rule can re-read old data.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -15,14 +15,14 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def aware(moment: datetime | None) -> datetime | None:
     """`moment` in UTC if it has no zone: SQLite returns the UTC times it stores without one."""
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=timezone.utc)
+    return moment.replace(tzinfo=UTC)
 
 
 PAIR_CHOICES = ("a", "b", "tie", "both_bad")
@@ -170,8 +170,17 @@ _item = AnnotationItem.__table__.c
 _item_open = _item.judged_count < _item.overlap
 # Open items (fewer than `overlap` judges) in serving order, so serving stops at the first free one and
 # counting a kind's open items reads only this index (hence judged_count and overlap at the end).
-Index("ix_annotationitem_open", _item.kind, _item.purpose, _item.priority.desc(), _item.id, _item.judged_count,
-      _item.overlap, sqlite_where=_item_open, postgresql_where=_item_open)
+Index(
+    "ix_annotationitem_open",
+    _item.kind,
+    _item.purpose,
+    _item.priority.desc(),
+    _item.id,
+    _item.judged_count,
+    _item.overlap,
+    sqlite_where=_item_open,
+    postgresql_where=_item_open,
+)
 
 
 class Judgment(SQLModel, table=True):
@@ -182,8 +191,10 @@ class Judgment(SQLModel, table=True):
     is what the annotator saw left-to-right / top-to-bottom.
     """
 
-    __table_args__ = (UniqueConstraint("client_key", name="uq_judgment_client_key"),
-                      Index("ix_judgment_user_id_item_id", "user_id", "item_id"))  # "has this user judged it"
+    __table_args__ = (
+        UniqueConstraint("client_key", name="uq_judgment_client_key"),
+        Index("ix_judgment_user_id_item_id", "user_id", "item_id"),
+    )  # "has this user judged it"
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(index=True, max_length=16)
@@ -202,8 +213,10 @@ class Judgment(SQLModel, table=True):
 class ItemClaim(SQLModel, table=True):
     """An annotator holding a queue item while they work on it, so no more than `overlap` people get it at once."""
 
-    __table_args__ = (UniqueConstraint("item_id", "user_id", name="uq_itemclaim_item_user"),
-                      Index("ix_itemclaim_user_id_expires_at", "user_id", "expires_at"))  # a user's live claims
+    __table_args__ = (
+        UniqueConstraint("item_id", "user_id", name="uq_itemclaim_item_user"),
+        Index("ix_itemclaim_user_id_expires_at", "user_id", "expires_at"),
+    )  # a user's live claims
 
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="annotationitem.id", index=True)

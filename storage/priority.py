@@ -26,8 +26,9 @@ from storage.queue import TRAIN
 SELECTIONS = ("random", "uncertainty", "margin", "disagreement")
 
 _open_train = (AnnotationItem.judged_count < AnnotationItem.overlap, AnnotationItem.purpose == TRAIN)
-_SET = (update(AnnotationItem).where(AnnotationItem.id == bindparam("item_id"))
-        .values(priority=bindparam("new_priority")))
+_SET = (
+    update(AnnotationItem).where(AnnotationItem.id == bindparam("item_id")).values(priority=bindparam("new_priority"))
+)
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,20 @@ class OpenPair:
 
 def open_pairs(session: Session, *, item_ids: set[int] | None = None) -> list[OpenPair]:
     """Open ordinary pairwise items with their texts, for a scorer."""
-    rows = session.exec(select(AnnotationItem.id, AnnotationItem.generation_ids, Prompt.text)
-                        .join(Prompt, Prompt.id == AnnotationItem.prompt_id)
-                        .where(AnnotationItem.kind == JudgmentKind.pairwise.value, *_open_train)
-                        .order_by(AnnotationItem.id)).all()
+    rows = session.exec(
+        select(AnnotationItem.id, AnnotationItem.generation_ids, Prompt.text)
+        .join(Prompt, Prompt.id == AnnotationItem.prompt_id)
+        .where(AnnotationItem.kind == JudgmentKind.pairwise.value, *_open_train)
+        .order_by(AnnotationItem.id)
+    ).all()
     if item_ids is not None:
         rows = [row for row in rows if row[0] in item_ids]
     wanted = {g for _, ids, _ in rows for g in ids}
-    texts = dict(session.exec(select(Generation.id, Generation.text).where(Generation.id.in_(wanted))).all()) \
-        if wanted else {}
+    texts = (
+        dict(session.exec(select(Generation.id, Generation.text).where(Generation.id.in_(wanted))).all())
+        if wanted
+        else {}
+    )
     return [OpenPair(item_id, prompt, texts[ids[0]], texts[ids[1]]) for item_id, ids, prompt in rows]
 
 
@@ -64,10 +70,15 @@ def margin(p_a_wins: float) -> float:
 
 def disagreement_priorities(session: Session) -> dict[int, float]:
     """Per open ordinary pair or rating item with judgments: how much its judges disagree so far (0: not at all)."""
-    rows = session.exec(select(Judgment.item_id, Judgment.kind, Judgment.generation_ids, Judgment.payload)
-                        .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
-                        .where(AnnotationItem.kind.in_([JudgmentKind.pairwise.value, JudgmentKind.rating.value]),
-                               Judgment.kind != JudgmentKind.skip.value, *_open_train)).all()
+    rows = session.exec(
+        select(Judgment.item_id, Judgment.kind, Judgment.generation_ids, Judgment.payload)
+        .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
+        .where(
+            AnnotationItem.kind.in_([JudgmentKind.pairwise.value, JudgmentKind.rating.value]),
+            Judgment.kind != JudgmentKind.skip.value,
+            *_open_train,
+        )
+    ).all()
     votes: dict[int, list] = defaultdict(list)
     for item_id, kind, generation_ids, payload in rows:
         if kind == JudgmentKind.pairwise.value:
@@ -87,12 +98,16 @@ def disagreement_priorities(session: Session) -> dict[int, float]:
 def set_priorities(session: Session, priorities: Mapping[int, float]) -> int:
     """Write many items' priorities in one executemany; returns how many were given."""
     if priorities:
-        session.connection().execute(_SET, [{"item_id": item_id, "new_priority": float(value)}
-                                            for item_id, value in priorities.items()])
+        session.connection().execute(
+            _SET, [{"item_id": item_id, "new_priority": float(value)} for item_id, value in priorities.items()]
+        )
     return len(priorities)
 
 
 def reset_priorities(session: Session) -> int:
     """Every open ordinary item back to priority 0 (queue order)."""
-    return session.connection().execute(update(AnnotationItem).where(*_open_train, AnnotationItem.priority != 0.0)
-                                        .values(priority=0.0)).rowcount
+    return (
+        session.connection()
+        .execute(update(AnnotationItem).where(*_open_train, AnnotationItem.priority != 0.0).values(priority=0.0))
+        .rowcount
+    )

@@ -47,8 +47,12 @@ from storage.models import (
 )
 
 CLAIM_SECONDS = 600
-ITEM_KINDS = (JudgmentKind.rating.value, JudgmentKind.pairwise.value,
-              JudgmentKind.ranking.value, JudgmentKind.correction.value)
+ITEM_KINDS = (
+    JudgmentKind.rating.value,
+    JudgmentKind.pairwise.value,
+    JudgmentKind.ranking.value,
+    JudgmentKind.correction.value,
+)
 _MIN_GENERATIONS = {"rating": 1, "correction": 1, "pairwise": 2, "ranking": 3}
 RANKING_SIZE = 4
 TRAIN, GOLD, SWAP_CHECK = "train", "gold", "swap_check"
@@ -58,11 +62,13 @@ SWAP_CANDIDATES = 50
 # --- filling the queue ----------------------------------------------------------------
 
 
-def _generations_by_prompt(session: Session, *, version_id: int | None,
-                           prompt_ids: Iterable[int] | None) -> dict[int, list[int]]:
+def _generations_by_prompt(
+    session: Session, *, version_id: int | None, prompt_ids: Iterable[int] | None
+) -> dict[int, list[int]]:
     query = select(Generation.prompt_id, Generation.id).order_by(Generation.prompt_id, Generation.id)
-    query = query.where(Generation.model_version_id == version_id if version_id is not None
-                        else Generation.model_version_id.is_(None))
+    query = query.where(
+        Generation.model_version_id == version_id if version_id is not None else Generation.model_version_id.is_(None)
+    )
     if prompt_ids is not None:
         query = query.where(Generation.prompt_id.in_(list(prompt_ids)))
     grouped: dict[int, list[int]] = {}
@@ -72,8 +78,11 @@ def _generations_by_prompt(session: Session, *, version_id: int | None,
 
 
 def _queued_generation_ids(session: Session, *, kind: str, prompt_ids: Iterable[int]) -> set[int]:
-    rows = session.exec(select(AnnotationItem.generation_ids).where(
-        AnnotationItem.kind == kind, AnnotationItem.prompt_id.in_(list(prompt_ids)))).all()
+    rows = session.exec(
+        select(AnnotationItem.generation_ids).where(
+            AnnotationItem.kind == kind, AnnotationItem.prompt_id.in_(list(prompt_ids))
+        )
+    ).all()
     return {generation_id for ids in rows for generation_id in ids}
 
 
@@ -81,14 +90,21 @@ def _groups(kind: str, generation_ids: list[int]) -> list[list[int]]:
     if kind in ("rating", "correction"):
         return [[g] for g in generation_ids]
     if kind == "pairwise":
-        return [generation_ids[i:i + 2] for i in range(0, len(generation_ids) - 1, 2)]
-    chunks = [generation_ids[i:i + RANKING_SIZE] for i in range(0, len(generation_ids), RANKING_SIZE)]
+        return [generation_ids[i : i + 2] for i in range(0, len(generation_ids) - 1, 2)]
+    chunks = [generation_ids[i : i + RANKING_SIZE] for i in range(0, len(generation_ids), RANKING_SIZE)]
     return [chunk for chunk in chunks if len(chunk) >= _MIN_GENERATIONS["ranking"]]
 
 
-def enqueue(session: Session, *, kind: str, version_id: int | None, overlap: int,
-            prompt_ids: Iterable[int] | None = None, priority: float = 0.0,
-            purpose: str = "train") -> list[AnnotationItem]:
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    version_id: int | None,
+    overlap: int,
+    prompt_ids: Iterable[int] | None = None,
+    priority: float = 0.0,
+    purpose: str = "train",
+) -> list[AnnotationItem]:
     """Queue items of `kind` from a version's generations that are not queued for that kind yet.
 
     Ratings and corrections take one response each, pairs two, rankings 3–4.
@@ -103,21 +119,40 @@ def enqueue(session: Session, *, kind: str, version_id: int | None, overlap: int
     for prompt_id, generation_ids in grouped.items():
         fresh = [g for g in generation_ids if g not in queued]
         for group in _groups(kind, fresh):
-            items.append(AnnotationItem(kind=kind, prompt_id=prompt_id, generation_ids=group,
-                                        overlap=overlap, priority=priority, purpose=purpose))
+            items.append(
+                AnnotationItem(
+                    kind=kind,
+                    prompt_id=prompt_id,
+                    generation_ids=group,
+                    overlap=overlap,
+                    priority=priority,
+                    purpose=purpose,
+                )
+            )
     session.add_all(items)
     session.flush()
     return items
 
 
-def enqueue_pairs(session: Session, *, prompt_ids: Iterable[int] | None, version_id: int | None,
-                  overlap: int, priority: float = 0.0) -> int:
-    return len(enqueue(session, kind="pairwise", prompt_ids=prompt_ids, version_id=version_id,
-                       overlap=overlap, priority=priority))
+def enqueue_pairs(
+    session: Session, *, prompt_ids: Iterable[int] | None, version_id: int | None, overlap: int, priority: float = 0.0
+) -> int:
+    return len(
+        enqueue(
+            session, kind="pairwise", prompt_ids=prompt_ids, version_id=version_id, overlap=overlap, priority=priority
+        )
+    )
 
 
-def enqueue_mix(session: Session, *, version_id: int | None, overlap: int, mix: dict[str, float],
-                prompt_ids: Iterable[int] | None = None, priority: float = 0.0) -> dict[str, int]:
+def enqueue_mix(
+    session: Session,
+    *,
+    version_id: int | None,
+    overlap: int,
+    mix: dict[str, float],
+    prompt_ids: Iterable[int] | None = None,
+    priority: float = 0.0,
+) -> dict[str, int]:
     """Spread a version's new generations over the kinds so item counts follow `mix`, prompt by prompt.
 
     A prompt goes to the kind furthest behind its share among those its number
@@ -137,8 +172,9 @@ def enqueue_mix(session: Session, *, version_id: int | None, overlap: int, mix: 
             continue
         total = sum(counts.values()) + 1
         kind = min(possible, key=lambda k: (counts[k] / total - weights[k], ITEM_KINDS.index(k)))
-        made = enqueue(session, kind=kind, version_id=version_id, overlap=overlap,
-                       prompt_ids=[prompt_id], priority=priority)
+        made = enqueue(
+            session, kind=kind, version_id=version_id, overlap=overlap, prompt_ids=[prompt_id], priority=priority
+        )
         counts[kind] += len(made)
     return counts
 
@@ -150,72 +186,121 @@ def enqueue_mix(session: Session, *, version_id: int | None, overlap: int, mix: 
 _USER, _KIND, _ITEM = bindparam("user_id"), bindparam("kind"), bindparam("item_id")
 _NOW = bindparam("now", type_=ItemClaim.__table__.c.expires_at.type)
 _judged_by_user = exists().where(Judgment.user_id == _USER, Judgment.item_id == AnnotationItem.id)
-_held_by_others = (select(func.count(ItemClaim.id))
-                   .where(ItemClaim.item_id == AnnotationItem.id, ItemClaim.user_id != _USER, ItemClaim.expires_at > _NOW)
-                   .scalar_subquery())
+_held_by_others = (
+    select(func.count(ItemClaim.id))
+    .where(ItemClaim.item_id == AnnotationItem.id, ItemClaim.user_id != _USER, ItemClaim.expires_at > _NOW)
+    .scalar_subquery()
+)
 _still_open = AnnotationItem.judged_count < AnnotationItem.overlap  # the predicate of ix_annotationitem_open
 _open_to_user = and_(AnnotationItem.kind == _KIND, _still_open, ~_judged_by_user)
-_ITEM_COLUMNS = (AnnotationItem.id, AnnotationItem.kind, AnnotationItem.prompt_id, AnnotationItem.generation_ids,
-                 AnnotationItem.overlap, AnnotationItem.purpose)
+_ITEM_COLUMNS = (
+    AnnotationItem.id,
+    AnnotationItem.kind,
+    AnnotationItem.prompt_id,
+    AnnotationItem.generation_ids,
+    AnnotationItem.overlap,
+    AnnotationItem.purpose,
+)
 _free = AnnotationItem.judged_count + _held_by_others < AnnotationItem.overlap
 _SERVING_ORDER = (AnnotationItem.priority.desc(), AnnotationItem.id)
 
 
 def _first_open(*conditions) -> Select:
     """The first item open to the user in serving order among those meeting `conditions` (priority last, to merge)."""
-    return (select(*_ITEM_COLUMNS, AnnotationItem.priority).where(_open_to_user, *conditions)
-            .order_by(*_SERVING_ORDER).limit(1))
+    return (
+        select(*_ITEM_COLUMNS, AnnotationItem.priority)
+        .where(_open_to_user, *conditions)
+        .order_by(*_SERVING_ORDER)
+        .limit(1)
+    )
 
 
 # Each statement below walks an index in serving order and stops at its first row: the user's live
 # claims (ix_itemclaim_user_id_expires_at), open items of one purpose (ix_annotationitem_open), the
 # items assigned to the user (ix_annotationitem_assigned_user_id). "Ordinary" work is purpose train
 # or assigned to the user, and its best item is the better of the two branches' first rows.
-_MY_CLAIM = (_first_open(ItemClaim.user_id == _USER, ItemClaim.expires_at > _NOW)
-             .join_from(ItemClaim, AnnotationItem, AnnotationItem.id == ItemClaim.item_id))
-_ordinary = union_all(*(select(branch) for branch in (
-    _first_open(AnnotationItem.purpose == TRAIN, _free).subquery("train"),
-    _first_open(AnnotationItem.assigned_user_id == _USER, _free).subquery("assigned"))))
+_MY_CLAIM = _first_open(ItemClaim.user_id == _USER, ItemClaim.expires_at > _NOW).join_from(
+    ItemClaim, AnnotationItem, AnnotationItem.id == ItemClaim.item_id
+)
+_ordinary = union_all(
+    *(
+        select(branch)
+        for branch in (
+            _first_open(AnnotationItem.purpose == TRAIN, _free).subquery("train"),
+            _first_open(AnnotationItem.assigned_user_id == _USER, _free).subquery("assigned"),
+        )
+    )
+)
 _NEXT = _ordinary.order_by(_ordinary.selected_columns.priority.desc(), _ordinary.selected_columns.id).limit(1)
 _NEXT_GOLD = _first_open(AnnotationItem.purpose == GOLD, _free)
 _checked = aliased(AnnotationItem)
-_gap_bound = (select(Judgment.id).where(Judgment.user_id == _USER, Judgment.kind == JudgmentKind.pairwise.value)
-              .order_by(Judgment.id.desc()).offset(bindparam("swap_gap")).limit(1).scalar_subquery())
-_SWAP_SOURCES = (select(Judgment.id, Judgment.prompt_id, Judgment.shown_order)
-                 .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
-                 .where(Judgment.user_id == _USER, Judgment.kind == JudgmentKind.pairwise.value,
-                        AnnotationItem.purpose == TRAIN, Judgment.id <= _gap_bound,
-                        ~exists().where(_checked.source_judgment_id == Judgment.id))
-                 .order_by(Judgment.id.desc()).limit(SWAP_CANDIDATES))
+_gap_bound = (
+    select(Judgment.id)
+    .where(Judgment.user_id == _USER, Judgment.kind == JudgmentKind.pairwise.value)
+    .order_by(Judgment.id.desc())
+    .offset(bindparam("swap_gap"))
+    .limit(1)
+    .scalar_subquery()
+)
+_SWAP_SOURCES = (
+    select(Judgment.id, Judgment.prompt_id, Judgment.shown_order)
+    .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
+    .where(
+        Judgment.user_id == _USER,
+        Judgment.kind == JudgmentKind.pairwise.value,
+        AnnotationItem.purpose == TRAIN,
+        Judgment.id <= _gap_bound,
+        ~exists().where(_checked.source_judgment_id == Judgment.id),
+    )
+    .order_by(Judgment.id.desc())
+    .limit(SWAP_CANDIDATES)
+)
 # Remaining = open train items of the kind (counted in ix_annotationitem_open alone) + open items assigned
 # to the user for another purpose and not judged by them - open train items they judged. The last term,
 # like done and skipped, comes from the user's own judgments; only the first grows with the queue, and it
 # reads nothing but the index.
-_open_train = (select(func.count()).select_from(AnnotationItem)
-               .where(AnnotationItem.kind == _KIND, AnnotationItem.purpose == TRAIN, _still_open).scalar_subquery())
-_open_assigned = (select(func.count()).select_from(AnnotationItem)
-                  .where(_open_to_user, AnnotationItem.assigned_user_id == _USER, AnnotationItem.purpose != TRAIN)
-                  .scalar_subquery())
+_open_train = (
+    select(func.count())
+    .select_from(AnnotationItem)
+    .where(AnnotationItem.kind == _KIND, AnnotationItem.purpose == TRAIN, _still_open)
+    .scalar_subquery()
+)
+_open_assigned = (
+    select(func.count())
+    .select_from(AnnotationItem)
+    .where(_open_to_user, AnnotationItem.assigned_user_id == _USER, AnnotationItem.purpose != TRAIN)
+    .scalar_subquery()
+)
 _judged_open_train = func.count(distinct(case((and_(_still_open, AnnotationItem.purpose == TRAIN), AnnotationItem.id))))
-_PROGRESS = (select(func.count().filter(Judgment.kind != JudgmentKind.skip.value),
-                    func.count().filter(Judgment.kind == JudgmentKind.skip.value),
-                    _open_train + _open_assigned - _judged_open_train)
-             .select_from(Judgment).join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
-             .where(Judgment.user_id == _USER, AnnotationItem.kind == _KIND))
+_PROGRESS = (
+    select(
+        func.count().filter(Judgment.kind != JudgmentKind.skip.value),
+        func.count().filter(Judgment.kind == JudgmentKind.skip.value),
+        _open_train + _open_assigned - _judged_open_train,
+    )
+    .select_from(Judgment)
+    .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
+    .where(Judgment.user_id == _USER, AnnotationItem.kind == _KIND)
+)
 _KEY = bindparam("client_key")
 _BY_KEY = select(Judgment.id, Judgment.user_id, Judgment.item_id).where(Judgment.client_key == _KEY)
-_EARLIER = (select(Judgment.id, Judgment.user_id, Judgment.item_id, Judgment.client_key == _KEY)
-            .where(or_(Judgment.client_key == _KEY, and_(Judgment.item_id == _ITEM, Judgment.user_id == _USER))))
-_TAKE_SLOT = (update(AnnotationItem).where(AnnotationItem.id == _ITEM, AnnotationItem.judged_count < AnnotationItem.overlap)
-              .values(judged_count=AnnotationItem.judged_count + 1))
+_EARLIER = select(Judgment.id, Judgment.user_id, Judgment.item_id, Judgment.client_key == _KEY).where(
+    or_(Judgment.client_key == _KEY, and_(Judgment.item_id == _ITEM, Judgment.user_id == _USER))
+)
+_TAKE_SLOT = (
+    update(AnnotationItem)
+    .where(AnnotationItem.id == _ITEM, AnnotationItem.judged_count < AnnotationItem.overlap)
+    .values(judged_count=AnnotationItem.judged_count + 1)
+)
 _RELEASE = delete(ItemClaim).where(ItemClaim.item_id == _ITEM, ItemClaim.user_id == _USER)
 
 
 def _upsert_claim(session: Session, *, item_id: int, user_id: int, expires_at: datetime) -> None:
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = insert(ItemClaim).values(item_id=item_id, user_id=user_id, expires_at=expires_at)
-    session.execute(statement.on_conflict_do_update(index_elements=["item_id", "user_id"],
-                                                    set_={"expires_at": expires_at}))
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["item_id", "user_id"], set_={"expires_at": expires_at})
+    )
 
 
 @dataclass(frozen=True)
@@ -260,8 +345,9 @@ def _item_row(session: Session, item_id: int) -> QueuedItem | None:
     return QueuedItem(*row) if row is not None else None
 
 
-def next_item(session: Session, *, user_id: int, kind: str, now: datetime | None = None,
-              extras: Extras = NO_EXTRAS) -> QueuedItem | None:
+def next_item(
+    session: Session, *, user_id: int, kind: str, now: datetime | None = None, extras: Extras = NO_EXTRAS
+) -> QueuedItem | None:
     """The next item of `kind` for this user, claimed for CLAIM_SECONDS; their own live claim comes first.
 
     Open means: fewer than `overlap` distinct users judged it, counting live
@@ -296,14 +382,23 @@ def _extra(session: Session, params: dict, extras: Extras) -> QueuedItem | None:
 
 def _new_swap_check(session: Session, *, user_id: int, gap: int, rng: random.Random) -> QueuedItem | None:
     """A new one-slot item for this user alone: one of their older pairs, with the sides they saw swapped."""
-    sources = [row for row in session.execute(_SWAP_SOURCES, {"user_id": user_id, "swap_gap": gap}).all()
-               if row.shown_order and len(row.shown_order) == 2]
+    sources = [
+        row
+        for row in session.execute(_SWAP_SOURCES, {"user_id": user_id, "swap_gap": gap}).all()
+        if row.shown_order and len(row.shown_order) == 2
+    ]
     if not sources:
         return None
     source = rng.choice(sources)
-    item = AnnotationItem(kind=JudgmentKind.pairwise.value, prompt_id=source.prompt_id,
-                          generation_ids=list(reversed(source.shown_order)), overlap=1, purpose=SWAP_CHECK,
-                          assigned_user_id=user_id, source_judgment_id=source.id)
+    item = AnnotationItem(
+        kind=JudgmentKind.pairwise.value,
+        prompt_id=source.prompt_id,
+        generation_ids=list(reversed(source.shown_order)),
+        overlap=1,
+        purpose=SWAP_CHECK,
+        assigned_user_id=user_id,
+        source_judgment_id=source.id,
+    )
     session.add(item)
     session.flush()
     return QueuedItem(item.id, item.kind, item.prompt_id, list(item.generation_ids), item.overlap, item.purpose)
@@ -311,9 +406,11 @@ def _new_swap_check(session: Session, *, user_id: int, gap: int, rng: random.Ran
 
 def open_count(session: Session) -> int:
     """Ordinary items that still want judgments (fewer than `overlap` judges); gold and swap checks are extras."""
-    return session.exec(select(func.count()).select_from(AnnotationItem)
-                        .where(AnnotationItem.judged_count < AnnotationItem.overlap,
-                               AnnotationItem.purpose == TRAIN)).one()
+    return session.exec(
+        select(func.count())
+        .select_from(AnnotationItem)
+        .where(AnnotationItem.judged_count < AnnotationItem.overlap, AnnotationItem.purpose == TRAIN)
+    ).one()
 
 
 @dataclass(frozen=True)
@@ -361,26 +458,56 @@ def _earlier(session: Session, *, client_key: str, user_id: int, item_id: int) -
     return None
 
 
-def _insert_judgment(session: Session, *, item: QueuedItem, kind: str, user_id: int, generation_ids: Sequence[int],
-                     payload: dict[str, Any], client_key: str, shown_order: Sequence[int] | None,
-                     duration_ms: int | None) -> tuple[int, bool]:
+def _insert_judgment(
+    session: Session,
+    *,
+    item: QueuedItem,
+    kind: str,
+    user_id: int,
+    generation_ids: Sequence[int],
+    payload: dict[str, Any],
+    client_key: str,
+    shown_order: Sequence[int] | None,
+    duration_ms: int | None,
+) -> tuple[int, bool]:
     """One INSERT that a concurrent request with the same client key cannot duplicate."""
     validate_judgment_payload(kind, generation_ids, payload)
     check_client_key(client_key)
-    created = insert_or_ignore(session, Judgment, dict(
-        kind=kind, user_id=user_id, prompt_id=item.prompt_id, item_id=item.id, generation_ids=list(generation_ids),
-        payload=payload, shown_order=list(shown_order) if shown_order is not None else None,
-        duration_ms=duration_ms, client_key=client_key, source="app", created_at=utcnow(),
-    ), unique=["client_key"])
+    created = insert_or_ignore(
+        session,
+        Judgment,
+        dict(
+            kind=kind,
+            user_id=user_id,
+            prompt_id=item.prompt_id,
+            item_id=item.id,
+            generation_ids=list(generation_ids),
+            payload=payload,
+            shown_order=list(shown_order) if shown_order is not None else None,
+            duration_ms=duration_ms,
+            client_key=client_key,
+            source="app",
+            created_at=utcnow(),
+        ),
+        unique=["client_key"],
+    )
     if not created:
         return _repeat(session, client_key=client_key, user_id=user_id, item_id=item.id), False
     session.execute(_RELEASE, {"item_id": item.id, "user_id": user_id})
     return created[0], True
 
 
-def submit(session: Session, *, item_id: int, user_id: int, generation_ids: Sequence[int],
-           payload: dict[str, Any], client_key: str, shown_order: Sequence[int] | None = None,
-           duration_ms: int | None = None) -> tuple[int, bool]:
+def submit(
+    session: Session,
+    *,
+    item_id: int,
+    user_id: int,
+    generation_ids: Sequence[int],
+    payload: dict[str, Any],
+    client_key: str,
+    shown_order: Sequence[int] | None = None,
+    duration_ms: int | None = None,
+) -> tuple[int, bool]:
     """Store one user's judgment of a queue item: (judgment id, created); a repeated `client_key` gives False.
 
     Refuses a second judgment of the same item by the same user, responses that
@@ -396,12 +523,29 @@ def submit(session: Session, *, item_id: int, user_id: int, generation_ids: Sequ
         raise StoreError(f"generation_ids: {list(generation_ids)} are not item {item_id}'s responses")
     if session.execute(_TAKE_SLOT, {"item_id": item_id}).rowcount != 1:
         raise StoreError(f"item: {item_id} already has its {item.overlap} judgments")
-    return _insert_judgment(session, item=item, kind=item.kind, user_id=user_id, generation_ids=generation_ids,
-                            payload=payload, client_key=client_key, shown_order=shown_order, duration_ms=duration_ms)
+    return _insert_judgment(
+        session,
+        item=item,
+        kind=item.kind,
+        user_id=user_id,
+        generation_ids=generation_ids,
+        payload=payload,
+        client_key=client_key,
+        shown_order=shown_order,
+        duration_ms=duration_ms,
+    )
 
 
-def skip(session: Session, *, item_id: int, user_id: int, reason: str, client_key: str,
-         shown_order: Sequence[int] | None = None, duration_ms: int | None = None) -> tuple[int, bool]:
+def skip(
+    session: Session,
+    *,
+    item_id: int,
+    user_id: int,
+    reason: str,
+    client_key: str,
+    shown_order: Sequence[int] | None = None,
+    duration_ms: int | None = None,
+) -> tuple[int, bool]:
     """Take an item out of this user's queue, keeping the reason (it fills no overlap slot)."""
     if not reason or not reason.strip():
         raise StoreError("reason: say why you skip")
@@ -409,15 +553,28 @@ def skip(session: Session, *, item_id: int, user_id: int, reason: str, client_ke
     if existing is not None:
         return existing, False
     item = _require_item(session, item_id)
-    return _insert_judgment(session, item=item, kind=JudgmentKind.skip.value, user_id=user_id,
-                            generation_ids=item.generation_ids, payload={"reason": reason.strip()},
-                            client_key=client_key, shown_order=shown_order, duration_ms=duration_ms)
+    return _insert_judgment(
+        session,
+        item=item,
+        kind=JudgmentKind.skip.value,
+        user_id=user_id,
+        generation_ids=item.generation_ids,
+        payload={"reason": reason.strip()},
+        client_key=client_key,
+        shown_order=shown_order,
+        duration_ms=duration_ms,
+    )
 
 
 def item_judges(session: Session, *, item_id: int) -> list[int]:
     """The distinct users who judged an item (skips not counted)."""
-    return list(session.exec(select(Judgment.user_id).distinct().where(
-        Judgment.item_id == item_id, Judgment.kind != JudgmentKind.skip.value)).all())
+    return list(
+        session.exec(
+            select(Judgment.user_id)
+            .distinct()
+            .where(Judgment.item_id == item_id, Judgment.kind != JudgmentKind.skip.value)
+        ).all()
+    )
 
 
 _TEXTS = union_all(

@@ -28,37 +28,50 @@ class SideBySide:
 def versions_with_responses(session: Session) -> list[ModelVersion]:
     """Versions that have at least one stored response, oldest first."""
     with_responses = select(Generation.model_version_id).where(Generation.model_version_id.is_not(None)).distinct()
-    return list(session.exec(select(ModelVersion).where(ModelVersion.id.in_(with_responses))
-                             .order_by(ModelVersion.id)).all())
+    return list(
+        session.exec(select(ModelVersion).where(ModelVersion.id.in_(with_responses)).order_by(ModelVersion.id)).all()
+    )
 
 
 def _shared_prompts(session: Session, version_ids: Sequence[int]) -> list[int]:
-    query = (select(Generation.prompt_id).where(Generation.model_version_id.in_(list(version_ids)))
-             .group_by(Generation.prompt_id)
-             .having(func.count(func.distinct(Generation.model_version_id)) == len(set(version_ids)))
-             .order_by(Generation.prompt_id))
+    query = (
+        select(Generation.prompt_id)
+        .where(Generation.model_version_id.in_(list(version_ids)))
+        .group_by(Generation.prompt_id)
+        .having(func.count(func.distinct(Generation.model_version_id)) == len(set(version_ids)))
+        .order_by(Generation.prompt_id)
+    )
     return list(session.exec(query).all())
 
 
-def side_by_side(session: Session, *, left_version_id: int, right_version_id: int,
-                 limit: int = 20) -> list[SideBySide]:
+def side_by_side(session: Session, *, left_version_id: int, right_version_id: int, limit: int = 20) -> list[SideBySide]:
     """Prompts both versions answered, with each version's responses."""
     prompt_ids = _shared_prompts(session, [left_version_id, right_version_id])[:limit]
-    rows = session.exec(select(Generation).where(
-        Generation.prompt_id.in_(prompt_ids),
-        Generation.model_version_id.in_([left_version_id, right_version_id])).order_by(Generation.id)).all()
+    rows = session.exec(
+        select(Generation)
+        .where(
+            Generation.prompt_id.in_(prompt_ids), Generation.model_version_id.in_([left_version_id, right_version_id])
+        )
+        .order_by(Generation.id)
+    ).all()
     texts = {pid: text for pid, text in session.exec(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids)))}
     out = []
     for pid in prompt_ids:
         mine = [g for g in rows if g.prompt_id == pid]
-        out.append(SideBySide(prompt_id=pid, prompt=texts[pid],
-                              left=[g.text for g in mine if g.model_version_id == left_version_id],
-                              right=[g.text for g in mine if g.model_version_id == right_version_id]))
+        out.append(
+            SideBySide(
+                prompt_id=pid,
+                prompt=texts[pid],
+                left=[g.text for g in mine if g.model_version_id == left_version_id],
+                right=[g.text for g in mine if g.model_version_id == right_version_id],
+            )
+        )
     return out
 
 
-def blind_pair(session: Session, *, version_a_id: int, version_b_id: int,
-               rng: random.Random) -> tuple[Prompt, Generation, Generation] | None:
+def blind_pair(
+    session: Session, *, version_a_id: int, version_b_id: int, rng: random.Random
+) -> tuple[Prompt, Generation, Generation] | None:
     """A random prompt both versions answered, with one response from each (a from version a)."""
     if version_a_id == version_b_id:
         raise StoreError("versions: pick two different versions to compare")
@@ -68,14 +81,23 @@ def blind_pair(session: Session, *, version_a_id: int, version_b_id: int,
     prompt_id = rng.choice(prompt_ids)
     pick = []
     for version_id in (version_a_id, version_b_id):
-        options = session.exec(select(Generation).where(Generation.prompt_id == prompt_id,
-                                                        Generation.model_version_id == version_id)).all()
+        options = session.exec(
+            select(Generation).where(Generation.prompt_id == prompt_id, Generation.model_version_id == version_id)
+        ).all()
         pick.append(rng.choice(list(options)))
     return session.get(Prompt, prompt_id), pick[0], pick[1]
 
 
-def add_blind_vote(session: Session, *, user_id: int, generation_a_id: int, generation_b_id: int,
-                   shown_order: Sequence[int], choice: str, client_key: str) -> tuple[BlindVote, bool]:
+def add_blind_vote(
+    session: Session,
+    *,
+    user_id: int,
+    generation_a_id: int,
+    generation_b_id: int,
+    shown_order: Sequence[int],
+    choice: str,
+    client_key: str,
+) -> tuple[BlindVote, bool]:
     """Store one blind vote; a repeated `client_key` returns the stored vote and False."""
     if choice not in PAIR_CHOICES:
         raise StoreError(f"choice: {choice!r} is not one of {', '.join(PAIR_CHOICES)}")
@@ -85,10 +107,22 @@ def add_blind_vote(session: Session, *, user_id: int, generation_a_id: int, gene
         raise StoreError("generations: a blind vote needs two responses to the same prompt")
     if a.model_version_id is None or b.model_version_id is None or a.model_version_id == b.model_version_id:
         raise StoreError("generations: a blind vote compares responses of two different versions")
-    created = insert_or_ignore(session, BlindVote, dict(
-        user_id=user_id, prompt_id=a.prompt_id, version_a_id=a.model_version_id, version_b_id=b.model_version_id,
-        generation_a_id=a.id, generation_b_id=b.id, shown_order=list(shown_order), choice=choice,
-        client_key=client_key), unique=["client_key"])
+    created = insert_or_ignore(
+        session,
+        BlindVote,
+        dict(
+            user_id=user_id,
+            prompt_id=a.prompt_id,
+            version_a_id=a.model_version_id,
+            version_b_id=b.model_version_id,
+            generation_a_id=a.id,
+            generation_b_id=b.id,
+            shown_order=list(shown_order),
+            choice=choice,
+            client_key=client_key,
+        ),
+        unique=["client_key"],
+    )
     if created:
         return session.get(BlindVote, created[0]), True
     return session.exec(select(BlindVote).where(BlindVote.client_key == client_key)).one(), False
@@ -98,8 +132,9 @@ def blind_outcomes(session: Session) -> list[tuple[str, str]]:
     """(winner, loser) version names of every decisive blind vote; ties and both-bad are left out."""
     names = dict(session.exec(select(ModelVersion.id, ModelVersion.name)).all())
     outcomes = []
-    for a, b, choice in session.exec(select(BlindVote.version_a_id, BlindVote.version_b_id, BlindVote.choice)
-                                     .order_by(BlindVote.id)):
+    for a, b, choice in session.exec(
+        select(BlindVote.version_a_id, BlindVote.version_b_id, BlindVote.choice).order_by(BlindVote.id)
+    ):
         if choice == "a":
             outcomes.append((names[a], names[b]))
         elif choice == "b":

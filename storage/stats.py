@@ -29,13 +29,25 @@ def last_snapshot_round(session: Session) -> Round | None:
 
 def data_summary(session: Session) -> DataSummary:
     by_kind = dict(session.exec(select(Judgment.kind, func.count()).group_by(Judgment.kind)).all())
-    by_annotator = dict(session.exec(
-        select(User.username, func.count()).join(Judgment, Judgment.user_id == User.id)
-        .where(Judgment.kind != "skip").group_by(User.username).order_by(User.username)).all())
+    by_annotator = dict(
+        session.exec(
+            select(User.username, func.count())
+            .join(Judgment, Judgment.user_id == User.id)
+            .where(Judgment.kind != "skip")
+            .group_by(User.username)
+            .order_by(User.username)
+        ).all()
+    )
     last = last_snapshot_round(session)
     bound = int(last.data_snapshot["max_judgment_id"] or 0) if last else 0
-    new = session.exec(select(func.count()).select_from(Judgment)
-                       .where(Judgment.id > bound, Judgment.kind != "skip")).one()
+    new = session.exec(
+        select(func.count()).select_from(Judgment).where(Judgment.id > bound, Judgment.kind != "skip")
+    ).one()
     items = session.exec(select(func.count()).select_from(AnnotationItem)).one()
-    return DataSummary(by_kind=by_kind, by_annotator=by_annotator, since_last_round=new,
-                       last_round_id=last.id if last else None, queue_items=items)
+    return DataSummary(
+        by_kind=by_kind,
+        by_annotator=by_annotator,
+        since_last_round=new,
+        last_round_id=last.id if last else None,
+        queue_items=items,
+    )

@@ -63,8 +63,16 @@ def key_lines(node, prefix: str = "") -> dict[str, int]:
     return lines
 
 
-def validate(model: type[BaseModel], raw: Any, *, path: str, lines: Mapping[str, int] | None = None,
-             line: int | None = None, prefix: str = "", context: dict | None = None):
+def validate(
+    model: type[BaseModel],
+    raw: Any,
+    *,
+    path: str,
+    lines: Mapping[str, int] | None = None,
+    line: int | None = None,
+    prefix: str = "",
+    context: dict | None = None,
+):
     """`model` built from `raw`, or a ConfigError naming every problem (`line`: one record's line in its file)."""
     try:
         return model.model_validate(raw, context=context)
@@ -72,8 +80,15 @@ def validate(model: type[BaseModel], raw: Any, *, path: str, lines: Mapping[str,
         raise ConfigError(problems(error, model=model, path=path, lines=lines, line=line, prefix=prefix)) from None
 
 
-def problems(error: ValidationError, *, model: type | None, path: str, lines: Mapping[str, int] | None = None,
-             line: int | None = None, prefix: str = "") -> list[str]:
+def problems(
+    error: ValidationError,
+    *,
+    model: type | None,
+    path: str,
+    lines: Mapping[str, int] | None = None,
+    line: int | None = None,
+    prefix: str = "",
+) -> list[str]:
     """One `FILE: key: problem (line N)` per pydantic error (`FILE:LINE: key: problem` for a record)."""
     out = []
     for key, message in located(error, model=model, prefix=prefix):
@@ -114,7 +129,7 @@ def describe(item: dict, model: type | None, loc: list[str]) -> str:
         return "missing"
     message = item["msg"]
     if message.startswith("Value error, "):
-        return message[len("Value error, "):]
+        return message[len("Value error, ") :]
     if kind in ("literal_error", "enum"):
         expected = item.get("ctx", {}).get("expected", "")
         return f"{shown(value)} is not one of {expected.replace(chr(39), '')}"
@@ -142,8 +157,7 @@ def _inner_model(annotation: Any, part: str):
         return typing.get_args(annotation)[0]
     model = _as_model(annotation)
     if model is not None:
-        field = model.model_fields.get(part) or next(
-            (f for f in model.model_fields.values() if f.alias == part), None)
+        field = model.model_fields.get(part) or next((f for f in model.model_fields.values() if f.alias == part), None)
         return field.annotation if field is not None else None
     return None
 

@@ -28,8 +28,12 @@ RULES = (
     Rule("configs", "rlhf", "configs are data"),
     Rule("configs", "storage", "configs are data"),
     Rule("configs", "feedback_app", "configs are data"),
-    Rule("rlhf", "feedback_app", "training, models and quality never depend on the UI",
-         allowed_in=("rlhf.cli", "rlhf.demo")),
+    Rule(
+        "rlhf",
+        "feedback_app",
+        "training, models and quality never depend on the UI",
+        allowed_in=("rlhf.cli", "rlhf.demo"),
+    ),
     Rule("feedback_app", "rlhf.training.recipe", "the app controls rounds as jobs (rlhf.jobs), never runs the recipe"),
     Rule("feedback_app", "rlhf.training.stages", "the app never builds trainers"),
     Rule("feedback_app", "trl", "the app never builds trainers"),
@@ -78,8 +82,11 @@ def violations(root: Path) -> list[str]:
             importer = module_name(path, root)
             for imported, line in imported_modules(path, root):
                 for rule in RULES:
-                    if (within(importer, rule.importer) and within(imported, rule.forbidden)
-                            and not any(within(importer, allowed) for allowed in rule.allowed_in)):
+                    if (
+                        within(importer, rule.importer)
+                        and within(imported, rule.forbidden)
+                        and not any(within(importer, allowed) for allowed in rule.allowed_in)
+                    ):
                         out.append(f"{path.relative_to(root)}:{line}: {importer} imports {imported}: {rule.why}")
     return sorted(set(out))
 

@@ -14,4 +14,4 @@ class TabView:
     tab: Any
     capability: str
     outputs: list
-    fill: Callable[..., list]            # fill(user) -> values for outputs; callers check the role first
+    fill: Callable[..., list]  # fill(user) -> values for outputs; callers check the role first

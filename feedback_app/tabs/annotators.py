@@ -21,8 +21,17 @@ from storage.crud import StoreError
 from storage.db import read_scope
 from storage.gold import import_gold
 
-COLUMNS = ["annotator", "judgments", "median time", "agreement with consensus", "gold accuracy",
-           "left-pick rate (p)", "swap inconsistency", "weight", "flags"]
+COLUMNS = [
+    "annotator",
+    "judgments",
+    "median time",
+    "agreement with consensus",
+    "gold accuracy",
+    "left-pick rate (p)",
+    "swap inconsistency",
+    "weight",
+    "flags",
+]
 
 
 def _share(value: float | None, n: int) -> str:
@@ -30,14 +39,22 @@ def _share(value: float | None, n: int) -> str:
 
 
 def _row(stats: AnnotatorStats) -> list[str]:
-    bias = ("–" if stats.position_bias_rate is None
-            else f"{stats.position_bias_rate:.0%} (p={stats.position_bias_p:.3g}, n={stats.decisive_choices})")
-    return [stats.username, str(stats.judgments),
-            "–" if stats.median_ms is None else f"{stats.median_ms / 1000:.1f} s",
-            _share(stats.agreement_with_consensus, stats.consensus_votes),
-            _share(stats.gold_accuracy, stats.gold_judgments), bias,
-            _share(stats.swap_inconsistency, stats.swapped_pairs), f"{stats.weight:.2f}",
-            ", ".join(stats.flags)]
+    bias = (
+        "–"
+        if stats.position_bias_rate is None
+        else f"{stats.position_bias_rate:.0%} (p={stats.position_bias_p:.3g}, n={stats.decisive_choices})"
+    )
+    return [
+        stats.username,
+        str(stats.judgments),
+        "–" if stats.median_ms is None else f"{stats.median_ms / 1000:.1f} s",
+        _share(stats.agreement_with_consensus, stats.consensus_votes),
+        _share(stats.gold_accuracy, stats.gold_judgments),
+        bias,
+        _share(stats.swap_inconsistency, stats.swapped_pairs),
+        f"{stats.weight:.2f}",
+        ", ".join(stats.flags),
+    ]
 
 
 def annotators_html(report: list[AnnotatorStats]) -> str:
@@ -47,8 +64,11 @@ def annotators_html(report: list[AnnotatorStats]) -> str:
     e = html.escape
     head = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
     body = "".join(
-        f"<tr class='{'flagged' if stats.flags else ''}'>" + "".join(f"<td>{e(cell)}</td>" for cell in _row(stats))
-        + "</tr>" for stats in report)
+        f"<tr class='{'flagged' if stats.flags else ''}'>"
+        + "".join(f"<td>{e(cell)}</td>" for cell in _row(stats))
+        + "</tr>"
+        for stats in report
+    )
     return f"<table class='side-by-side' id='annotators-stats'><tr>{head}</tr>{body}</table>"
 
 
@@ -63,9 +83,11 @@ def overview(url: str) -> tuple[str, str]:
         report = annotator_report(session)
         agreement = dataset_agreement(session)
     flagged = sum(bool(stats.flags) for stats in report)
-    summary = (f"**Krippendorff's α** — pairwise: {_alpha(agreement['pairwise'])} · "
-               f"ratings: {_alpha(agreement['rating'])}  \n"
-               f"{len(report)} annotators, {flagged} flagged.")
+    summary = (
+        f"**Krippendorff's α** — pairwise: {_alpha(agreement['pairwise'])} · "
+        f"ratings: {_alpha(agreement['rating'])}  \n"
+        f"{len(report)} annotators, {flagged} flagged."
+    )
     return annotators_html(report), summary
 
 
@@ -78,8 +100,12 @@ def build(ctx: AppContext) -> TabView:
             rescore = gr.Button("Re-score queue", elem_id="annotators-rescore")
         status = gr.Textbox(label="Queue selection", interactive=False, elem_id="annotators-status")
         with gr.Row():
-            gold_file = gr.File(label="Gold items: JSONL, CSV or parquet (see `rlhf gold import`)", type="filepath",
-                                file_types=[".jsonl", ".csv", ".parquet"], elem_id="annotators-gold-file")
+            gold_file = gr.File(
+                label="Gold items: JSONL, CSV or parquet (see `rlhf gold import`)",
+                type="filepath",
+                file_types=[".jsonl", ".csv", ".parquet"],
+                elem_id="annotators-gold-file",
+            )
             gold_import = gr.Button("Import gold items", elem_id="annotators-gold-import")
         gold_status = gr.Textbox(label="Gold import", interactive=False, lines=3, elem_id="annotators-gold-status")
 
@@ -100,6 +126,5 @@ def build(ctx: AppContext) -> TabView:
     tab.select(show, None, [table, summary], api_name="annotators_show", concurrency_limit=2)
     refresh.click(show, None, [table, summary], api_name="annotators_refresh", concurrency_limit=2)
     rescore.click(rescore_queue, None, status, api_name="annotators_rescore", concurrency_limit=1)
-    gold_import.click(import_gold_file, gold_file, gold_status, api_name="annotators_gold_import",
-                      concurrency_limit=1)
+    gold_import.click(import_gold_file, gold_file, gold_status, api_name="annotators_gold_import", concurrency_limit=1)
     return TabView(tab=tab, capability=ENGINEER, outputs=[table, summary], fill=fill)

@@ -17,8 +17,13 @@ from feedback_app.context import AppContext
 from feedback_app.roles import ANNOTATE
 from feedback_app.tabs import TabView
 
-SKIP_REASONS = ["Unclear prompt", "Needs expertise I lack", "Unsafe or offensive content",
-                "Broken or empty response", "Other"]
+SKIP_REASONS = [
+    "Unclear prompt",
+    "Needs expertise I lack",
+    "Unsafe or offensive content",
+    "Broken or empty response",
+    "Other",
+]
 
 
 @dataclass
@@ -32,32 +37,51 @@ class Panel:
     submit: gr.Button
     skip: gr.Button
     reason: gr.Dropdown
-    extra: Any = None                  # the kind's own widgets, from `body`
-    view: TabView | None = None        # set by `wire`
+    extra: Any = None  # the kind's own widgets, from `body`
+    view: TabView | None = None  # set by `wire`
 
     @property
     def shown_outputs(self) -> list:
         return [self.prompt, *self.responses, self.token, self.counter]
 
 
-def panel(kind: str, *, title: str, response_labels: list[str], hint: str, lines: int = 5,
-          body: Callable[[], Any] | None = None) -> Panel:
+def panel(
+    kind: str,
+    *,
+    title: str,
+    response_labels: list[str],
+    hint: str,
+    lines: int = 5,
+    body: Callable[[], Any] | None = None,
+) -> Panel:
     """Build the tab's skeleton; `body` adds the kind's own choice widgets between responses and buttons."""
     with gr.Tab(title, id=kind, visible=False, elem_id=f"tab-{kind}") as tab:
         counter = gr.Markdown(elem_id=f"{kind}-counter")
         gr.Markdown(hint)
         prompt = gr.Textbox(label="Prompt", interactive=False, lines=2, elem_id=f"{kind}-prompt")
         with gr.Row():
-            responses = [gr.Textbox(label=label, interactive=False, lines=lines, elem_id=f"{kind}-response-{i}")
-                         for i, label in enumerate(response_labels)]
+            responses = [
+                gr.Textbox(label=label, interactive=False, lines=lines, elem_id=f"{kind}-response-{i}")
+                for i, label in enumerate(response_labels)
+            ]
         extra = body() if body else None
         with gr.Row():
             submit = gr.Button("Submit (Enter)", variant="primary", elem_id=f"{kind}-submit")
             reason = gr.Dropdown(SKIP_REASONS, value=SKIP_REASONS[0], label="Skip reason", elem_id=f"{kind}-reason")
             skip = gr.Button("Skip (S)", elem_id=f"{kind}-skip")
         token = gr.Textbox(visible="hidden", elem_id=f"{kind}-token")
-    return Panel(kind=kind, tab=tab, prompt=prompt, responses=responses, token=token, counter=counter,
-                 submit=submit, skip=skip, reason=reason, extra=extra)
+    return Panel(
+        kind=kind,
+        tab=tab,
+        prompt=prompt,
+        responses=responses,
+        token=token,
+        counter=counter,
+        submit=submit,
+        skip=skip,
+        reason=reason,
+        extra=extra,
+    )
 
 
 def shown_values(shown: Shown, slots: int) -> list:
@@ -67,8 +91,9 @@ def shown_values(shown: Shown, slots: int) -> list:
     return [shown.prompt, *boxes, shown.token, shown.counter]
 
 
-def wire(ctx: AppContext, p: Panel, *, inputs: list, judge: Callable, outputs: list,
-         reset: Callable[[Shown], list]) -> None:
+def wire(
+    ctx: AppContext, p: Panel, *, inputs: list, judge: Callable, outputs: list, reset: Callable[[Shown], list]
+) -> None:
     """Register load (tab select), submit and skip; each returns the next item at once.
 
     `outputs` are the kind's own widgets, set from the next item by `reset`.
@@ -87,13 +112,25 @@ def wire(ctx: AppContext, p: Panel, *, inputs: list, judge: Callable, outputs: l
 
     @ctx.guard.requires(ANNOTATE, writes=True)
     def submit(token, *answers, user, session):
-        return values(submit_and_next(session, signer=ctx.signer, user=user, kind=p.kind, token=token,
-                                      judge=lambda view: judge(view, *answers), extras=ctx.extras))
+        return values(
+            submit_and_next(
+                session,
+                signer=ctx.signer,
+                user=user,
+                kind=p.kind,
+                token=token,
+                judge=lambda view: judge(view, *answers),
+                extras=ctx.extras,
+            )
+        )
 
     @ctx.guard.requires(ANNOTATE, writes=True)
     def skip(token, reason, user, session):
-        return values(skip_and_next(session, signer=ctx.signer, user=user, kind=p.kind, token=token,
-                                    reason=reason, extras=ctx.extras))
+        return values(
+            skip_and_next(
+                session, signer=ctx.signer, user=user, kind=p.kind, token=token, reason=reason, extras=ctx.extras
+            )
+        )
 
     everything = [*p.shown_outputs, *outputs]
     p.view = TabView(tab=p.tab, capability=ANNOTATE, outputs=everything, fill=fill)

@@ -31,8 +31,13 @@ def build(ctx: AppContext) -> TabView:
     def body():
         return gr.Radio(CHOICES, label="Which is better? (1 A · 2 B · 3 tie · 4 both bad)", elem_id="pairwise-choice")
 
-    p = panel("pairwise", title="Compare", response_labels=["A (left)", "B (right)"], body=body,
-              hint="Read both responses and pick the better one. Keys: **1** A · **2** B · **3** tie · "
-                   "**4** both bad · **Enter** submit · **S** skip.")
+    p = panel(
+        "pairwise",
+        title="Compare",
+        response_labels=["A (left)", "B (right)"],
+        body=body,
+        hint="Read both responses and pick the better one. Keys: **1** A · **2** B · **3** tie · "
+        "**4** both bad · **Enter** submit · **S** skip.",
+    )
     wire(ctx, p, inputs=[p.extra], judge=judge, outputs=[p.extra], reset=lambda shown: [None])
     return p.view

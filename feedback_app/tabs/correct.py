@@ -23,10 +23,21 @@ def build(ctx: AppContext) -> TabView:
     def body():
         return gr.Textbox(label="Your corrected response (Ctrl+Enter submits)", lines=6, elem_id="correction-edit")
 
-    p = panel("correction", title="Correct", response_labels=["Original response"], body=body,
-              hint="Rewrite the response so it is correct and helpful. Keys: **Ctrl+Enter** submit · "
-                   "**S** skip (outside the text box).")
+    p = panel(
+        "correction",
+        title="Correct",
+        response_labels=["Original response"],
+        body=body,
+        hint="Rewrite the response so it is correct and helpful. Keys: **Ctrl+Enter** submit · "
+        "**S** skip (outside the text box).",
+    )
     edit = p.extra
-    wire(ctx, p, inputs=[edit, p.responses[0]], judge=judge, outputs=[edit],
-         reset=lambda shown: [shown.responses[0] if shown.responses else ""])
+    wire(
+        ctx,
+        p,
+        inputs=[edit, p.responses[0]],
+        judge=judge,
+        outputs=[edit],
+        reset=lambda shown: [shown.responses[0] if shown.responses else ""],
+    )
     return p.view

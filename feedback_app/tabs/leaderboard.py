@@ -22,8 +22,17 @@ def standings(url: str) -> tuple[list[list], str]:
     fit = bradley_terry(outcomes, n_bootstrap=200, seed=0)
     votes = {name: sum(name in pair for pair in outcomes) for name in fit}
     ranked = sorted(fit.items(), key=lambda item: -item[1]["strength"])
-    rows = [[i + 1, name, round(s["strength"], 3), f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]",
-             f"{s['win_rate']:.1%}", votes[name]] for i, (name, s) in enumerate(ranked)]
+    rows = [
+        [
+            i + 1,
+            name,
+            round(s["strength"], 3),
+            f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]",
+            f"{s['win_rate']:.1%}",
+            votes[name],
+        ]
+        for i, (name, s) in enumerate(ranked)
+    ]
     return rows, f"{len(outcomes)} decisive blind votes (ties and both-bad are left out of the fit)."
 
 

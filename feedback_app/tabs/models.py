@@ -16,8 +16,11 @@ COLUMNS = ["version", "kind", "parent", "status", "live", "adapter", "round", "c
 
 
 def _metrics(version: ModelVersion) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in sorted((version.metrics or {}).items()) if not isinstance(v, (dict, list)))
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in sorted((version.metrics or {}).items())
+        if not isinstance(v, (dict, list))
+    )
 
 
 def lineage_rows(url: str) -> tuple[list[list], list[str]]:
@@ -25,16 +28,29 @@ def lineage_rows(url: str) -> tuple[list[list], list[str]]:
         tree = lineage(session)
     names = {version.id: version.name for _, version in tree}
     indent = "\u00a0\u00a0\u00a0"  # the table collapses ordinary spaces
-    rows = [[indent * (depth - 1) + "└ " + v.name if depth else v.name, v.kind, names.get(v.parent_id, ""), v.status,
-             "LIVE" if v.is_live else "", "yes" if v.is_adapter else "", v.round_id or "",
-             v.created_at.strftime("%Y-%m-%d %H:%M"), _metrics(v)] for depth, v in tree]
+    rows = [
+        [
+            indent * (depth - 1) + "└ " + v.name if depth else v.name,
+            v.kind,
+            names.get(v.parent_id, ""),
+            v.status,
+            "LIVE" if v.is_live else "",
+            "yes" if v.is_adapter else "",
+            v.round_id or "",
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            _metrics(v),
+        ]
+        for depth, v in tree
+    ]
     return rows, [v.name for _, v in tree if v.status == "ready"]
 
 
 def build(ctx: AppContext) -> TabView:
     with gr.Tab("Models", id="models", visible=False, elem_id="tab-models") as tab:
-        gr.Markdown("The lineage of versions (parents before children). The live version is what the app "
-                    "generates new candidates with; the switch takes effect without a restart.")
+        gr.Markdown(
+            "The lineage of versions (parents before children). The live version is what the app "
+            "generates new candidates with; the switch takes effect without a restart."
+        )
         table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, elem_id="models-table")
         with gr.Row():
             choice = gr.Dropdown(label="Version", choices=[], allow_custom_value=True, elem_id="models-version")
@@ -69,7 +85,6 @@ def build(ctx: AppContext) -> TabView:
         return (*view(), message)
 
     tab.select(ctx.guard.requires(ENGINEER)(fill), None, [table, choice], api_name="models_show", queue=False)
-    make_live.click(set_live_version, choice, [table, choice, status], api_name="models_set_live",
-                    concurrency_limit=1)
+    make_live.click(set_live_version, choice, [table, choice, status], api_name="models_set_live", concurrency_limit=1)
     rollback.click(roll_back, None, [table, choice, status], api_name="models_rollback", concurrency_limit=1)
     return TabView(tab=tab, capability=ENGINEER, outputs=[table, choice], fill=fill)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import gradio as gr
@@ -18,13 +18,20 @@ import gradio as gr
 from feedback_app.context import AppContext
 from feedback_app.roles import REVIEW
 from feedback_app.tabs import TabView
-from rlhf.quality.monitoring import Monitoring, monitor, plot_version_timeline
 from rlhf.models.registry import artifacts_root
+from rlhf.quality.monitoring import Monitoring, monitor, plot_version_timeline
 from rlhf.quality.report import write_report
 from storage.db import read_scope
 
-COLUMNS = ["version", "live", "parent", "live periods (UTC)", "mean rating (n)", "human win-rate (n)",
-           "reward-model win-rate"]
+COLUMNS = [
+    "version",
+    "live",
+    "parent",
+    "live periods (UTC)",
+    "mean rating (n)",
+    "human win-rate (n)",
+    "reward-model win-rate",
+]
 
 
 def _number(value: float | None, n: int | None = None, fmt: str = ".2f") -> str:
@@ -40,14 +47,34 @@ def versions_html(monitoring: Monitoring) -> str:
         return "<p>No live version and no judged versioned responses yet.</p>"
     head = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in [
-            row.name, "LIVE" if row.is_live else "", row.parent_name or "", row.live_text(),
-            _number(row.rating_mean, len(row.scores)), _number(row.win_rate, row.comparisons, ".0%"),
-            _number(row.reward_win_rate, fmt=".0%")]) + "</tr>"
-        for row in monitoring.series)
-    alarms = ("<ul id='monitoring-alarms'>" + "".join(
-        f"<li><b>{e(alarm.kind)}</b> · {e(alarm.version)}: {e(alarm.message)}</li>" for alarm in monitoring.alarms)
-        + "</ul>") if monitoring.alarms else "<p id='monitoring-alarms'>No alarms.</p>"
+        "<tr>"
+        + "".join(
+            f"<td>{e(cell)}</td>"
+            for cell in [
+                row.name,
+                "LIVE" if row.is_live else "",
+                row.parent_name or "",
+                row.live_text(),
+                _number(row.rating_mean, len(row.scores)),
+                _number(row.win_rate, row.comparisons, ".0%"),
+                _number(row.reward_win_rate, fmt=".0%"),
+            ]
+        )
+        + "</tr>"
+        for row in monitoring.series
+    )
+    alarms = (
+        (
+            "<ul id='monitoring-alarms'>"
+            + "".join(
+                f"<li><b>{e(alarm.kind)}</b> · {e(alarm.version)}: {e(alarm.message)}</li>"
+                for alarm in monitoring.alarms
+            )
+            + "</ul>"
+        )
+        if monitoring.alarms
+        else "<p id='monitoring-alarms'>No alarms.</p>"
+    )
     return f"<table class='side-by-side'><tr>{head}</tr>{rows}</table><h4>Alarms</h4>{alarms}"
 
 
@@ -59,7 +86,7 @@ def current(url: str) -> tuple[object, str]:
 
 def report_files(url: str) -> list[str]:
     """Write the HTML report under the artifacts folder; return download copies of it and its plots."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     out = write_report(artifacts_root(url) / "reports" / f"report-{stamp}.html", url=url)
     offered = Path(tempfile.mkdtemp(prefix="rlhf-report-"))
     copies = []
@@ -70,8 +97,10 @@ def report_files(url: str) -> list[str]:
 
 def build(ctx: AppContext) -> TabView:
     with gr.Tab("Monitoring", id="monitoring", visible=False, elem_id="tab-monitoring") as tab:
-        gr.Markdown("Human ratings and win-rates of each version's responses per day, next to the round's "
-                    "reward-model numbers, and the alarms (reward up while humans see no gain; length growth).")
+        gr.Markdown(
+            "Human ratings and win-rates of each version's responses per day, next to the round's "
+            "reward-model numbers, and the alarms (reward up while humans see no gain; length growth)."
+        )
         plot = gr.Plot(label="Per version over time", elem_id="monitoring-plot")
         table = gr.HTML(elem_id="monitoring-table")
         with gr.Row():

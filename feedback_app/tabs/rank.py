@@ -25,11 +25,18 @@ def judge(view: ItemView, order: str | None) -> tuple[list[int], dict]:
 
 def build(ctx: AppContext) -> TabView:
     def body():
-        return gr.Textbox(label="Order, best first (keys 1–4; Backspace to fix)", elem_id="ranking-order",
-                          placeholder="e.g. 2 1 4 3")
+        return gr.Textbox(
+            label="Order, best first (keys 1–4; Backspace to fix)", elem_id="ranking-order", placeholder="e.g. 2 1 4 3"
+        )
 
-    p = panel("ranking", title="Rank", response_labels=["1", "2", "3", "4"], lines=6, body=body,
-              hint="Order the responses from best to worst by their numbers. Keys: **1–4** add to the order · "
-                   "**Enter** submit · **S** skip.")
+    p = panel(
+        "ranking",
+        title="Rank",
+        response_labels=["1", "2", "3", "4"],
+        lines=6,
+        body=body,
+        hint="Order the responses from best to worst by their numbers. Keys: **1–4** add to the order · "
+        "**Enter** submit · **S** skip.",
+    )
     wire(ctx, p, inputs=[p.extra], judge=judge, outputs=[p.extra], reset=lambda shown: [""])
     return p.view

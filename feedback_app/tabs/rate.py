@@ -28,8 +28,13 @@ def build(ctx: AppContext) -> TabView:
         comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id="rating-comment")
         return score, comment
 
-    p = panel("rating", title="Rate", response_labels=["Response"], body=body,
-              hint="Rate the response. Keys: **1–5** score · **Enter** submit · **S** skip.")
+    p = panel(
+        "rating",
+        title="Rate",
+        response_labels=["Response"],
+        body=body,
+        hint="Rate the response. Keys: **1–5** score · **Enter** submit · **S** skip.",
+    )
     score, comment = p.extra
     wire(ctx, p, inputs=[score, comment], judge=judge, outputs=[score, comment], reset=lambda shown: [None, ""])
     return p.view

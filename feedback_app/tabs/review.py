@@ -14,8 +14,8 @@ from sqlmodel import select
 
 from feedback_app.context import AppContext
 from feedback_app.roles import REVIEW
-from feedback_app.tabs import TabView
 from feedback_app.state import BlindView, dump_view, load_view, new_client_key
+from feedback_app.tabs import TabView
 from rlhf.models.registry import live_version
 from storage.crud import StoreError
 from storage.db import read_scope
@@ -33,23 +33,31 @@ def side_by_side_html(rows, left: str, right: str) -> str:
     head = f"<tr><th>Prompt</th><th>{e(left)}</th><th>{e(right)}</th></tr>"
     body = "".join(
         "<tr><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-            e(row.prompt), "<hr>".join(e(t) for t in row.left), "<hr>".join(e(t) for t in row.right))
-        for row in rows)
-    return (f"<table class='side-by-side'>{head}{body}</table>" if rows
-            else "<p>These two versions have no prompt in common yet.</p>")
+            e(row.prompt), "<hr>".join(e(t) for t in row.left), "<hr>".join(e(t) for t in row.right)
+        )
+        for row in rows
+    )
+    return (
+        f"<table class='side-by-side'>{head}{body}</table>"
+        if rows
+        else "<p>These two versions have no prompt in common yet.</p>"
+    )
 
 
 def build(ctx: AppContext) -> TabView:
     with gr.Tab("Review", id="review", visible=False, elem_id="tab-review") as tab:
-        gr.Markdown("### Side by side\nA version's responses next to another's (by default: the live version "
-                    "and its parent).")
+        gr.Markdown(
+            "### Side by side\nA version's responses next to another's (by default: the live version and its parent)."
+        )
         with gr.Row():
             left = gr.Dropdown(label="Version", choices=[], allow_custom_value=True, elem_id="review-left")
             right = gr.Dropdown(label="Compared with", choices=[], allow_custom_value=True, elem_id="review-right")
             show_button = gr.Button("Show", elem_id="review-show")
         table = gr.HTML(elem_id="review-table")
-        gr.Markdown("### Blind A/B\nPick two versions; you see one response from each, in random order, "
-                    "without knowing which is which.")
+        gr.Markdown(
+            "### Blind A/B\nPick two versions; you see one response from each, in random order, "
+            "without knowing which is which."
+        )
         with gr.Row():
             blind_a = gr.Dropdown(label="Version", choices=[], allow_custom_value=True, elem_id="blind-a")
             blind_b = gr.Dropdown(label="Versus", choices=[], allow_custom_value=True, elem_id="blind-b")
@@ -64,7 +72,9 @@ def build(ctx: AppContext) -> TabView:
         token = gr.Textbox(visible="hidden", elem_id="blind-token")
 
     def _ids(session, names):
-        versions = dict(session.exec(select(ModelVersion.name, ModelVersion.id).where(ModelVersion.name.in_(names))).all())
+        versions = dict(
+            session.exec(select(ModelVersion.name, ModelVersion.id).where(ModelVersion.name.in_(names))).all()
+        )
         missing = [n for n in names if n not in versions]
         if missing:
             raise StoreError(f"Version: no version named {missing[0]!r}.")
@@ -100,8 +110,13 @@ def build(ctx: AppContext) -> TabView:
         prompt_row, gen_a, gen_b = pair
         shown = [gen_a, gen_b]
         _rng.shuffle(shown)
-        view = BlindView(user_id=user.id, generation_a_id=gen_a.id, generation_b_id=gen_b.id,
-                         shown_order=[g.id for g in shown], client_key=new_client_key())
+        view = BlindView(
+            user_id=user.id,
+            generation_a_id=gen_a.id,
+            generation_b_id=gen_b.id,
+            shown_order=[g.id for g in shown],
+            client_key=new_client_key(),
+        )
         return prompt_row.text, shown[0].text, shown[1].text, None, "", dump_view(ctx.signer, view)
 
     @ctx.guard.requires(REVIEW, writes=True)
@@ -116,15 +131,22 @@ def build(ctx: AppContext) -> TabView:
             canonical = "a" if winner == view.generation_a_id else "b"
         else:
             canonical = _NO_PREFERENCE[choice]
-        _, created = add_blind_vote(session, user_id=user.id, generation_a_id=view.generation_a_id,
-                                    generation_b_id=view.generation_b_id, shown_order=view.shown_order,
-                                    choice=canonical, client_key=view.client_key)
+        _, created = add_blind_vote(
+            session,
+            user_id=user.id,
+            generation_a_id=view.generation_a_id,
+            generation_b_id=view.generation_b_id,
+            shown_order=view.shown_order,
+            choice=canonical,
+            client_key=view.client_key,
+        )
         return "Vote recorded. Deal the next pair." if created else "Already recorded."
 
     versions = [left, right, blind_a, blind_b]
     tab.select(ctx.guard.requires(REVIEW)(fill), None, versions, api_name="review_versions", queue=False)
     show_button.click(show, [left, right], table, api_name="review_side_by_side", concurrency_limit=4)
-    next_pair.click(deal, [blind_a, blind_b], [prompt, first, second, vote, result, token], api_name="blind_next",
-                    queue=False)
+    next_pair.click(
+        deal, [blind_a, blind_b], [prompt, first, second, vote, result, token], api_name="blind_next", queue=False
+    )
     submit.click(cast, [token, vote], result, api_name="blind_vote", queue=False)
     return TabView(tab=tab, capability=REVIEW, outputs=versions, fill=fill)

@@ -38,7 +38,7 @@ class LogReader:
         with open(path, "rb") as handle:
             handle.seek(offset)
             chunk = handle.read()
-        complete = chunk[:chunk.rfind(b"\n") + 1]
+        complete = chunk[: chunk.rfind(b"\n") + 1]
         for raw in complete.decode("utf-8", errors="replace").splitlines():
             lines.append(raw)
             try:
@@ -48,8 +48,14 @@ class LogReader:
             if record.get("event") == "train":
                 for key in PLOTTED:
                     if isinstance(record.get(key), (int, float)):
-                        points.append({"point": len(points), "value": float(record[key]),
-                                       "stage": str(record.get("stage", "?")), "metric": key})
+                        points.append(
+                            {
+                                "point": len(points),
+                                "value": float(record[key]),
+                                "stage": str(record.get("stage", "?")),
+                                "metric": key,
+                            }
+                        )
         lines = lines[-tail:]
         self._cache[path] = (offset + len(complete), points, lines)
         return points, lines
@@ -94,8 +100,11 @@ def log_line(raw: str) -> str:
         return raw
     when = str(record.pop("time", ""))[11:19]
     event = record.pop("event", "")
-    fields = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in record.items() if not isinstance(v, (dict, list)) and v is not None)
+    fields = " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in record.items()
+        if not isinstance(v, (dict, list)) and v is not None
+    )
     return f"{when} {event} {fields}".strip()
 
 
@@ -123,16 +132,23 @@ def build(ctx: AppContext) -> TabView:
     reader = LogReader()
     with gr.Tab("Rounds", id="rounds", visible=False, elem_id="tab-rounds") as tab:
         with gr.Row():
-            config = gr.Dropdown(label="Round config", choices=round_configs(ctx.config.round_configs),
-                                 elem_id="rounds-config")
+            config = gr.Dropdown(
+                label="Round config", choices=round_configs(ctx.config.round_configs), elem_id="rounds-config"
+            )
             start = gr.Button("Start round", variant="primary", elem_id="rounds-start")
         with gr.Row():
             chosen = gr.Dropdown(label="Round", choices=[], allow_custom_value=True, elem_id="rounds-chosen")
             cancel = gr.Button("Cancel round", variant="stop", elem_id="rounds-cancel")
         status = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="rounds-status")
         plot = gr.Plot(label="Loss and reward", elem_id="rounds-plot")
-        log = gr.Textbox(label="Log (latest lines)", interactive=False, lines=8, max_lines=ctx.config.log_tail_lines,
-                         autoscroll=True, elem_id="rounds-log")
+        log = gr.Textbox(
+            label="Log (latest lines)",
+            interactive=False,
+            lines=8,
+            max_lines=ctx.config.log_tail_lines,
+            autoscroll=True,
+            elem_id="rounds-log",
+        )
         gr.Markdown("### Data available")
         with gr.Row():
             data = gr.JSON(label="Judgments", elem_id="rounds-data")
@@ -199,8 +215,7 @@ def build(ctx: AppContext) -> TabView:
     watched = [status, plot, log, drawn]
     outputs = [chosen, *watched, data, timer]
     tab.select(ctx.guard.requires(ENGINEER)(fill), None, outputs, api_name="rounds_show", concurrency_limit=4)
-    chosen.change(tick, [chosen, drawn], watched, api_visibility="private", concurrency_limit=4,
-                  show_progress="hidden")
+    chosen.change(tick, [chosen, drawn], watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
     timer.tick(tick, [chosen, drawn], watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
     start.click(start_round, config, [chosen, *watched], api_name="start_round", concurrency_limit=1)
     cancel.click(cancel_round, chosen, watched, api_name="cancel_round", concurrency_limit=1)

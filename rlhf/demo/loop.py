@@ -23,14 +23,17 @@ from pathlib import Path
 import numpy as np
 
 import configs
-
 from rlhf.demo.simulated_annotators import SimulatedAnnotator, rule_by_name
 
 PACKAGE = Path(__file__).parent
 BUNDLED_PROMPTS = PACKAGE / "data" / "prompts.jsonl"
 CONFIGS = configs.ROOT
-STAGE_CONFIG = {"dpo": "round_dpo_demo.yaml", "kto": "round_kto_tiny.yaml",
-                "grpo": "round_grpo_demo.yaml", "rloo": "round_rloo_demo.yaml"}
+STAGE_CONFIG = {
+    "dpo": "round_dpo_demo.yaml",
+    "kto": "round_kto_tiny.yaml",
+    "grpo": "round_grpo_demo.yaml",
+    "rloo": "round_rloo_demo.yaml",
+}
 STAFF = {"admin": "admin", "engineer": "engineer", "reviewer": "reviewer", "annotator": "annotator"}
 
 
@@ -107,20 +110,23 @@ def prepare_store(settings: DemoSettings) -> tuple[str, dict[str, str], list[str
     if base is None:
         base = str(init_tiny(workdir / "models" / "tiny-base", seed=settings.seed).resolve())
     with session_scope(url) as session:
-        registry.register_version(session, name="base", base_model=base, kind="base", artifact_path=base,
-                                  make_live=True)
+        registry.register_version(
+            session, name="base", base_model=base, kind="base", artifact_path=base, make_live=True
+        )
     print(f"base       {base} (registered as 'base', live)")
 
     records = [json.loads(line) for line in BUNDLED_PROMPTS.read_text(encoding="utf-8").splitlines() if line]
     random.Random(settings.seed).shuffle(records)
-    held_out = [r["prompt"] for r in records[:settings.eval_prompts]]
-    queued = records[settings.eval_prompts:]
+    held_out = [r["prompt"] for r in records[: settings.eval_prompts]]
+    queued = records[settings.eval_prompts :]
     if settings.prompts is not None:
-        queued = queued[:settings.prompts]
+        queued = queued[: settings.prompts]
     prompt_file = workdir / "prompts.jsonl"
     prompt_file.write_text("".join(json.dumps(r) + "\n" for r in queued), encoding="utf-8")
-    print(f"prompts    {import_prompts(prompt_file, url=url, source='bundled').summary()}; "
-          f"{len(held_out)} held out for evaluation")
+    print(
+        f"prompts    {import_prompts(prompt_file, url=url, source='bundled').summary()}; "
+        f"{len(held_out)} held out for evaluation"
+    )
     return url, passwords, held_out
 
 
@@ -153,7 +159,7 @@ class HttpAnnotator(AppSession):
         super().__init__(base_url, username, password)
         self.judge = judge
 
-    def work(self, budget: "Budget") -> int:
+    def work(self, budget: Budget) -> int:
         """Compare pairs until the budget or the queue runs out; returns judgments submitted."""
         from feedback_app.tabs.compare import CHOICES
 
@@ -167,8 +173,9 @@ class HttpAnnotator(AppSession):
         return done
 
 
-def blind_review(base_url: str, passwords: dict[str, str], settings: DemoSettings, new: str, old: str,
-                 votes: int = 40) -> int:
+def blind_review(
+    base_url: str, passwords: dict[str, str], settings: DemoSettings, new: str, old: str, votes: int = 40
+) -> int:
     """The simulated reviewer's blind A/B votes between two versions in the Review tab (it cannot tell which is which)."""
     from feedback_app.tabs.review import VOTES
 
@@ -202,12 +209,22 @@ def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, r
     """The simulated crowd judges until the round's budget is spent; the last `adversarial` always answer wrong."""
     rule = rule_by_name(settings.rule)
     names = [n for n in passwords if n.startswith("sim")]
-    adversaries = set(names[len(names) - settings.adversarial:]) if settings.adversarial else set()
-    crowd = [HttpAnnotator(base_url, name, passwords[name],
-                           SimulatedAnnotator(name, rule, flip_prob=1.0 if name in adversaries else settings.noise,
-                                              position_bias=settings.position_bias if i == 0 else 0.0,
-                                              seed=settings.seed * 1000 + round_index))
-             for i, name in enumerate(names)]
+    adversaries = set(names[len(names) - settings.adversarial :]) if settings.adversarial else set()
+    crowd = [
+        HttpAnnotator(
+            base_url,
+            name,
+            passwords[name],
+            SimulatedAnnotator(
+                name,
+                rule,
+                flip_prob=1.0 if name in adversaries else settings.noise,
+                position_bias=settings.position_bias if i == 0 else 0.0,
+                seed=settings.seed * 1000 + round_index,
+            ),
+        )
+        for i, name in enumerate(names)
+    ]
     budget = Budget(settings.judgments)
     counts: list[int] = []
     threads = [threading.Thread(target=lambda a=a: counts.append(a.work(budget))) for a in crowd]
@@ -223,8 +240,9 @@ def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, r
 # --- measuring against the hidden rule -------------------------------------------------------
 
 
-def rule_win_rate(url: str, new: str, parent: str, prompts: list[str], settings: DemoSettings,
-                  pool=None) -> tuple[float, tuple[float, float]]:
+def rule_win_rate(
+    url: str, new: str, parent: str, prompts: list[str], settings: DemoSettings, pool=None
+) -> tuple[float, tuple[float, float]]:
     """Win-rate of `new` over `parent` on held-out prompts under the hidden rule, with a bootstrap 95% CI."""
     from rlhf.inference.policy_pool import PolicyPool
     from rlhf.models.registry import get_version
@@ -237,12 +255,25 @@ def rule_win_rate(url: str, new: str, parent: str, prompts: list[str], settings:
     scores = []
     for repeat in range(2):
         seed = settings.seed + 7919 * (repeat + 1)
-        _, new_texts = pool.generate(prompts, version=versions[0], max_new_tokens=settings.eval_max_new_tokens,
-                                     temperature=1.0, top_p=1.0, seed=seed)
-        _, old_texts = pool.generate(prompts, version=versions[1], max_new_tokens=settings.eval_max_new_tokens,
-                                     temperature=1.0, top_p=1.0, seed=seed)
-        scores += [1.0 if rule(a) > rule(b) else 0.5 if rule(a) == rule(b) else 0.0
-                   for a, b in zip(new_texts, old_texts)]
+        _, new_texts = pool.generate(
+            prompts,
+            version=versions[0],
+            max_new_tokens=settings.eval_max_new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            seed=seed,
+        )
+        _, old_texts = pool.generate(
+            prompts,
+            version=versions[1],
+            max_new_tokens=settings.eval_max_new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            seed=seed,
+        )
+        scores += [
+            1.0 if rule(a) > rule(b) else 0.5 if rule(a) == rule(b) else 0.0 for a, b in zip(new_texts, old_texts)
+        ]
     values = np.array(scores)
     rng = np.random.default_rng(settings.seed)
     boot = values[rng.integers(0, len(values), size=(1000, len(values)))].mean(axis=1)
@@ -263,8 +294,9 @@ def fill_queue(base_url: str, passwords: dict[str, str]) -> str:
         client.close()
 
 
-def run_one_round(index: int, url: str, base_url: str, passwords: dict[str, str], held_out: list[str],
-                  settings: DemoSettings, pool) -> RoundResult:
+def run_one_round(
+    index: int, url: str, base_url: str, passwords: dict[str, str], held_out: list[str], settings: DemoSettings, pool
+) -> RoundResult:
     from rlhf.jobs import runner
     from rlhf.models.registry import live_version
     from storage.db import session_scope
@@ -282,8 +314,10 @@ def run_one_round(index: int, url: str, base_url: str, passwords: dict[str, str]
     started = time.perf_counter()
     judged = annotate(base_url, passwords, settings, index)
     seconds["annotate"] = time.perf_counter() - started
-    print(f"  judged   {judged} pairs over HTTP by {settings.annotators} simulated annotators "
-          f"({judged / max(seconds['annotate'], 1e-9):.0f}/s)")
+    print(
+        f"  judged   {judged} pairs over HTTP by {settings.annotators} simulated annotators "
+        f"({judged / max(seconds['annotate'], 1e-9):.0f}/s)"
+    )
 
     started = time.perf_counter()
     round_id = runner.start_round(settings.round_config_path(), url=url, created_by="engineer")
@@ -291,10 +325,16 @@ def run_one_round(index: int, url: str, base_url: str, passwords: dict[str, str]
     seconds["round"] = time.perf_counter() - started
     with session_scope(url) as session:
         version = session.get(ModelVersion, row.output_version_id) if row.output_version_id else None
-        result = RoundResult(round_id=round_id, status=row.status, version=version.name if version else None,
-                             live=bool(version and version.is_live), candidates_from=parent,
-                             judgments=int((row.data_snapshot or {}).get("judgments", 0)),
-                             metrics=dict(row.metrics or {}), seconds=seconds)
+        result = RoundResult(
+            round_id=round_id,
+            status=row.status,
+            version=version.name if version else None,
+            live=bool(version and version.is_live),
+            candidates_from=parent,
+            judgments=int((row.data_snapshot or {}).get("judgments", 0)),
+            metrics=dict(row.metrics or {}),
+            seconds=seconds,
+        )
     if row.status != "succeeded":
         print(f"  round {round_id} {row.status}: {row.error}")
         return result
@@ -335,24 +375,34 @@ def record_rule_win_rate(url: str, round_id: int, result: RoundResult) -> None:
 
 def describe(result: RoundResult) -> str:
     m = result.metrics
-    stages = ", ".join(f"{name} loss {s.get('loss', s.get('train_loss', float('nan'))):.3f}"
-                       for name, s in (m.get("stages") or {}).items() if isinstance(s, dict)
-                       and isinstance(s.get("loss", s.get("train_loss")), (int, float)))
+    stages = ", ".join(
+        f"{name} loss {s.get('loss', s.get('train_loss', float('nan'))):.3f}"
+        for name, s in (m.get("stages") or {}).items()
+        if isinstance(s, dict) and isinstance(s.get("loss", s.get("train_loss")), (int, float))
+    )
     rm = m.get("reward_model") or {}
-    lines = [f"  round {result.round_id} → {result.version} ({'live' if result.live else 'not live: gate failed'})",
-             f"  data     {result.judgments} judgments in the snapshot; candidates came from {result.candidates_from}",
-             f"  stages   {stages or 'n/a'}"]
+    lines = [
+        f"  round {result.round_id} → {result.version} ({'live' if result.live else 'not live: gate failed'})",
+        f"  data     {result.judgments} judgments in the snapshot; candidates came from {result.candidates_from}",
+        f"  stages   {stages or 'n/a'}",
+    ]
     if rm.get("accuracy") is not None:
-        lines.append(f"  reward   held-out pair accuracy {rm['accuracy']:.2f} (F1 {rm.get('f1') or 0:.2f}, "
-                     f"{rm.get('n_pairs')} pairs)")
+        lines.append(
+            f"  reward   held-out pair accuracy {rm['accuracy']:.2f} (F1 {rm.get('f1') or 0:.2f}, "
+            f"{rm.get('n_pairs')} pairs)"
+        )
     if m.get("win_rate") is not None:
         low, high = m.get("win_rate_ci95") or (float("nan"), float("nan"))
-        lines.append(f"  vs parent (reward model)  win-rate {m['win_rate']:.2f} [{low:.2f}, {high:.2f}], "
-                     f"KL {m.get('kl_to_parent') or 0:.3f}")
+        lines.append(
+            f"  vs parent (reward model)  win-rate {m['win_rate']:.2f} [{low:.2f}, {high:.2f}], "
+            f"KL {m.get('kl_to_parent') or 0:.3f}"
+        )
     child, parent = ((m.get("degeneration") or {}).get(side) or {} for side in ("child", "parent"))
     if child.get("n"):
-        lines.append(f"  text     4-gram repetition {parent.get('repetition') or 0:.3f} → {child.get('repetition') or 0:.3f}, "
-                     f"length {parent.get('mean_chars', 0):.0f} → {child.get('mean_chars', 0):.0f} characters")
+        lines.append(
+            f"  text     4-gram repetition {parent.get('repetition') or 0:.3f} → {child.get('repetition') or 0:.3f}, "
+            f"length {parent.get('mean_chars', 0):.0f} → {child.get('mean_chars', 0):.0f} characters"
+        )
     if result.rule_win_rate is not None:
         low, high = result.rule_ci95
         lines.append(f"  vs parent (hidden rule)   win-rate {result.rule_win_rate:.2f} [{low:.2f}, {high:.2f}]")

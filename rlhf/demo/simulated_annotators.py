@@ -68,7 +68,7 @@ class SimulatedAnnotator:
         self.rng = random.Random(f"{self.name}:{self.seed}")
 
     def compare(self, left: str, right: str) -> str:
-        """"left", "right" or "tie" for two responses as shown."""
+        """ "left", "right" or "tie" for two responses as shown."""
         if self.rng.random() < self.position_bias:
             return "left"
         left_score, right_score = self.rule(left), self.rule(right)

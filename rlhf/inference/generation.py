@@ -24,8 +24,14 @@ from storage.crud import StoreError, check_text, content_hash
 from storage.db import read_scope, session_scope
 from storage.models import Generation, ModelVersion, Prompt, VersionStatus
 
-DEFAULTS: dict[str, Any] = {"per_prompt": 2, "batch_size": 16, "max_new_tokens": 48, "temperature": 1.0,
-                            "top_p": 1.0, "seed": 0}
+DEFAULTS: dict[str, Any] = {
+    "per_prompt": 2,
+    "batch_size": 16,
+    "max_new_tokens": 48,
+    "temperature": 1.0,
+    "top_p": 1.0,
+    "seed": 0,
+}
 MAX_ATTEMPTS = 3
 
 
@@ -52,20 +58,21 @@ def check_sampling(*, max_new_tokens: int, temperature: float, top_p: float) -> 
 
 
 @torch.inference_mode()
-def generate_texts(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float,
-                   top_p: float, seed: int | None) -> list[str]:
+def generate_texts(
+    model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+) -> list[str]:
     """One batched `generate` call: chat template with the generation prompt, left padding, new tokens only."""
     conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
     texts = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
     tokenizer.padding_side = "left"
     inputs = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(model.device)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
-        "do_sample": False}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    )
     if seed is not None:
         torch.manual_seed(seed)
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                            **sampling)
-    new_tokens = output[:, inputs["input_ids"].shape[1]:]
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
+    new_tokens = output[:, inputs["input_ids"].shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
@@ -86,8 +93,9 @@ def _ready_version(session: Session, name: str) -> ModelVersion:
     return version
 
 
-def _missing(session: Session, version_id: int, per_prompt: int, prompt_ids: Sequence[int] | None,
-             fresh_limit: int | None) -> tuple[list[tuple[int, str, int]], dict[int, set[str]]]:
+def _missing(
+    session: Session, version_id: int, per_prompt: int, prompt_ids: Sequence[int] | None, fresh_limit: int | None
+) -> tuple[list[tuple[int, str, int]], dict[int, set[str]]]:
     """(prompt id, text, how many more candidates it needs) and the hashes each prompt already has."""
     query = select(Prompt.id, Prompt.text).order_by(Prompt.id)
     if prompt_ids is not None:
@@ -99,7 +107,8 @@ def _missing(session: Session, version_id: int, per_prompt: int, prompt_ids: Seq
     seen: dict[int, set[str]] = {}
     if fresh_limit is None:
         for prompt_id, digest in session.exec(
-                select(Generation.prompt_id, Generation.text_hash).where(Generation.model_version_id == version_id)):
+            select(Generation.prompt_id, Generation.text_hash).where(Generation.model_version_id == version_id)
+        ):
             seen.setdefault(prompt_id, set()).add(digest)
     missing = [(pid, text, per_prompt - len(seen.get(pid, ()))) for pid, text in prompts]
     return [job for job in missing if job[2] > 0], seen
@@ -111,14 +120,24 @@ Generate = Callable[[list[str], int | None], list[str]]
 
 @dataclass(frozen=True)
 class Answered:
-    created: int              # Generation rows stored
-    prompt_ids: list[int]     # the prompts that were asked for candidates
+    created: int  # Generation rows stored
+    prompt_ids: list[int]  # the prompts that were asked for candidates
 
 
-def answer_prompts(session_or_url: Session | str | None, *, version: ModelVersion, generate: Generate,
-                   per_prompt: int, params: dict[str, Any], prompt_ids: Sequence[int] | None = None,
-                   fresh_limit: int | None = None, batch_size: int = 16, seed: int | None = None,
-                   attempts: int = MAX_ATTEMPTS, progress: bool = False) -> Answered:
+def answer_prompts(
+    session_or_url: Session | str | None,
+    *,
+    version: ModelVersion,
+    generate: Generate,
+    per_prompt: int,
+    params: dict[str, Any],
+    prompt_ids: Sequence[int] | None = None,
+    fresh_limit: int | None = None,
+    batch_size: int = 16,
+    seed: int | None = None,
+    attempts: int = MAX_ATTEMPTS,
+    progress: bool = False,
+) -> Answered:
     """Give prompts `per_prompt` distinct candidates from `version`, one `generate` call per batch.
 
     Blank and repeated answers are dropped and asked for again, up to `attempts`
@@ -135,10 +154,14 @@ def answer_prompts(session_or_url: Session | str | None, *, version: ModelVersio
         if not missing:
             break
         jobs = [(pid, text) for pid, text, need in missing for _ in range(need)]
-        bar = tqdm(total=len(jobs), disable=not progress, unit="text",
-                   desc=f"generating with {version.name}" + (f" (retry {attempt})" if attempt else ""))
+        bar = tqdm(
+            total=len(jobs),
+            disable=not progress,
+            unit="text",
+            desc=f"generating with {version.name}" + (f" (retry {attempt})" if attempt else ""),
+        )
         for start in range(0, len(jobs), batch_size):
-            batch = jobs[start:start + batch_size]
+            batch = jobs[start : start + batch_size]
             batch_seed = None if seed is None else seed + attempt * 1_000_003 + start
             outputs = generate([text for _, text in batch], batch_seed)
             batch_params = params if batch_seed is None else {**params, "seed": batch_seed}
@@ -148,9 +171,15 @@ def answer_prompts(session_or_url: Session | str | None, *, version: ModelVersio
                     if not output.strip() or digest in seen.setdefault(prompt_id, set()):
                         continue
                     seen[prompt_id].add(digest)
-                    session.add(Generation(prompt_id=prompt_id, model_version_id=version.id,
-                                           text=check_text(output, what="response"), text_hash=digest,
-                                           params=batch_params))
+                    session.add(
+                        Generation(
+                            prompt_id=prompt_id,
+                            model_version_id=version.id,
+                            text=check_text(output, what="response"),
+                            text_hash=digest,
+                            params=batch_params,
+                        )
+                    )
                     created += 1
                 session.flush()
             bar.update(len(batch))
@@ -160,10 +189,19 @@ def answer_prompts(session_or_url: Session | str | None, *, version: ModelVersio
     return Answered(created=created, prompt_ids=asked)
 
 
-def generate_candidates(session_or_url: Session | str | None, *, version_name: str, per_prompt: int = 2,
-                        prompt_ids: Sequence[int] | None = None, batch_size: int = 16, max_new_tokens: int = 48,
-                        temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                        progress: bool = True) -> int:
+def generate_candidates(
+    session_or_url: Session | str | None,
+    *,
+    version_name: str,
+    per_prompt: int = 2,
+    prompt_ids: Sequence[int] | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> int:
     """Give every prompt `per_prompt` distinct candidates from `version_name`; returns the rows created."""
     from rlhf.models.artifacts import load_version
 
@@ -174,14 +212,35 @@ def generate_candidates(session_or_url: Session | str | None, *, version_name: s
         raise StoreError(f"temperature: 0 (greedy) gives one answer per prompt, but per_prompt is {per_prompt}")
     with _session(session_or_url, read=True) as session:
         version = _ready_version(session, version_name)
-    load = functools.cache(lambda: load_version(version))   # only once there is something to generate
+    load = functools.cache(lambda: load_version(version))  # only once there is something to generate
 
     def generate(texts: list[str], batch_seed: int | None) -> list[str]:
         model, tokenizer = load()
-        return generate_texts(model, tokenizer, texts, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, seed=batch_seed)
+        return generate_texts(
+            model,
+            tokenizer,
+            texts,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=batch_seed,
+        )
 
-    params = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p,
-              "do_sample": temperature > 0, "batch_size": batch_size}
-    return answer_prompts(session_or_url, version=version, generate=generate, per_prompt=per_prompt, params=params,
-                          prompt_ids=prompt_ids, batch_size=batch_size, seed=seed, progress=progress).created
+    params = {
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "do_sample": temperature > 0,
+        "batch_size": batch_size,
+    }
+    return answer_prompts(
+        session_or_url,
+        version=version,
+        generate=generate,
+        per_prompt=per_prompt,
+        params=params,
+        prompt_ids=prompt_ids,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    ).created

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rlhf.models.artifacts import attach_adapter, tokenizer_source
 from rlhf.inference.generation import generate_texts
+from rlhf.models.artifacts import attach_adapter, tokenizer_source
 from rlhf.models.modeling import load_policy, load_tokenizer, preferred_device
 from rlhf.models.registry import live_version, root_base_model
 from storage.db import read_scope
@@ -74,8 +74,16 @@ class PolicyPool:
             self._apply(version.name)
             self._active = version.name
 
-    def generate(self, prompts: list[str], *, max_new_tokens: int, temperature: float, top_p: float,
-                 seed: int | None, version: ModelVersion | None = None) -> tuple[str, list[str]]:
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        version: ModelVersion | None = None,
+    ) -> tuple[str, list[str]]:
         """Answer `prompts` with the current version (or `version`, activated first); returns (version name, texts)."""
         with self._lock:
             if version is not None:
@@ -84,8 +92,15 @@ class PolicyPool:
                 raise RuntimeError("policy pool: no version is active; activate one or sync with the store first")
             loaded = self._loaded[self._active]
             model = self._bases[loaded.base_key].model
-            texts = generate_texts(model, loaded.tokenizer, prompts, max_new_tokens=max_new_tokens,
-                                   temperature=temperature, top_p=top_p, seed=seed)
+            texts = generate_texts(
+                model,
+                loaded.tokenizer,
+                prompts,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+            )
             return self._active, texts
 
     def sync_with_store(self, url: str | None) -> bool:
@@ -133,8 +148,9 @@ class PolicyPool:
                 raise
             tokenizer = load_tokenizer(tokenizer_source(version))
         base.users.add(version.name)
-        loaded = self._loaded[version.name] = _Loaded(version_id=version.id, base_key=key,
-                                                      adapter_name=adapter_name, tokenizer=tokenizer)
+        loaded = self._loaded[version.name] = _Loaded(
+            version_id=version.id, base_key=key, adapter_name=adapter_name, tokenizer=tokenizer
+        )
         return loaded
 
     def _apply(self, name: str) -> None:

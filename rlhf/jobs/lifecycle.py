@@ -20,8 +20,13 @@ from storage.models import Round, RoundStatus, utcnow
 if TYPE_CHECKING:
     from rlhf.training.config import RoundConfig
 
-Q, R, S, F, C = (RoundStatus.queued.value, RoundStatus.running.value, RoundStatus.succeeded.value,
-                 RoundStatus.failed.value, RoundStatus.cancelled.value)
+Q, R, S, F, C = (
+    RoundStatus.queued.value,
+    RoundStatus.running.value,
+    RoundStatus.succeeded.value,
+    RoundStatus.failed.value,
+    RoundStatus.cancelled.value,
+)
 ALLOWED: dict[str, set[str]] = {Q: {R, C}, R: {S, F, C}, F: {Q}, C: {Q}, S: set()}
 ACTIVE = (Q, R)
 
@@ -40,27 +45,30 @@ def round_dir(url: str | None, round_id: int) -> Path:
     return (registry.artifacts_root(url) / "rounds" / f"round-{round_id}").resolve()
 
 
-def version_name(config: "RoundConfig", round_id: int) -> str:
+def version_name(config: RoundConfig, round_id: int) -> str:
     return f"{config.name}-r{round_id}"
 
 
-def reward_version_name(config: "RoundConfig", round_id: int) -> str:
+def reward_version_name(config: RoundConfig, round_id: int) -> str:
     return f"{version_name(config, round_id)}-rm"
 
 
-def create_round(session: Session, *, config: "RoundConfig", url: str | None, created_by: str | None = None) -> Round:
+def create_round(session: Session, *, config: RoundConfig, url: str | None, created_by: str | None = None) -> Round:
     """A queued Round row for `config`, with its parent resolved now (the config's, else the live version)."""
     if config.parent:
         parent = registry.require_version(session, name=config.parent)
     else:
         parent = registry.live_version(session)
         if parent is None:
-            raise StoreError(f"{config.path}: parent: not set and no version is live "
-                             "(register one with `rlhf model register ... --live`)")
+            raise StoreError(
+                f"{config.path}: parent: not set and no version is live "
+                "(register one with `rlhf model register ... --live`)"
+            )
     if parent.status != "ready":
         raise StoreError(f"{config.path}: parent: version {parent.name!r} is {parent.status}, not ready")
-    row = Round(config_path=config.path, config_yaml=config.text, parent_version_id=parent.id,
-                created_by=created_by, status=Q)
+    row = Round(
+        config_path=config.path, config_yaml=config.text, parent_version_id=parent.id, created_by=created_by, status=Q
+    )
     session.add(row)
     session.flush()
     row.work_dir = str(round_dir(url, row.id))

@@ -7,6 +7,7 @@ and marks it failed if that process is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,16 +29,28 @@ def launch_command(config: RoundConfig, round_id: int, url: str) -> list[str]:
     module_args = ["-m", "rlhf.training.recipe", str(round_id), "--db", url]
     if config.accelerate is None:
         return [sys.executable, *module_args]
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-            str(ACCELERATE_CONFIGS / f"{config.accelerate}.yaml"), *module_args]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ACCELERATE_CONFIGS / f"{config.accelerate}.yaml"),
+        *module_args,
+    ]
 
 
 def _spawn(config: RoundConfig, round_id: int, url: str) -> int:
     work = round_dir(url, round_id)
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "process.log", "ab") as output:
-        process = subprocess.Popen(launch_command(config, round_id, url), stdout=output, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=Path.cwd())
+        process = subprocess.Popen(
+            launch_command(config, round_id, url),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=Path.cwd(),
+        )
     with session_scope(url) as session:
         row = session.get(Round, round_id)
         row.pid = process.pid
@@ -81,10 +94,8 @@ def cancel_round(round_id: int, url: str | None = None) -> Round:
         transition(row, RoundStatus.cancelled.value, error="cancelled by user", finished_at=utcnow())
         pid = row.pid
     if pid and process_alive(pid):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     return row
 
 
@@ -125,9 +136,15 @@ def reap_dead_rounds(session: Session) -> list[Round]:
     for row in session.exec(select(Round).where(Round.status == RoundStatus.running.value)).all():
         if row.pid is None or process_alive(row.pid):
             continue
-        transition(row, RoundStatus.failed.value, finished_at=utcnow(),
-                   error=(f"process {row.pid} died during stage {row.stage or 'start'} without reporting "
-                          f"(killed, out of memory, or crashed); see {Path(row.work_dir or '.') / 'process.log'}"))
+        transition(
+            row,
+            RoundStatus.failed.value,
+            finished_at=utcnow(),
+            error=(
+                f"process {row.pid} died during stage {row.stage or 'start'} without reporting "
+                f"(killed, out of memory, or crashed); see {Path(row.work_dir or '.') / 'process.log'}"
+            ),
+        )
         dead.append(row)
     session.flush()
     return dead
@@ -169,8 +186,11 @@ def follow(round_id: int, url: str | None = None, poll: float = 0.5, bar=None) -
             if progress.get("total"):
                 bar.total = progress["total"]
                 bar.n = progress.get("step") or 0
-            postfix = {k: f"{progress[k]:.4g}" for k in ("loss", "reward_accuracy", "kl")
-                       if isinstance(progress.get(k), (int, float))}
+            postfix = {
+                k: f"{progress[k]:.4g}"
+                for k in ("loss", "reward_accuracy", "kl")
+                if isinstance(progress.get(k), (int, float))
+            }
             if progress.get("eta_s") is not None:
                 postfix["eta"] = f"{progress['eta_s']:.0f}s"
             bar.set_postfix(postfix, refresh=False)

@@ -10,8 +10,8 @@ import torch
 from transformers import PreTrainedModel
 
 from rlhf.models.modeling import load_policy, load_tokenizer
-from storage.files import save_atomically
 from rlhf.models.registry import root_base_model
+from storage.files import save_atomically
 from storage.models import ModelVersion
 
 

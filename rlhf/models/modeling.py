@@ -13,7 +13,6 @@ from pathlib import Path
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 import torch
-from storage.files import save_atomically
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -22,6 +21,8 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
+
+from storage.files import save_atomically
 
 CORPUS = Path(__file__).parent / "corpus.txt"
 
@@ -50,7 +51,9 @@ class TinySize:
 
 SIZES = {
     "tiny": TinySize(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, vocab_size=512),
-    "small": TinySize(hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4, vocab_size=2048),
+    "small": TinySize(
+        hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4, vocab_size=2048
+    ),
 }
 
 

@@ -63,17 +63,37 @@ def _check_new_version(session: Session, *, name: str, kind: str, parent_id: int
         raise StoreError(f"parent: no version with id {parent_id}")
 
 
-def register_version(session: Session, *, name: str, base_model: str, kind: str = VersionKind.base.value,
-                     artifact_path: str, is_adapter: bool = False, parent_id: int | None = None,
-                     round_id: int | None = None, data_snapshot: dict[str, Any] | None = None,
-                     config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                     make_live: bool = False, status: str = VersionStatus.ready.value) -> ModelVersion:
+def register_version(
+    session: Session,
+    *,
+    name: str,
+    base_model: str,
+    kind: str = VersionKind.base.value,
+    artifact_path: str,
+    is_adapter: bool = False,
+    parent_id: int | None = None,
+    round_id: int | None = None,
+    data_snapshot: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    make_live: bool = False,
+    status: str = VersionStatus.ready.value,
+) -> ModelVersion:
     """Record a version whose artifact already exists (a hub id or a local folder); nothing is copied."""
     _check_new_version(session, name=name, kind=kind, parent_id=parent_id)
-    version = ModelVersion(name=name, base_model=str(base_model), kind=kind, artifact_path=str(artifact_path),
-                           is_adapter=is_adapter, parent_id=parent_id, round_id=round_id,
-                           data_snapshot=data_snapshot or {}, config=config or {}, metrics=metrics or {},
-                           status=status)
+    version = ModelVersion(
+        name=name,
+        base_model=str(base_model),
+        kind=kind,
+        artifact_path=str(artifact_path),
+        is_adapter=is_adapter,
+        parent_id=parent_id,
+        round_id=round_id,
+        data_snapshot=data_snapshot or {},
+        config=config or {},
+        metrics=metrics or {},
+        status=status,
+    )
     session.add(version)
     session.flush()
     if make_live:
@@ -81,10 +101,22 @@ def register_version(session: Session, *, name: str, base_model: str, kind: str 
     return version
 
 
-def publish_version(session: Session, *, name: str, write: Callable[[Path], None], root: Path, base_model: str,
-                    kind: str, is_adapter: bool, parent_id: int | None = None, round_id: int | None = None,
-                    data_snapshot: dict[str, Any] | None = None, config: dict[str, Any] | None = None,
-                    metrics: dict[str, Any] | None = None, make_live: bool = False) -> ModelVersion:
+def publish_version(
+    session: Session,
+    *,
+    name: str,
+    write: Callable[[Path], None],
+    root: Path,
+    base_model: str,
+    kind: str,
+    is_adapter: bool,
+    parent_id: int | None = None,
+    round_id: int | None = None,
+    data_snapshot: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    make_live: bool = False,
+) -> ModelVersion:
     """Write a new artifact with `write(tmp_dir)`, rename it to `root/name`, then record the version as ready.
 
     If `write` raises, the temp folder is removed, a `failed` version (pointing at a folder that
@@ -95,9 +127,18 @@ def publish_version(session: Session, *, name: str, write: Callable[[Path], None
     target = Path(root).resolve() / name
     if target.exists():
         raise FileExistsError(f"{target}: already exists but no version records it; move it away first")
-    fields = dict(name=name, base_model=base_model, kind=kind, artifact_path=str(target), is_adapter=is_adapter,
-                  parent_id=parent_id, round_id=round_id, data_snapshot=data_snapshot, config=config,
-                  metrics=metrics)
+    fields = dict(
+        name=name,
+        base_model=base_model,
+        kind=kind,
+        artifact_path=str(target),
+        is_adapter=is_adapter,
+        parent_id=parent_id,
+        round_id=round_id,
+        data_snapshot=data_snapshot,
+        config=config,
+        metrics=metrics,
+    )
     try:
         save_atomically(target, write)
     except Exception as error:
@@ -118,8 +159,11 @@ def set_live(session: Session, *, name: str, by: str | None = None) -> ModelVers
     if not version.is_live:
         session.add(LiveChange(version_id=version.id, changed_by=by))
     session.flush()
-    session.exec(update(ModelVersion).values(is_live=case((ModelVersion.id == version.id, True), else_=False))
-                 .execution_options(synchronize_session=False))
+    session.exec(
+        update(ModelVersion)
+        .values(is_live=case((ModelVersion.id == version.id, True), else_=False))
+        .execution_options(synchronize_session=False)
+    )
     for loaded in list(session.identity_map.values()):
         if isinstance(loaded, ModelVersion):
             session.refresh(loaded, ["is_live"])
@@ -130,16 +174,22 @@ def set_live(session: Session, *, name: str, by: str | None = None) -> ModelVers
 class LivePeriod:
     version_id: int
     start: datetime
-    end: datetime | None      # None: still live
+    end: datetime | None  # None: still live
     set_by: str | None
 
 
 def live_periods(session: Session) -> list[LivePeriod]:
     """When each version was live, oldest first, from the recorded changes."""
     changes = session.exec(select(LiveChange).order_by(LiveChange.changed_at, LiveChange.id)).all()
-    return [LivePeriod(version_id=change.version_id, start=change.changed_at,
-                       end=changes[i + 1].changed_at if i + 1 < len(changes) else None, set_by=change.changed_by)
-            for i, change in enumerate(changes)]
+    return [
+        LivePeriod(
+            version_id=change.version_id,
+            start=change.changed_at,
+            end=changes[i + 1].changed_at if i + 1 < len(changes) else None,
+            set_by=change.changed_by,
+        )
+        for i, change in enumerate(changes)
+    ]
 
 
 def retire(session: Session, *, name: str) -> ModelVersion:
@@ -194,8 +244,15 @@ def root_base_model(version: ModelVersion) -> str:
     return version.base_model if version.is_adapter else version.artifact_path
 
 
-def register_artifact(session: Session, *, source: str, name: str, kind: str = VersionKind.base.value,
-                      parent: str | None = None, make_live: bool = False) -> ModelVersion:
+def register_artifact(
+    session: Session,
+    *,
+    source: str,
+    name: str,
+    kind: str = VersionKind.base.value,
+    parent: str | None = None,
+    make_live: bool = False,
+) -> ModelVersion:
     """Register a local model/adapter folder or a hub id, checking what can be checked without a download.
 
     A local adapter applies to its parent's root model, else to the base named in its adapter_config.json.
@@ -207,8 +264,15 @@ def register_artifact(session: Session, *, source: str, name: str, kind: str = V
     if not path.exists() and not source.startswith((".", "/", "~")):
         if not HUB_ID.fullmatch(source):
             raise StoreError(f"model: {source!r} is neither an existing folder nor a hub id like 'org/name'")
-        return register_version(session, name=name, base_model=source, kind=kind, artifact_path=source,
-                                parent_id=parent_version.id if parent_version else None, make_live=make_live)
+        return register_version(
+            session,
+            name=name,
+            base_model=source,
+            kind=kind,
+            artifact_path=source,
+            parent_id=parent_version.id if parent_version else None,
+            make_live=make_live,
+        )
     if not path.is_dir():
         raise StoreError(f"model: {path} does not exist or is not a folder")
     path = path.resolve()
@@ -217,14 +281,29 @@ def register_artifact(session: Session, *, source: str, name: str, kind: str = V
             base_model = root_base_model(parent_version)
         else:
             base_model = _adapter_base(path)
-        return register_version(session, name=name, base_model=base_model, kind=kind, artifact_path=str(path),
-                                is_adapter=True, parent_id=parent_version.id if parent_version else None,
-                                make_live=make_live)
+        return register_version(
+            session,
+            name=name,
+            base_model=base_model,
+            kind=kind,
+            artifact_path=str(path),
+            is_adapter=True,
+            parent_id=parent_version.id if parent_version else None,
+            make_live=make_live,
+        )
     if not (path / "config.json").is_file():
-        raise StoreError(f"model: {path} has neither config.json nor adapter_config.json; "
-                         "is it a Hugging Face model folder?")
-    return register_version(session, name=name, base_model=str(path), kind=kind, artifact_path=str(path),
-                            parent_id=parent_version.id if parent_version else None, make_live=make_live)
+        raise StoreError(
+            f"model: {path} has neither config.json nor adapter_config.json; is it a Hugging Face model folder?"
+        )
+    return register_version(
+        session,
+        name=name,
+        base_model=str(path),
+        kind=kind,
+        artifact_path=str(path),
+        parent_id=parent_version.id if parent_version else None,
+        make_live=make_live,
+    )
 
 
 def _adapter_base(path: Path) -> str:

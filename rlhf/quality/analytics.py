@@ -176,8 +176,11 @@ def _codes(keys: Sequence[Hashable]) -> tuple[np.ndarray, list[Hashable]]:
 
 def _numeric(values: Sequence[Any], level: str) -> np.ndarray:
     for position, value in enumerate(values):
-        if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-                or not np.isfinite(value)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.integer, np.floating))
+            or not np.isfinite(value)
+        ):
             raise ValueError(f"{level} data must be finite numbers: value {value!r} (observation {position}) is not")
     return np.asarray(values, dtype=float)
 
@@ -220,7 +223,8 @@ def bradley_terry(outcomes: Sequence[tuple], n_bootstrap: int = 200, seed: int =
 
     games = np.bincount(first, minlength=n_names) + np.bincount(second, minlength=n_names)
     points = np.bincount(first, weights=scores, minlength=n_names) + np.bincount(
-        second, weights=1.0 - scores, minlength=n_names)
+        second, weights=1.0 - scores, minlength=n_names
+    )
     return {
         name: {
             "strength": float(strength[i]),
@@ -268,8 +272,10 @@ def _fit_bt(pairs: np.ndarray, trials: np.ndarray, won: np.ndarray, n_names: int
         log_q = -np.logaddexp(0.0, d)
         value = -(won * log_p + (trials - won) * log_q).sum() + 0.5 * BT_PRIOR * (s @ s)
         residual = won - trials * np.exp(log_p)
-        grad = -(np.bincount(a, weights=residual, minlength=n_names)
-                 - np.bincount(b, weights=residual, minlength=n_names)) + BT_PRIOR * s
+        grad = (
+            -(np.bincount(a, weights=residual, minlength=n_names) - np.bincount(b, weights=residual, minlength=n_names))
+            + BT_PRIOR * s
+        )
         return value, grad
 
     def hessian(s: np.ndarray) -> np.ndarray:
@@ -294,11 +300,11 @@ class _Pairwise:
     """Pairwise judgments as parallel arrays, one entry per judgment, ordered by judgment id."""
 
     user: np.ndarray
-    pair: np.ndarray            # index into `pair_keys`
-    outcome: np.ndarray         # FIRST, SECOND or NO_PREFERENCE
-    left_is_first: np.ndarray   # bool; meaningless where `has_position` is False
+    pair: np.ndarray  # index into `pair_keys`
+    outcome: np.ndarray  # FIRST, SECOND or NO_PREFERENCE
+    left_is_first: np.ndarray  # bool; meaningless where `has_position` is False
     has_position: np.ndarray
-    gold: np.ndarray            # outcome the gold answer expects, -1 without gold
+    gold: np.ndarray  # outcome the gold answer expects, -1 without gold
     pair_keys: list[tuple[int, int, int]]
 
 
@@ -323,20 +329,29 @@ class _RatingGold:
 @dataclass
 class _Judgments:
     users: dict[int, str]
-    user: np.ndarray            # every non-skip judgment
-    duration: np.ndarray        # float, NaN where unknown
+    user: np.ndarray  # every non-skip judgment
+    duration: np.ndarray  # float, NaN where unknown
     pairwise: _Pairwise
     ratings: _Ratings
     rating_gold: _RatingGold
 
 
-def _read_judgments(session: Session, since: datetime | None = None,
-                    max_judgment_id: int | None = None) -> _Judgments:
+def _read_judgments(session: Session, since: datetime | None = None, max_judgment_id: int | None = None) -> _Judgments:
     """Every judgment the statistics need, in one query."""
     query = (
-        select(Judgment.id, Judgment.kind, Judgment.user_id, User.username, Judgment.prompt_id,
-               Judgment.generation_ids, Judgment.payload, Judgment.shown_order, Judgment.duration_ms,
-               AnnotationItem.generation_ids, AnnotationItem.gold_answer)
+        select(
+            Judgment.id,
+            Judgment.kind,
+            Judgment.user_id,
+            User.username,
+            Judgment.prompt_id,
+            Judgment.generation_ids,
+            Judgment.payload,
+            Judgment.shown_order,
+            Judgment.duration_ms,
+            AnnotationItem.generation_ids,
+            AnnotationItem.gold_answer,
+        )
         .join(User, User.id == Judgment.user_id)
         .outerjoin(AnnotationItem, AnnotationItem.id == Judgment.item_id)
         .where(Judgment.kind != JudgmentKind.skip.value)
@@ -354,8 +369,19 @@ def _read_judgments(session: Session, since: datetime | None = None,
     p_user, p_pair, p_outcome, p_left, p_has, p_gold = [], [], [], [], [], []
     latest_rating: dict[tuple[int, int], int] = {}
     g_user, g_score, g_expected = [], [], []
-    for (_id, kind, user_id, username, prompt_id, generation_ids, payload, shown_order, duration_ms,
-         item_generation_ids, gold_answer) in rows:
+    for (
+        _id,
+        kind,
+        user_id,
+        username,
+        prompt_id,
+        generation_ids,
+        payload,
+        shown_order,
+        duration_ms,
+        item_generation_ids,
+        gold_answer,
+    ) in rows:
         users[user_id] = username
         user_all.append(user_id)
         duration.append(np.nan if duration_ms is None else duration_ms)
@@ -378,19 +404,32 @@ def _read_judgments(session: Session, since: datetime | None = None,
         p_gold.append(_gold_outcome(gold_answer, item_generation_ids or generation_ids, low))
 
     pairwise = _Pairwise(
-        user=np.array(p_user, dtype=np.int64), pair=np.array(p_pair, dtype=np.int64),
-        outcome=np.array(p_outcome, dtype=np.int64), left_is_first=np.array(p_left, dtype=bool),
-        has_position=np.array(p_has, dtype=bool), gold=np.array(p_gold, dtype=np.int64),
+        user=np.array(p_user, dtype=np.int64),
+        pair=np.array(p_pair, dtype=np.int64),
+        outcome=np.array(p_outcome, dtype=np.int64),
+        left_is_first=np.array(p_left, dtype=bool),
+        has_position=np.array(p_has, dtype=bool),
+        gold=np.array(p_gold, dtype=np.int64),
         pair_keys=list(pair_lookup),
     )
-    ratings = _Ratings(user=np.array([user for user, _ in latest_rating], dtype=np.int64),
-                       generation=np.array([generation for _, generation in latest_rating], dtype=np.int64),
-                       score=np.array(list(latest_rating.values()), dtype=float))
-    rating_gold = _RatingGold(user=np.array(g_user, dtype=np.int64), score=np.array(g_score, dtype=float),
-                              expected=np.array(g_expected, dtype=float))
-    return _Judgments(users=users, user=np.array(user_all, dtype=np.int64),
-                      duration=np.array(duration, dtype=float), pairwise=pairwise, ratings=ratings,
-                      rating_gold=rating_gold)
+    ratings = _Ratings(
+        user=np.array([user for user, _ in latest_rating], dtype=np.int64),
+        generation=np.array([generation for _, generation in latest_rating], dtype=np.int64),
+        score=np.array(list(latest_rating.values()), dtype=float),
+    )
+    rating_gold = _RatingGold(
+        user=np.array(g_user, dtype=np.int64),
+        score=np.array(g_score, dtype=float),
+        expected=np.array(g_expected, dtype=float),
+    )
+    return _Judgments(
+        users=users,
+        user=np.array(user_all, dtype=np.int64),
+        duration=np.array(duration, dtype=float),
+        pairwise=pairwise,
+        ratings=ratings,
+        rating_gold=rating_gold,
+    )
 
 
 def _winner(choice: str | None, generation_ids: Sequence[int]) -> int | None:
@@ -424,8 +463,13 @@ def _latest_per_user_and_pair(pw: _Pairwise) -> np.ndarray:
 # --- annotator quality ---------------------------------------------------------------------
 
 
-def annotator_report(session: Session, *, since: datetime | None = None, max_judgment_id: int | None = None,
-                     thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> list[AnnotatorStats]:
+def annotator_report(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    max_judgment_id: int | None = None,
+    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+) -> list[AnnotatorStats]:
     """Per-annotator quality over judgments created at or after `since` with id up to `max_judgment_id`
     (a round's data snapshot), for every user with such judgments.
 
@@ -457,14 +501,16 @@ def annotator_report(session: Session, *, since: datetime | None = None, max_jud
     with_gold = pw.gold >= 0
     rg = data.rating_gold
     gold_n = per_user(pw.user[with_gold]) + per_user(rg.user)
-    gold_hits = (per_user(pw.user[with_gold], pw.outcome[with_gold] == pw.gold[with_gold])
-                 + per_user(rg.user, np.abs(rg.score - rg.expected) <= thresholds.rating_tolerance))
+    gold_hits = per_user(pw.user[with_gold], pw.outcome[with_gold] == pw.gold[with_gold]) + per_user(
+        rg.user, np.abs(rg.score - rg.expected) <= thresholds.rating_tolerance
+    )
     decisive = pw.has_position & (pw.outcome != NO_PREFERENCE)
     decisive_n = per_user(pw.user[decisive])
     picked_left = per_user(pw.user[decisive], pw.left_is_first[decisive] == (pw.outcome[decisive] == FIRST))
     timed = ~np.isnan(data.duration)
-    durations = np.split(data.duration[timed][np.argsort(data.user[timed], kind="stable")],
-                         np.cumsum(per_user(data.user[timed]))[:-1])
+    durations = np.split(
+        data.duration[timed][np.argsort(data.user[timed], kind="stable")], np.cumsum(per_user(data.user[timed]))[:-1]
+    )
     passed = agree_hits + rating_hits + gold_hits
     weights = (passed + WEIGHT_PRIOR_CHECKS) / (agree_n + rating_n + gold_n + WEIGHT_PRIOR_CHECKS)
 
@@ -516,8 +562,7 @@ def _consensus_agreement(pw: _Pairwise, user_ids: np.ndarray, min_others: int) -
     return hits, compared
 
 
-def _rating_agreement(ratings: _Ratings, user_ids: np.ndarray,
-                      t: QualityThresholds) -> tuple[np.ndarray, np.ndarray]:
+def _rating_agreement(ratings: _Ratings, user_ids: np.ndarray, t: QualityThresholds) -> tuple[np.ndarray, np.ndarray]:
     """Per user: scores within tolerance of the other annotators' mean for the response, and scores compared."""
     hits = np.zeros(len(user_ids), dtype=np.int64)
     compared = np.zeros(len(user_ids), dtype=np.int64)
@@ -561,8 +606,11 @@ def _flags(row: AnnotatorStats, t: QualityThresholds) -> list[str]:
         flags.append("low_agreement")
     if row.rating_votes >= t.min_consensus_votes and row.rating_agreement < t.min_agreement:
         flags.append("low_rating_agreement")
-    if (row.decisive_choices >= t.min_decisive_choices and row.position_bias_p < t.position_bias_p
-            and abs(row.position_bias_rate - 0.5) >= t.position_bias_effect):
+    if (
+        row.decisive_choices >= t.min_decisive_choices
+        and row.position_bias_p < t.position_bias_p
+        and abs(row.position_bias_rate - 0.5) >= t.position_bias_effect
+    ):
         flags.append("position_bias")
     if row.gold_judgments >= t.min_gold_judgments and row.gold_accuracy < t.min_gold_accuracy:
         flags.append("gold_failures")
@@ -571,8 +619,9 @@ def _flags(row: AnnotatorStats, t: QualityThresholds) -> list[str]:
     return flags
 
 
-def annotator_weights(session: Session, *, since: datetime | None = None,
-                      max_judgment_id: int | None = None) -> dict[int, float]:
+def annotator_weights(
+    session: Session, *, since: datetime | None = None, max_judgment_id: int | None = None
+) -> dict[int, float]:
     """user_id → weight in [0.05, 1] for weighted aggregation at export.
 
     The share of quality checks passed (pairwise consensus, rating consensus and gold answers),
@@ -583,8 +632,13 @@ def annotator_weights(session: Session, *, since: datetime | None = None,
     return {row.user_id: row.weight for row in report}
 
 
-def flagged_annotators(session: Session, *, since: datetime | None = None, max_judgment_id: int | None = None,
-                       thresholds: QualityThresholds = DEFAULT_THRESHOLDS) -> frozenset[int]:
+def flagged_annotators(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    max_judgment_id: int | None = None,
+    thresholds: QualityThresholds = DEFAULT_THRESHOLDS,
+) -> frozenset[int]:
     """user_ids with any quality flag, for `drop_flagged` export."""
     report = annotator_report(session, since=since, max_judgment_id=max_judgment_id, thresholds=thresholds)
     return frozenset(row.user_id for row in report if row.flags)
@@ -593,8 +647,9 @@ def flagged_annotators(session: Session, *, since: datetime | None = None, max_j
 # --- dataset agreement ------------------------------------------------------------------------
 
 
-def dataset_agreement(session: Session, *, since: datetime | None = None,
-                      max_judgment_id: int | None = None) -> dict[str, dict[str, Any]]:
+def dataset_agreement(
+    session: Session, *, since: datetime | None = None, max_judgment_id: int | None = None
+) -> dict[str, dict[str, Any]]:
     """Krippendorff's alpha over the store: pairwise (nominal, unit = pair) and ratings (ordinal, unit = response).
 
     A pairwise value says which response of the pair won (the lower or the higher generation id)
@@ -611,14 +666,20 @@ def dataset_agreement(session: Session, *, since: datetime | None = None,
     votes = _latest_per_user_and_pair(pw) if len(pw.pair) else np.array([], dtype=np.int64)
     pair, outcome = pw.pair[votes], pw.outcome[votes]
     mirrored = np.choose(outcome, [SECOND, FIRST, NO_PREFERENCE]) if len(outcome) else outcome
-    pair_alpha = alpha_from_observations(np.concatenate([pair, pair + len(pw.pair_keys)]).tolist(),
-                                         np.concatenate([outcome, mirrored]).tolist(), "nominal")
+    pair_alpha = alpha_from_observations(
+        np.concatenate([pair, pair + len(pw.pair_keys)]).tolist(),
+        np.concatenate([outcome, mirrored]).tolist(),
+        "nominal",
+    )
     rating_alpha = alpha_from_observations(data.ratings.generation.tolist(), data.ratings.score.tolist(), "ordinal")
     return {
-        "pairwise": {"alpha": pair_alpha, "level": "nominal", "units": _pairable_units(pair),
-                     "judgments": len(votes)},
-        "rating": {"alpha": rating_alpha, "level": "ordinal", "units": _pairable_units(data.ratings.generation),
-                   "judgments": len(data.ratings.score)},
+        "pairwise": {"alpha": pair_alpha, "level": "nominal", "units": _pairable_units(pair), "judgments": len(votes)},
+        "rating": {
+            "alpha": rating_alpha,
+            "level": "ordinal",
+            "units": _pairable_units(data.ratings.generation),
+            "judgments": len(data.ratings.score),
+        },
     }
 
 

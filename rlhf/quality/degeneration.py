@@ -76,8 +76,11 @@ def repetition(texts: Sequence[str], n: int = REPETITION_N) -> float | None:
     return float(np.mean(shares)) if shares else None
 
 
-def truncated(ended_by_eos: Sequence[bool] | None = None, token_counts: Sequence[int] | None = None,
-              max_new_tokens: int | None = None) -> np.ndarray | None:
+def truncated(
+    ended_by_eos: Sequence[bool] | None = None,
+    token_counts: Sequence[int] | None = None,
+    max_new_tokens: int | None = None,
+) -> np.ndarray | None:
     """Which responses were cut off: no EOS (and, when the counts are known, at the cap).
 
     Without EOS information a response that used the whole budget counts as cut off.
@@ -89,9 +92,13 @@ def truncated(ended_by_eos: Sequence[bool] | None = None, token_counts: Sequence
     return at_cap
 
 
-def degeneration_figures(texts: Sequence[str], *, ended_by_eos: Sequence[bool] | None = None,
-                         token_counts: Sequence[int] | None = None,
-                         max_new_tokens: int | None = None) -> dict[str, Any]:
+def degeneration_figures(
+    texts: Sequence[str],
+    *,
+    ended_by_eos: Sequence[bool] | None = None,
+    token_counts: Sequence[int] | None = None,
+    max_new_tokens: int | None = None,
+) -> dict[str, Any]:
     """All the figures for one policy's samples (``None`` where a figure is undefined)."""
     if not texts:
         return {"n": 0}
@@ -110,8 +117,7 @@ def degeneration_figures(texts: Sequence[str], *, ended_by_eos: Sequence[bool] |
     }
 
 
-def degeneration_alarms(child: dict[str, Any], parent: dict[str, Any] | None,
-                        limits: DegenerationLimits) -> list[str]:
+def degeneration_alarms(child: dict[str, Any], parent: dict[str, Any] | None, limits: DegenerationLimits) -> list[str]:
     """One readable reason per limit the child crosses, e.g. "4-gram repetition 0.148 > 0.10 (parent 0.012)"."""
     parent = parent or {}
     alarms = []

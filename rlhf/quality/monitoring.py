@@ -29,7 +29,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -57,7 +57,7 @@ DEFAULT_THRESHOLDS = MonitorThresholds()
 
 @dataclass
 class Bucket:
-    start: datetime          # the day, or the first judgment of a by-count bucket
+    start: datetime  # the day, or the first judgment of a by-count bucket
     ratings: int
     rating_mean: float | None
     comparisons: int
@@ -72,20 +72,22 @@ class VersionSeries:
     parent_name: str | None
     is_live: bool
     generations: int
-    mean_length: float | None                # characters, over the version's stored responses
-    scores: list[int]                        # every human rating of its responses
-    comparisons: int                         # pairwise judgments against another version
+    mean_length: float | None  # characters, over the version's stored responses
+    scores: list[int]  # every human rating of its responses
+    comparisons: int  # pairwise judgments against another version
     win_rate: float | None
-    vs_parent: dict[str, int]                # head-to-head with the parent: {"wins", "losses", "even"}
-    reward_win_rate: float | None            # metrics["win_rate"]
-    mean_reward: float | None                # metrics["mean_reward"]
-    parent_mean_reward: float | None         # metrics["parent_mean_reward"]
+    vs_parent: dict[str, int]  # head-to-head with the parent: {"wins", "losses", "even"}
+    reward_win_rate: float | None  # metrics["win_rate"]
+    mean_reward: float | None  # metrics["mean_reward"]
+    parent_mean_reward: float | None  # metrics["parent_mean_reward"]
     buckets: list[Bucket] = field(default_factory=list)
-    live_periods: list[tuple[datetime, datetime | None]] = field(default_factory=list)   # end None: live now
+    live_periods: list[tuple[datetime, datetime | None]] = field(default_factory=list)  # end None: live now
 
     def live_text(self) -> str:
-        return "; ".join(f"{start:%Y-%m-%d %H:%M} → {'now' if end is None else f'{end:%Y-%m-%d %H:%M}'}"
-                         for start, end in self.live_periods)
+        return "; ".join(
+            f"{start:%Y-%m-%d %H:%M} → {'now' if end is None else f'{end:%Y-%m-%d %H:%M}'}"
+            for start, end in self.live_periods
+        )
 
     @property
     def rating_mean(self) -> float | None:
@@ -118,15 +120,16 @@ class _Events:
     """Per version: (time, kind, value) for each human signal; rating value = score, pairwise value = 1/0.5/0."""
 
     by_version: dict[int, list[tuple[datetime, str, float]]]
-    vs: dict[tuple[int, int], list[float]]   # (version, opponent version) → outcomes for version
+    vs: dict[tuple[int, int], list[float]]  # (version, opponent version) → outcomes for version
 
 
-def _read_events(session: Session, owner: dict[int, int], since: datetime | None,
-                 until: datetime | None) -> _Events:
+def _read_events(session: Session, owner: dict[int, int], since: datetime | None, until: datetime | None) -> _Events:
     """Rating and pairwise judgments in the window, in one query."""
-    query = (select(Judgment.kind, Judgment.generation_ids, Judgment.payload, Judgment.created_at)
-             .where(Judgment.kind.in_([JudgmentKind.rating.value, JudgmentKind.pairwise.value]))
-             .order_by(Judgment.created_at, Judgment.id))
+    query = (
+        select(Judgment.kind, Judgment.generation_ids, Judgment.payload, Judgment.created_at)
+        .where(Judgment.kind.in_([JudgmentKind.rating.value, JudgmentKind.pairwise.value]))
+        .order_by(Judgment.created_at, Judgment.id)
+    )
     if since is not None:
         query = query.where(Judgment.created_at >= aware(since))
     if until is not None:
@@ -160,9 +163,16 @@ def _buckets(events: list[tuple[datetime, str, float]], bucket: str | int) -> li
     for key, members in groups.items():
         scores = [value for _, kind, value in members if kind == JudgmentKind.rating.value]
         outcomes = [value for _, kind, value in members if kind == JudgmentKind.pairwise.value]
-        start = (datetime(key.year, key.month, key.day, tzinfo=timezone.utc) if bucket == "day" else members[0][0])
-        out.append(Bucket(start=start, ratings=len(scores), rating_mean=float(np.mean(scores)) if scores else None,
-                          comparisons=len(outcomes), win_rate=float(np.mean(outcomes)) if outcomes else None))
+        start = datetime(key.year, key.month, key.day, tzinfo=UTC) if bucket == "day" else members[0][0]
+        out.append(
+            Bucket(
+                start=start,
+                ratings=len(scores),
+                rating_mean=float(np.mean(scores)) if scores else None,
+                comparisons=len(outcomes),
+                win_rate=float(np.mean(outcomes)) if outcomes else None,
+            )
+        )
     return out
 
 
@@ -174,8 +184,14 @@ def _number(metrics: dict[str, Any], key: str) -> float | None:
 # --- the series and the alarms ----------------------------------------------------------
 
 
-def monitor(session: Session, *, since: datetime | None = None, until: datetime | None = None,
-            bucket: str | int = "day", thresholds: MonitorThresholds = DEFAULT_THRESHOLDS) -> Monitoring:
+def monitor(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    bucket: str | int = "day",
+    thresholds: MonitorThresholds = DEFAULT_THRESHOLDS,
+) -> Monitoring:
     """Human ratings and win-rates per version over time, round metrics beside them, and the alarms.
 
     Covers every version that is live or has judged responses in the window. `bucket` is "day" or a
@@ -187,8 +203,10 @@ def monitor(session: Session, *, since: datetime | None = None, until: datetime 
     owner: dict[int, int] = {}
     length: dict[int, list[int]] = defaultdict(list)
     for generation_id, version_id, chars in session.exec(
-            select(Generation.id, Generation.model_version_id, func.length(Generation.text))
-            .where(Generation.model_version_id.is_not(None))):
+        select(Generation.id, Generation.model_version_id, func.length(Generation.text)).where(
+            Generation.model_version_id.is_not(None)
+        )
+    ):
         owner[generation_id] = version_id
         length[version_id].append(chars)
     events = _read_events(session, owner, since, until)
@@ -202,21 +220,30 @@ def monitor(session: Session, *, since: datetime | None = None, until: datetime 
         parent = versions.get(version.parent_id)
         outcomes = [value for _, kind, value in mine if kind == JudgmentKind.pairwise.value]
         head_to_head = events.vs.get((version_id, version.parent_id), [])
-        series.append(VersionSeries(
-            version_id=version_id, name=version.name, parent_id=version.parent_id,
-            parent_name=parent.name if parent else None, is_live=version.is_live,
-            generations=len(length[version_id]),
-            mean_length=float(np.mean(length[version_id])) if length[version_id] else None,
-            scores=[int(value) for _, kind, value in mine if kind == JudgmentKind.rating.value],
-            comparisons=len(outcomes), win_rate=float(np.mean(outcomes)) if outcomes else None,
-            vs_parent={"wins": sum(o == 1.0 for o in head_to_head), "losses": sum(o == 0.0 for o in head_to_head),
-                       "even": sum(o == 0.5 for o in head_to_head)},
-            reward_win_rate=_number(version.metrics, "win_rate"),
-            mean_reward=_number(version.metrics, "mean_reward"),
-            parent_mean_reward=_number(version.metrics, "parent_mean_reward"),
-            buckets=_buckets(mine, bucket),
-            live_periods=periods.get(version_id, []),
-        ))
+        series.append(
+            VersionSeries(
+                version_id=version_id,
+                name=version.name,
+                parent_id=version.parent_id,
+                parent_name=parent.name if parent else None,
+                is_live=version.is_live,
+                generations=len(length[version_id]),
+                mean_length=float(np.mean(length[version_id])) if length[version_id] else None,
+                scores=[int(value) for _, kind, value in mine if kind == JudgmentKind.rating.value],
+                comparisons=len(outcomes),
+                win_rate=float(np.mean(outcomes)) if outcomes else None,
+                vs_parent={
+                    "wins": sum(o == 1.0 for o in head_to_head),
+                    "losses": sum(o == 0.0 for o in head_to_head),
+                    "even": sum(o == 0.5 for o in head_to_head),
+                },
+                reward_win_rate=_number(version.metrics, "win_rate"),
+                mean_reward=_number(version.metrics, "mean_reward"),
+                parent_mean_reward=_number(version.metrics, "parent_mean_reward"),
+                buckets=_buckets(mine, bucket),
+                live_periods=periods.get(version_id, []),
+            )
+        )
 
     by_id = {row.version_id: row for row in series}
     parent_scores = _parent_scores(versions, by_id, events)
@@ -230,14 +257,16 @@ def monitor(session: Session, *, since: datetime | None = None, until: datetime 
     return Monitoring(series=series, alarms=alarms, bucket=str(bucket))
 
 
-def _live_periods(session: Session, since: datetime | None,
-                  until: datetime | None) -> dict[int, list[tuple[datetime, datetime | None]]]:
+def _live_periods(
+    session: Session, since: datetime | None, until: datetime | None
+) -> dict[int, list[tuple[datetime, datetime | None]]]:
     """Each version's live periods that overlap the window, clipped to it."""
     out: dict[int, list[tuple[datetime, datetime | None]]] = defaultdict(list)
     for period in live_periods(session):
         start, end = aware(period.start), period.end and aware(period.end)
-        if (until is not None and start > aware(until)) or (since is not None and end is not None
-                                                              and end < aware(since)):
+        if (until is not None and start > aware(until)) or (
+            since is not None and end is not None and end < aware(since)
+        ):
             continue
         if since is not None:
             start = max(start, aware(since))
@@ -247,8 +276,9 @@ def _live_periods(session: Session, since: datetime | None,
     return out
 
 
-def _parent_scores(versions: dict[int, ModelVersion], by_id: dict[int, VersionSeries],
-                   events: _Events) -> dict[int, list[float]]:
+def _parent_scores(
+    versions: dict[int, ModelVersion], by_id: dict[int, VersionSeries], events: _Events
+) -> dict[int, list[float]]:
     """Ratings of each parent's responses, including parents not otherwise in the series."""
     out = {}
     for version in versions.values():
@@ -258,8 +288,9 @@ def _parent_scores(versions: dict[int, ModelVersion], by_id: dict[int, VersionSe
         if parent_id in by_id:
             out[parent_id] = [float(s) for s in by_id[parent_id].scores]
         else:
-            out[parent_id] = [value for _, kind, value in events.by_version.get(parent_id, [])
-                              if kind == JudgmentKind.rating.value]
+            out[parent_id] = [
+                value for _, kind, value in events.by_version.get(parent_id, []) if kind == JudgmentKind.rating.value
+            ]
     return out
 
 
@@ -277,18 +308,29 @@ def _reward_alarm(row: VersionSeries, parent_scores: list[float], t: MonitorThre
     if not tested or min(tested) < t.significance:
         return []
     parent_mean = float(np.mean(parent_scores)) if parent_scores else None
-    return [Alarm(
-        kind=REWARD_ALARM, version=row.name,
-        message=(f"reward-model win-rate {row.reward_win_rate:.2f} over {row.parent_name}, but humans do not "
-                 f"rate it better (ratings p={_fmt(rating_p)}, head-to-head p={_fmt(pairwise_p)})"),
-        details={"reward_win_rate": row.reward_win_rate, "rating_mean": row.rating_mean,
-                 "parent_rating_mean": parent_mean, "rating_p": rating_p, "head_to_head_p": pairwise_p,
-                 "head_to_head": dict(row.vs_parent)},
-    )]
+    return [
+        Alarm(
+            kind=REWARD_ALARM,
+            version=row.name,
+            message=(
+                f"reward-model win-rate {row.reward_win_rate:.2f} over {row.parent_name}, but humans do not "
+                f"rate it better (ratings p={_fmt(rating_p)}, head-to-head p={_fmt(pairwise_p)})"
+            ),
+            details={
+                "reward_win_rate": row.reward_win_rate,
+                "rating_mean": row.rating_mean,
+                "parent_rating_mean": parent_mean,
+                "rating_p": rating_p,
+                "head_to_head_p": pairwise_p,
+                "head_to_head": dict(row.vs_parent),
+            },
+        )
+    ]
 
 
-def _length_alarm(row: VersionSeries, version: ModelVersion, parent_lengths: list[int],
-                  t: MonitorThresholds) -> list[Alarm]:
+def _length_alarm(
+    row: VersionSeries, version: ModelVersion, parent_lengths: list[int], t: MonitorThresholds
+) -> list[Alarm]:
     if row.mean_length is not None and parent_lengths:
         mine, theirs, unit = row.mean_length, float(np.mean(parent_lengths)), "characters, stored responses"
     else:
@@ -296,12 +338,17 @@ def _length_alarm(row: VersionSeries, version: ModelVersion, parent_lengths: lis
         unit = "tokens, round evaluation samples"
     if mine is None or not theirs or mine <= t.length_ratio * theirs:
         return []
-    return [Alarm(
-        kind=LENGTH_ALARM, version=row.name,
-        message=(f"responses are {mine / theirs:.2f}× as long as {row.parent_name}'s "
-                 f"({mine:.0f} vs {theirs:.0f} {unit}; alarm above {t.length_ratio}×)"),
-        details={"mean_length": mine, "parent_mean_length": theirs, "ratio": mine / theirs, "unit": unit},
-    )]
+    return [
+        Alarm(
+            kind=LENGTH_ALARM,
+            version=row.name,
+            message=(
+                f"responses are {mine / theirs:.2f}× as long as {row.parent_name}'s "
+                f"({mine:.0f} vs {theirs:.0f} {unit}; alarm above {t.length_ratio}×)"
+            ),
+            details={"mean_length": mine, "parent_mean_length": theirs, "ratio": mine / theirs, "unit": unit},
+        )
+    ]
 
 
 def plain_label(text: str) -> str:
@@ -335,11 +382,13 @@ def plot_version_timeline(monitoring: Monitoring | list[VersionSeries]):
         compared = [b for b in row.buckets if b.win_rate is not None]
         label = plain_label(row.name) + (" (live)" if row.is_live else "")
         if rated:
-            ratings.plot([b.start for b in rated], [b.rating_mean for b in rated], marker="o", label=label,
-                         color=colour)
+            ratings.plot(
+                [b.start for b in rated], [b.rating_mean for b in rated], marker="o", label=label, color=colour
+            )
         if compared:
-            wins.plot([b.start for b in compared], [b.win_rate for b in compared], marker="o", label=label,
-                      color=colour)
+            wins.plot(
+                [b.start for b in compared], [b.win_rate for b in compared], marker="o", label=label, color=colour
+            )
         for start, end in row.live_periods:
             if end is None:
                 end = max([start, *judged])
@@ -356,7 +405,8 @@ def plot_version_timeline(monitoring: Monitoring | list[VersionSeries]):
         if axis.get_legend_handles_labels()[0]:
             axis.legend(loc="best", fontsize="small")
     if not any(row.buckets for row in series):
-        ratings.text(0.5, 0.5, "no human judgments on versioned responses yet", ha="center",
-                     transform=ratings.transAxes)
+        ratings.text(
+            0.5, 0.5, "no human judgments on versioned responses yet", ha="center", transform=ratings.transAxes
+        )
     figure.autofmt_xdate()
     return figure

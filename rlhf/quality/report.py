@@ -14,7 +14,7 @@ import html
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +95,21 @@ def render_markdown(title: str, blocks: list[Block]) -> str:
     return "\n".join(lines)
 
 
-_STYLE = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-          "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;"
-          "text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%}")
+_STYLE = (
+    "body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;"
+    "text-align:left;vertical-align:top}th{background:#f3f3f3}img{max-width:100%}"
+)
 
 
 def render_html(title: str, blocks: list[Block]) -> str:
     esc = lambda value: html.escape(_cell(value))  # noqa: E731
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
     for block in blocks:
         if isinstance(block, Heading):
             parts.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
@@ -159,7 +165,7 @@ class ReportData:
     window: Window
     by_kind: Counter
     by_annotator: dict[str, Counter]
-    comments: list[tuple[str, str, str, str]]    # (when, annotator, prompt, comment)
+    comments: list[tuple[str, str, str, str]]  # (when, annotator, prompt, comment)
     agreement: dict[str, dict[str, Any]]
     annotators: list[AnnotatorStats]
     leaderboard: dict[str, dict[str, float]]
@@ -168,8 +174,7 @@ class ReportData:
     round_metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_window(session: Session, *, round_id: int | None, since: datetime | None,
-                   until: datetime | None) -> Window:
+def resolve_window(session: Session, *, round_id: int | None, since: datetime | None, until: datetime | None) -> Window:
     if round_id is not None:
         row = session.get(Round, round_id)
         if row is None:
@@ -188,8 +193,11 @@ def resolve_window(session: Session, *, round_id: int | None, since: datetime | 
 
 def _judgments_in(session: Session, window: Window) -> tuple[Counter, dict[str, Counter], list]:
     """Counts per kind and annotator, and the latest comments, from one query over the window."""
-    query = (select(Judgment.kind, User.username, Judgment.payload, Judgment.created_at, Judgment.prompt_id)
-             .join(User, User.id == Judgment.user_id).order_by(Judgment.id.desc()))
+    query = (
+        select(Judgment.kind, User.username, Judgment.payload, Judgment.created_at, Judgment.prompt_id)
+        .join(User, User.id == Judgment.user_id)
+        .order_by(Judgment.id.desc())
+    )
     if window.since is not None:
         query = query.where(Judgment.created_at >= window.since)
     if window.until is not None:
@@ -210,17 +218,26 @@ def _judgments_in(session: Session, window: Window) -> tuple[Counter, dict[str, 
 
 
 def _clip(text: str, limit: int = COMMENT_CHARS) -> str:
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def collect(session: Session, *, round_id: int | None = None, since: datetime | None = None,
-            until: datetime | None = None, n_bootstrap: int = 200) -> ReportData:
+def collect(
+    session: Session,
+    *,
+    round_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    n_bootstrap: int = 200,
+) -> ReportData:
     window = resolve_window(session, round_id=round_id, since=since, until=until)
     by_kind, by_annotator, comments = _judgments_in(session, window)
     bounds = {"since": window.since, "max_judgment_id": window.max_judgment_id}
     outcomes = blind_outcomes(session)
     return ReportData(
-        window=window, by_kind=by_kind, by_annotator=by_annotator, comments=comments,
+        window=window,
+        by_kind=by_kind,
+        by_annotator=by_annotator,
+        comments=comments,
         agreement=dataset_agreement(session, **bounds),
         annotators=annotator_report(session, **bounds),
         leaderboard=bradley_terry(outcomes, n_bootstrap=n_bootstrap),
@@ -252,46 +269,97 @@ def _pct(value: float | None) -> str | None:
 
 def build_blocks(data: ReportData, plots: dict[str, str]) -> list[Block]:
     kinds = [k.value for k in JudgmentKind]
-    blocks: list[Block] = [Para(f"Window: {data.window.describe()}. Generated "
-                                f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.")]
+    blocks: list[Block] = [
+        Para(f"Window: {data.window.describe()}. Generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.")
+    ]
 
-    blocks += [Heading("Data"), Para(f"{sum(data.by_kind.values())} judgment(s): "
-                                     + (", ".join(f"{data.by_kind[k]} {k}" for k in kinds if data.by_kind[k])
-                                        or "none") + ".")]
+    blocks += [
+        Heading("Data"),
+        Para(
+            f"{sum(data.by_kind.values())} judgment(s): "
+            + (", ".join(f"{data.by_kind[k]} {k}" for k in kinds if data.by_kind[k]) or "none")
+            + "."
+        ),
+    ]
     if data.by_annotator:
-        blocks.append(Table(["annotator", *kinds, "total"],
-                            [[name, *(counts[k] for k in kinds), sum(counts.values())]
-                             for name, counts in sorted(data.by_annotator.items())]))
+        blocks.append(
+            Table(
+                ["annotator", *kinds, "total"],
+                [
+                    [name, *(counts[k] for k in kinds), sum(counts.values())]
+                    for name, counts in sorted(data.by_annotator.items())
+                ],
+            )
+        )
 
     blocks.append(Heading("Agreement"))
-    blocks.append(Table(["judgments", "Krippendorff's alpha", "level", "units with ≥2 annotators", "votes"],
-                        [[name, part["alpha"], part["level"], part["units"], part["judgments"]]
-                         for name, part in data.agreement.items()]))
+    blocks.append(
+        Table(
+            ["judgments", "Krippendorff's alpha", "level", "units with ≥2 annotators", "votes"],
+            [
+                [name, part["alpha"], part["level"], part["units"], part["judgments"]]
+                for name, part in data.agreement.items()
+            ],
+        )
+    )
 
     blocks.append(Heading("Annotators"))
     flagged = [row.username for row in data.annotators if row.flags]
     blocks.append(Para(f"Flagged: {', '.join(flagged)}." if flagged else "No annotator is flagged."))
-    blocks.append(Table(
-        ["annotator", "judgments", "median s", "consensus agreement", "rating agreement", "gold accuracy",
-         "left picks (p)", "swap inconsistency", "weight", "flags"],
-        [[row.username, row.judgments, None if row.median_ms is None else row.median_ms / 1000,
-          _with_n(_pct(row.agreement_with_consensus), row.consensus_votes),
-          _with_n(_pct(row.rating_agreement), row.rating_votes),
-          _with_n(_pct(row.gold_accuracy), row.gold_judgments),
-          None if row.position_bias_rate is None else f"{_pct(row.position_bias_rate)} (p={row.position_bias_p:.3g})",
-          _with_n(_pct(row.swap_inconsistency), row.swapped_pairs), row.weight, ", ".join(row.flags) or "–"]
-         for row in data.annotators]))
+    blocks.append(
+        Table(
+            [
+                "annotator",
+                "judgments",
+                "median s",
+                "consensus agreement",
+                "rating agreement",
+                "gold accuracy",
+                "left picks (p)",
+                "swap inconsistency",
+                "weight",
+                "flags",
+            ],
+            [
+                [
+                    row.username,
+                    row.judgments,
+                    None if row.median_ms is None else row.median_ms / 1000,
+                    _with_n(_pct(row.agreement_with_consensus), row.consensus_votes),
+                    _with_n(_pct(row.rating_agreement), row.rating_votes),
+                    _with_n(_pct(row.gold_accuracy), row.gold_judgments),
+                    None
+                    if row.position_bias_rate is None
+                    else f"{_pct(row.position_bias_rate)} (p={row.position_bias_p:.3g})",
+                    _with_n(_pct(row.swap_inconsistency), row.swapped_pairs),
+                    row.weight,
+                    ", ".join(row.flags) or "–",
+                ]
+                for row in data.annotators
+            ],
+        )
+    )
     if "annotators" in plots:
         blocks.append(Image(plots["annotators"], "agreement with consensus per annotator"))
 
     blocks.append(Heading("Leaderboard (blind votes)"))
     if data.leaderboard:
         ranked = sorted(data.leaderboard.items(), key=lambda item: -item[1]["strength"])
-        blocks.append(Para(f"Bradley–Terry log-strengths from {data.blind_votes} decisive blind votes "
-                           "(all blind votes so far), 95% bootstrap intervals."))
-        blocks.append(Table(["version", "strength", "95% CI", "win-rate", "votes"],
-                            [[name, s["strength"], f"{s['ci_low']:.2f} … {s['ci_high']:.2f}",
-                              _pct(s["win_rate"]), s["n"]] for name, s in ranked]))
+        blocks.append(
+            Para(
+                f"Bradley–Terry log-strengths from {data.blind_votes} decisive blind votes "
+                "(all blind votes so far), 95% bootstrap intervals."
+            )
+        )
+        blocks.append(
+            Table(
+                ["version", "strength", "95% CI", "win-rate", "votes"],
+                [
+                    [name, s["strength"], f"{s['ci_low']:.2f} … {s['ci_high']:.2f}", _pct(s["win_rate"]), s["n"]]
+                    for name, s in ranked
+                ],
+            )
+        )
         if "leaderboard" in plots:
             blocks.append(Image(plots["leaderboard"], "Bradley–Terry strengths with 95% intervals"))
     else:
@@ -300,17 +368,46 @@ def build_blocks(data: ReportData, plots: dict[str, str]) -> list[Block]:
     blocks.append(Heading("Versions in use"))
     monitoring = data.monitoring
     if monitoring.alarms:
-        blocks.append(Bullets([f"ALARM {alarm.kind} on {alarm.version}: {alarm.message}"
-                               for alarm in monitoring.alarms]))
+        blocks.append(
+            Bullets([f"ALARM {alarm.kind} on {alarm.version}: {alarm.message}" for alarm in monitoring.alarms])
+        )
     else:
         blocks.append(Para("No alarms."))
-    blocks.append(Table(
-        ["version", "parent", "live", "live periods (UTC)", "responses", "mean length (chars)", "ratings",
-         "mean rating", "human win-rate (n)", "vs parent W/L/even", "reward-model win-rate", "mean reward"],
-        [[row.name, row.parent_name, "yes" if row.is_live else "", row.live_text(), row.generations, row.mean_length,
-          len(row.scores), row.rating_mean, _with_n(_pct(row.win_rate), row.comparisons),
-          "/".join(str(row.vs_parent[k]) for k in ("wins", "losses", "even")) if row.parent_name else None,
-          row.reward_win_rate, row.mean_reward] for row in monitoring.series]))
+    blocks.append(
+        Table(
+            [
+                "version",
+                "parent",
+                "live",
+                "live periods (UTC)",
+                "responses",
+                "mean length (chars)",
+                "ratings",
+                "mean rating",
+                "human win-rate (n)",
+                "vs parent W/L/even",
+                "reward-model win-rate",
+                "mean reward",
+            ],
+            [
+                [
+                    row.name,
+                    row.parent_name,
+                    "yes" if row.is_live else "",
+                    row.live_text(),
+                    row.generations,
+                    row.mean_length,
+                    len(row.scores),
+                    row.rating_mean,
+                    _with_n(_pct(row.win_rate), row.comparisons),
+                    "/".join(str(row.vs_parent[k]) for k in ("wins", "losses", "even")) if row.parent_name else None,
+                    row.reward_win_rate,
+                    row.mean_reward,
+                ]
+                for row in monitoring.series
+            ],
+        )
+    )
     if "timeline" in plots:
         blocks.append(Image(plots["timeline"], f"human ratings and win-rates per version, by {monitoring.bucket}"))
 
@@ -344,8 +441,11 @@ def _figures(data: ReportData) -> dict:
         figure = Figure(figsize=(7, 0.4 * len(scored) + 1.2), layout="constrained")
         FigureCanvasAgg(figure)
         axis = figure.subplots()
-        axis.barh([plain_label(row.username) for row in scored], [row.agreement_with_consensus for row in scored],
-                  color=["tab:red" if row.flags else "tab:blue" for row in scored])
+        axis.barh(
+            [plain_label(row.username) for row in scored],
+            [row.agreement_with_consensus for row in scored],
+            color=["tab:red" if row.flags else "tab:blue" for row in scored],
+        )
         axis.set_xlim(0, 1)
         axis.set_xlabel("agreement with the other annotators' consensus (red: flagged)")
         axis.invert_yaxis()
@@ -364,8 +464,15 @@ def _figures(data: ReportData) -> dict:
     return figures
 
 
-def write_report(out: str | Path, *, url: str | None = None, round_id: int | None = None,
-                 since: datetime | None = None, until: datetime | None = None, n_bootstrap: int = 200) -> Path:
+def write_report(
+    out: str | Path,
+    *,
+    url: str | None = None,
+    round_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    n_bootstrap: int = 200,
+) -> Path:
     """Write the report to `out` (.md or .html) and its plots to `<stem>-<name>.png` beside it."""
     out = Path(out)
     fmt = {".md": "markdown", ".html": "html"}.get(out.suffix.lower())
@@ -380,6 +487,10 @@ def write_report(out: str | Path, *, url: str | None = None, round_id: int | Non
     blocks = build_blocks(data, plots)
     text = render_html(title, blocks) if fmt == "html" else render_markdown(title, blocks)
     for name, figure in figures.items():
-        save_atomically(out.parent / plots[name], lambda path, figure=figure: figure.savefig(path, dpi=100),
-                        folder=False, replace=True)
+        save_atomically(
+            out.parent / plots[name],
+            lambda path, figure=figure: figure.savefig(path, dpi=100),
+            folder=False,
+            replace=True,
+        )
     return save_atomically(out, lambda path: path.write_text(text, encoding="utf-8"), folder=False, replace=True)

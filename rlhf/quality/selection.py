@@ -56,8 +56,8 @@ class RewardModelScorer:
     """p(a ≻ b) from a reward model folder; the model is loaded once and kept."""
 
     def __init__(self, path: Path, batch_size: int = 16):
-        from rlhf.training.evaluation import load_reward_model
         from rlhf.models.modeling import preferred_device
+        from rlhf.training.evaluation import load_reward_model
 
         self.path = Path(path)
         self.batch_size = batch_size
@@ -75,8 +75,9 @@ class RewardModelScorer:
 class ImplicitRewardScorer:
     """p(a ≻ b) from a policy and the reference it was trained away from, each loaded once and kept."""
 
-    def __init__(self, policy: ModelVersion, reference: ModelVersion, beta: float = IMPLICIT_BETA,
-                 batch_size: int = 16):
+    def __init__(
+        self, policy: ModelVersion, reference: ModelVersion, beta: float = IMPLICIT_BETA, batch_size: int = 16
+    ):
         from rlhf.models.artifacts import load_version
         from rlhf.models.modeling import preferred_device
 
@@ -99,7 +100,9 @@ class ImplicitRewardScorer:
 
         out: list[float] = []
         for start in range(0, len(prompts), self.batch_size):
-            batch = self._samples(prompts[start:start + self.batch_size], completions[start:start + self.batch_size])
+            batch = self._samples(
+                prompts[start : start + self.batch_size], completions[start : start + self.batch_size]
+            )
             out += (completion_logprob(self.policy, batch) - completion_logprob(self.reference, batch)).tolist()
         return out
 
@@ -113,17 +116,19 @@ class ImplicitRewardScorer:
         for prompt, completion in zip(prompts, completions):
             messages = [{"role": "user", "content": prompt}]
             head = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            whole = self.tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": completion}],
-                                                       tokenize=False)
+            whole = self.tokenizer.apply_chat_template(
+                messages + [{"role": "assistant", "content": completion}], tokenize=False
+            )
             head_ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]
             heads.append(head_ids)
-            tails.append(self.tokenizer(whole, add_special_tokens=False)["input_ids"][len(head_ids):])
+            tails.append(self.tokenizer(whole, add_special_tokens=False)["input_ids"][len(head_ids) :])
         pad = self.tokenizer.pad_token_id
         head_width, tail_width = max(map(len, heads)), max(map(len, tails))
         head_mask = torch.tensor([[0] * (head_width - len(ids)) + [1] * len(ids) for ids in heads])
         tail_mask = torch.tensor([[1] * len(ids) + [0] * (tail_width - len(ids)) for ids in tails])
-        sequences = torch.tensor([[pad] * (head_width - len(h)) + h + t + [pad] * (tail_width - len(t))
-                                  for h, t in zip(heads, tails)])
+        sequences = torch.tensor(
+            [[pad] * (head_width - len(h)) + h + t + [pad] * (tail_width - len(t)) for h, t in zip(heads, tails)]
+        )
         return Samples(sequences, torch.cat([head_mask, tail_mask], dim=1), tail_mask, list(completions))
 
 
@@ -134,7 +139,7 @@ class Prioritizer:
     url: str
     selection: str = "random"
     score_with: str = "reward_model"
-    scorer: PairScorer | None = None          # fixed p(a ≻ b); default: from the live version, by `score_with`
+    scorer: PairScorer | None = None  # fixed p(a ≻ b); default: from the live version, by `score_with`
     _scored: set[int] = field(default_factory=set, init=False)
     _cached: RewardModelScorer | ImplicitRewardScorer | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -168,8 +173,11 @@ class Prioritizer:
         rule = self.selection
         scorer = self.current_scorer()
         if scorer is None:
-            missing = ("no reward model in the live version's lineage yet" if self.score_with == "reward_model"
-                       else "the live version has no parent to measure its implicit reward against")
+            missing = (
+                "no reward model in the live version's lineage yet"
+                if self.score_with == "reward_model"
+                else "the live version has no parent to measure its implicit reward against"
+            )
             return f"{rule}: {missing}; queue order kept"
         with read_scope(self.url) as session:
             pairs = [p for p in priority.open_pairs(session) if p.item_id not in self._scored]

@@ -234,9 +234,18 @@ class _Checker:
             known = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
             self.fail("accelerate", f"no configs/accelerate/{accelerate}.yaml (have: {', '.join(known)})")
         policy = next(name for name in stages if name in POLICY_STAGES)
-        return RoundConfig(path=self.path, text="", name=raw.get("name") or policy, parent=raw.get("parent"),
-                           finetune=finetune, data=data, stages=stages, evaluation=evaluation, gate=gate,
-                           accelerate=accelerate)
+        return RoundConfig(
+            path=self.path,
+            text="",
+            name=raw.get("name") or policy,
+            parent=raw.get("parent"),
+            finetune=finetune,
+            data=data,
+            stages=stages,
+            evaluation=evaluation,
+            gate=gate,
+            accelerate=accelerate,
+        )
 
     def finetune(self, value) -> FinetuneSpec:
         value = self.mapping(value, "finetune")
@@ -263,8 +272,12 @@ class _Checker:
         self.known_keys(value, STAGE_ORDER, "stages")
         policy = [name for name in value if name in POLICY_STAGES]
         if len(policy) != 1:
-            self.fail("stages", "needs exactly one policy stage of " + ", ".join(POLICY_STAGES)
-                      + (f", got {', '.join(policy)}" if policy else ""))
+            self.fail(
+                "stages",
+                "needs exactly one policy stage of "
+                + ", ".join(POLICY_STAGES)
+                + (f", got {', '.join(policy)}" if policy else ""),
+            )
         if policy[0] in {"grpo", "rloo"} and "reward" not in value:
             self.fail(f"stages.{policy[0]}", "needs a reward stage before it (its reward model scores completions)")
         specs = {}
@@ -342,8 +355,14 @@ def _type_name(annotation) -> str:
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return "one of " + ", ".join(str(m.value) for m in annotation)
     if isinstance(annotation, type):
-        return {"bool": "true/false", "int": "a whole number", "float": "a number", "str": "text",
-                "dict": "a mapping", "list": "a list"}.get(annotation.__name__, annotation.__name__)
+        return {
+            "bool": "true/false",
+            "int": "a whole number",
+            "float": "a number",
+            "str": "text",
+            "dict": "a mapping",
+            "list": "a list",
+        }.get(annotation.__name__, annotation.__name__)
     return str(annotation).replace("typing.", "")
 
 

@@ -49,11 +49,15 @@ def load_reward_model(path: Path, device: torch.device):
 
 
 @torch.no_grad()
-def reward_scores(model, tokenizer, prompts: list[list[dict]], completions: list[str], batch_size: int = 16) -> np.ndarray:
+def reward_scores(
+    model, tokenizer, prompts: list[list[dict]], completions: list[str], batch_size: int = 16
+) -> np.ndarray:
     scores = []
     for start in range(0, len(prompts), batch_size):
-        texts = [tokenizer.apply_chat_template(p + [{"role": "assistant", "content": c}], tokenize=False)
-                 for p, c in zip(prompts[start:start + batch_size], completions[start:start + batch_size])]
+        texts = [
+            tokenizer.apply_chat_template(p + [{"role": "assistant", "content": c}], tokenize=False)
+            for p, c in zip(prompts[start : start + batch_size], completions[start : start + batch_size])
+        ]
         batch = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(model.device)
         scores.append(model(**batch).logits[:, 0].float().cpu())
     return torch.cat(scores).numpy() if scores else np.zeros(0)
@@ -76,18 +80,23 @@ def reward_model_metrics(model, tokenizer, pairs: list[dict], seed: int = 0) -> 
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"n_pairs": len(pairs), "accuracy": float(np.mean(chosen > rejected)),
-            "precision": precision, "recall": recall, "f1": f1,
-            "mean_margin": float(np.mean(chosen - rejected))}
+    return {
+        "n_pairs": len(pairs),
+        "accuracy": float(np.mean(chosen > rejected)),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "mean_margin": float(np.mean(chosen - rejected)),
+    }
 
 
 @dataclass
 class Samples:
-    sequences: torch.Tensor       # prompt (left-padded) + completion (right-padded)
+    sequences: torch.Tensor  # prompt (left-padded) + completion (right-padded)
     attention_mask: torch.Tensor
     completion_mask: torch.Tensor
     texts: list[str]
-    ended_by_eos: torch.Tensor | None = None   # known only for generated samples
+    ended_by_eos: torch.Tensor | None = None  # known only for generated samples
 
     @property
     def lengths(self) -> np.ndarray:
@@ -98,21 +107,37 @@ class Samples:
 def sample(model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: int) -> list[Samples]:
     batches = []
     for start in range(0, len(prompts), spec.batch_size):
-        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                 for p in prompts[start:start + spec.batch_size]]
+        texts = [
+            tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+            for p in prompts[start : start + spec.batch_size]
+        ]
         batch = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(model.device)
         torch.manual_seed(seed + start)
-        out = model.generate(**batch, do_sample=True, temperature=spec.temperature, top_p=1.0,
-                             max_new_tokens=spec.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)
-        completion = out[:, batch["input_ids"].shape[1]:]
+        out = model.generate(
+            **batch,
+            do_sample=True,
+            temperature=spec.temperature,
+            top_p=1.0,
+            max_new_tokens=spec.max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+        completion = out[:, batch["input_ids"].shape[1] :]
         is_eos = completion == tokenizer.eos_token_id
         after_eos = (is_eos.cumsum(-1) - is_eos.int()) > 0
         completion_mask = (~after_eos).long()
-        texts = tokenizer.batch_decode(completion * completion_mask + tokenizer.pad_token_id * (1 - completion_mask),
-                                       skip_special_tokens=True)
-        batches.append(Samples(out, torch.cat([batch["attention_mask"], completion_mask], dim=1),
-                               completion_mask, texts, is_eos.any(-1).cpu()))
+        texts = tokenizer.batch_decode(
+            completion * completion_mask + tokenizer.pad_token_id * (1 - completion_mask), skip_special_tokens=True
+        )
+        batches.append(
+            Samples(
+                out,
+                torch.cat([batch["attention_mask"], completion_mask], dim=1),
+                completion_mask,
+                texts,
+                is_eos.any(-1).cpu(),
+            )
+        )
     return batches
 
 
@@ -148,24 +173,32 @@ def length_bias(rewards: np.ndarray, lengths: np.ndarray, reward_gain: float, le
 
 
 def text_figures(samples: list[Samples], max_new_tokens: int) -> dict[str, Any]:
-    return degeneration_figures([t for s in samples for t in s.texts],
-                                ended_by_eos=np.concatenate([s.ended_by_eos.numpy() for s in samples]) if samples else [],
-                                token_counts=np.concatenate([s.lengths for s in samples]) if samples else [],
-                                max_new_tokens=max_new_tokens)
+    return degeneration_figures(
+        [t for s in samples for t in s.texts],
+        ended_by_eos=np.concatenate([s.ended_by_eos.numpy() for s in samples]) if samples else [],
+        token_counts=np.concatenate([s.lengths for s in samples]) if samples else [],
+        max_new_tokens=max_new_tokens,
+    )
 
 
-def compare_degeneration(new_samples: list[Samples], parent_samples: list[Samples], max_new_tokens: int,
-                         limits: DegenerationLimits) -> dict[str, Any]:
+def compare_degeneration(
+    new_samples: list[Samples], parent_samples: list[Samples], max_new_tokens: int, limits: DegenerationLimits
+) -> dict[str, Any]:
     child, parent = text_figures(new_samples, max_new_tokens), text_figures(parent_samples, max_new_tokens)
     return {"child": child, "parent": parent, "alarms": degeneration_alarms(child, parent, limits)}
 
 
-def compare_policies(new: PolicySource, parent: PolicySource, reward_path: Path | None,
-                     prompts: list[list[dict]], spec: EvalSpec,
-                     degeneration: DegenerationLimits | None = None) -> dict[str, Any]:
+def compare_policies(
+    new: PolicySource,
+    parent: PolicySource,
+    reward_path: Path | None,
+    prompts: list[list[dict]],
+    spec: EvalSpec,
+    degeneration: DegenerationLimits | None = None,
+) -> dict[str, Any]:
     device = preferred_device()
     tokenizer = load_tokenizer_for(new)
-    prompts = prompts[:spec.max_prompts]
+    prompts = prompts[: spec.max_prompts]
     new_model = load_causal_lm(new, device)
     parent_model = load_causal_lm(parent, device)
     new_samples = sample(new_model, tokenizer, prompts, spec, spec.seed)
@@ -180,8 +213,9 @@ def compare_policies(new: PolicySource, parent: PolicySource, reward_path: Path 
         "parent_mean_length": float(parent_len.mean()) if len(parent_len) else None,
     }
     metrics["length_change"] = (metrics["mean_length"] - metrics["parent_mean_length"]) if len(prompts) else None
-    metrics["degeneration"] = compare_degeneration(new_samples, parent_samples, spec.max_new_tokens,
-                                                   degeneration or DegenerationLimits())
+    metrics["degeneration"] = compare_degeneration(
+        new_samples, parent_samples, spec.max_new_tokens, degeneration or DegenerationLimits()
+    )
     del new_model, parent_model
     if reward_path is None or not prompts:
         return metrics
@@ -193,13 +227,21 @@ def compare_policies(new: PolicySource, parent: PolicySource, reward_path: Path 
     wins = np.where(new_r > parent_r, 1.0, np.where(new_r == parent_r, 0.5, 0.0))
     low, high = bootstrap_ci(wins, spec.bootstrap, spec.seed)
     reward_gain = float(new_r.mean() - parent_r.mean())
-    metrics.update({
-        "win_rate": float(wins.mean()), "win_rate_ci95": [low, high],
-        "mean_reward": float(new_r.mean()), "parent_mean_reward": float(parent_r.mean()),
-        "reward_gain": reward_gain,
-        "length_bias": length_bias(np.concatenate([new_r, parent_r]), np.concatenate([new_len, parent_len]),
-                                   reward_gain, metrics["length_change"]),
-    })
+    metrics.update(
+        {
+            "win_rate": float(wins.mean()),
+            "win_rate_ci95": [low, high],
+            "mean_reward": float(new_r.mean()),
+            "parent_mean_reward": float(parent_r.mean()),
+            "reward_gain": reward_gain,
+            "length_bias": length_bias(
+                np.concatenate([new_r, parent_r]),
+                np.concatenate([new_len, parent_len]),
+                reward_gain,
+                metrics["length_change"],
+            ),
+        }
+    )
     return metrics
 
 
@@ -219,6 +261,8 @@ def gate_decision(metrics: dict[str, Any], gate: GateSpec) -> dict[str, Any]:
         reasons.append("length-bias alarm")
     degeneration = metrics.get("degeneration")
     if degeneration:
-        reasons += [f"degeneration: {alarm}" for alarm in
-                    degeneration_alarms(degeneration["child"], degeneration["parent"], gate.degeneration)]
+        reasons += [
+            f"degeneration: {alarm}"
+            for alarm in degeneration_alarms(degeneration["child"], degeneration["parent"], gate.degeneration)
+        ]
     return {"passed": not reasons, "min_win_rate": gate.min_win_rate, "reasons": reasons}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ class RoundReporter:
     def log(self, event: str, **fields: Any) -> None:
         if not self.enabled:
             return
-        record = {"time": datetime.now(timezone.utc).isoformat(), "event": event, **fields}
+        record = {"time": datetime.now(UTC).isoformat(), "event": event, **fields}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, default=str) + "\n")
@@ -77,8 +77,14 @@ class TrainerProgress(TrainerCallback):
         total = state.max_steps or 0
         step = state.global_step
         eta = elapsed / step * (total - step) if step and total else None
-        return {"stage": self.stage, "step": step, "total": total, "elapsed_s": round(elapsed, 2),
-                "eta_s": round(eta, 2) if eta is not None else None, **self.latest}
+        return {
+            "stage": self.stage,
+            "step": step,
+            "total": total,
+            "elapsed_s": round(elapsed, 2),
+            "eta_s": round(eta, 2) if eta is not None else None,
+            **self.latest,
+        }
 
     def summary(self) -> dict[str, Any]:
         """The stage's last training/validation numbers and its step count, for the round's metrics."""
@@ -92,10 +98,14 @@ class TrainerProgress(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        for key, names in {"loss": ("loss",), "eval_loss": ("eval_loss",), "train_loss": ("train_loss",),
-                           "reward_accuracy": ("rewards/accuracies", "accuracy", "eval_rewards/accuracies",
-                                               "eval_accuracy"),
-                           "kl": ("kl", "objective/kl"), "reward": ("reward", "rewards/reward/mean")}.items():
+        for key, names in {
+            "loss": ("loss",),
+            "eval_loss": ("eval_loss",),
+            "train_loss": ("train_loss",),
+            "reward_accuracy": ("rewards/accuracies", "accuracy", "eval_rewards/accuracies", "eval_accuracy"),
+            "kl": ("kl", "objective/kl"),
+            "reward": ("reward", "rewards/reward/mean"),
+        }.items():
             value = _first(logs, *names)
             if value is not None:
                 self.latest[key] = value

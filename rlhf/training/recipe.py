@@ -23,8 +23,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from rlhf.jobs.lifecycle import mark_ended, version_name
 from rlhf.models import registry
-from rlhf.training.progress import RoundReporter, TrainerProgress
 from rlhf.training.config import RoundConfig, parse_round_config
+from rlhf.training.progress import RoundReporter, TrainerProgress
 from rlhf.training.stages import DATA_KIND, STAGES, PolicySource, StageContext, run
 from storage.crud import StoreError
 from storage.db import session_scope
@@ -36,8 +36,11 @@ class RoundCancelled(Exception):
 
 
 def source_of(version: ModelVersion) -> PolicySource:
-    return PolicySource(path=version.artifact_path, is_adapter=version.is_adapter,
-                        base=version.base_model if version.is_adapter else None)
+    return PolicySource(
+        path=version.artifact_path,
+        is_adapter=version.is_adapter,
+        base=version.base_model if version.is_adapter else None,
+    )
 
 
 def run_round(round_id: int, url: str) -> None:
@@ -72,8 +75,13 @@ def run_round(round_id: int, url: str) -> None:
         reporter.update(metrics=metrics, stage="register")
         version = register(url, round_id, config, parent, policy, metrics)
         live = publish(url, version.name, metrics["gate"], by=f"round {round_id} gate")
-        reporter.transition(RoundStatus.succeeded.value, stage=None, output_version_id=version.id,
-                            finished_at=utcnow(), progress={"stage": "done"})
+        reporter.transition(
+            RoundStatus.succeeded.value,
+            stage=None,
+            output_version_id=version.id,
+            finished_at=utcnow(),
+            progress={"stage": "done"},
+        )
         reporter.log("done", version=version.name, live=live)
         shutil.rmtree(work / "scratch", ignore_errors=True)
     state.wait_for_everyone()
@@ -89,8 +97,9 @@ def mark_running(reporter: RoundReporter, row: Round) -> None:
     reporter.log("start", resumed_after=list(row.completed_stages), pid=os.getpid())
 
 
-def run_stages(config: RoundConfig, work: Path, parent: ModelVersion, row: Round,
-               reporter: RoundReporter) -> tuple[PolicySource, Path | None, dict]:
+def run_stages(
+    config: RoundConfig, work: Path, parent: ModelVersion, row: Round, reporter: RoundReporter
+) -> tuple[PolicySource, Path | None, dict]:
     """Each stage in order, starting from the previous one's saved output; completed stages are skipped."""
     completed = list(row.completed_stages)
     stage_metrics = dict(row.metrics.get("stages", {}))
@@ -102,9 +111,15 @@ def run_stages(config: RoundConfig, work: Path, parent: ModelVersion, row: Round
             reporter.log("stage_start", stage=name)
             wall, cpu = time.perf_counter(), time.process_time()
             progress = TrainerProgress(reporter, name)
-            ctx = StageContext(policy=policy, finetune=config.finetune, data=load_data(work, DATA_KIND[name]),
-                               output=output, scratch=work / "scratch" / name, reward_model=reward_model,
-                               callbacks=[progress])
+            ctx = StageContext(
+                policy=policy,
+                finetune=config.finetune,
+                data=load_data(work, DATA_KIND[name]),
+                output=output,
+                scratch=work / "scratch" / name,
+                reward_model=reward_model,
+                callbacks=[progress],
+            )
             run(STAGES[name], spec, ctx)
             completed.append(name)
             stage_metrics[name] = progress.summary()
@@ -134,15 +149,23 @@ def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict, paren
         out = work / "data" / kind
         if out.exists():
             continue
-        options = ExportOptions(kind=kind, test_fraction=config.data.eval_fraction, seed=config.data.seed,
-                                aggregation=config.data.aggregation, min_annotators=config.data.min_annotators,
-                                since_round=since_round, max_judgment_id=snapshot["max_judgment_id"],
-                                **annotator_quality(config, url))
+        options = ExportOptions(
+            kind=kind,
+            test_fraction=config.data.eval_fraction,
+            seed=config.data.seed,
+            aggregation=config.data.aggregation,
+            min_annotators=config.data.min_annotators,
+            since_round=since_round,
+            max_judgment_id=snapshot["max_judgment_id"],
+            **annotator_quality(config, url),
+        )
         manifest = export_dataset(out, options, url=url)
         if kind == DATA_KIND[config.policy_stage] and not manifest["counts"]["train"]:
             shutil.rmtree(out)
-            raise StoreError(f"{config.path}: no {kind} training rows in the data snapshot "
-                             f"(judgments up to id {snapshot['max_judgment_id']}, filters {asdict(config.data)})")
+            raise StoreError(
+                f"{config.path}: no {kind} training rows in the data snapshot "
+                f"(judgments up to id {snapshot['max_judgment_id']}, filters {asdict(config.data)})"
+            )
 
 
 def annotator_quality(config: RoundConfig, url: str) -> dict:
@@ -168,14 +191,16 @@ def stage_output_source(output: Path, parent: ModelVersion) -> PolicySource:
     return PolicySource(path=str(output))
 
 
-def evaluate(config: RoundConfig, work: Path, policy: PolicySource, parent: PolicySource,
-             reward_model: Path | None) -> dict:
-    from rlhf.training import evaluation
+def evaluate(
+    config: RoundConfig, work: Path, policy: PolicySource, parent: PolicySource, reward_model: Path | None
+) -> dict:
     from rlhf.models.modeling import preferred_device
+    from rlhf.training import evaluation
 
     prompts = [row["prompt"] for row in load_data(work, "prompt")["test"]]
-    metrics = evaluation.compare_policies(policy, parent, reward_model, prompts, config.evaluation,
-                                          config.gate.degeneration)
+    metrics = evaluation.compare_policies(
+        policy, parent, reward_model, prompts, config.evaluation, config.gate.degeneration
+    )
     if reward_model is not None:
         model, tokenizer = evaluation.load_reward_model(reward_model, preferred_device())
         pairs = list(load_data(work, "preference")["test"])
@@ -184,8 +209,9 @@ def evaluate(config: RoundConfig, work: Path, policy: PolicySource, parent: Poli
     return metrics
 
 
-def register(url: str, round_id: int, config: RoundConfig, parent: ModelVersion, policy: PolicySource,
-             metrics: dict) -> ModelVersion:
+def register(
+    url: str, round_id: int, config: RoundConfig, parent: ModelVersion, policy: PolicySource, metrics: dict
+) -> ModelVersion:
     """Copy the policy into the registry as a ready (not yet live) version; once only, even across resumes.
 
     The copy is made before the write transaction (a big model would hold the store's write lock
@@ -207,11 +233,19 @@ def register(url: str, round_id: int, config: RoundConfig, parent: ModelVersion,
             shutil.rmtree(leftover)
         base_model = registry.root_base_model(parent) if policy.is_adapter else parent.base_model
         version = registry.publish_version(
-            session, name=name,
+            session,
+            name=name,
             write=lambda folder: [shutil.move(str(entry), str(folder / entry.name)) for entry in staged.iterdir()],
-            root=registry.artifacts_root(url), base_model=base_model, kind=config.policy_stage,
-            is_adapter=policy.is_adapter, parent_id=parent.id, round_id=round_id, data_snapshot=row.data_snapshot,
-            config={"path": config.path, "yaml": config.text, "stages": list(config.stages)}, metrics=metrics)
+            root=registry.artifacts_root(url),
+            base_model=base_model,
+            kind=config.policy_stage,
+            is_adapter=policy.is_adapter,
+            parent_id=parent.id,
+            round_id=round_id,
+            data_snapshot=row.data_snapshot,
+            config={"path": config.path, "yaml": config.text, "stages": list(config.stages)},
+            metrics=metrics,
+        )
         row.output_version_id = version.id
         return version
 

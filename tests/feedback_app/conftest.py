@@ -22,8 +22,8 @@ XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2
 
 @dataclass
 class Server:
-    url: str        # the store
-    base: str       # http://127.0.0.1:PORT
+    url: str  # the store
+    base: str  # http://127.0.0.1:PORT
     ctx: object
     demo: object
 

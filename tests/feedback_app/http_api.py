@@ -53,8 +53,9 @@ def fingerprint(url: str) -> str:
     connection = sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True)
     digest = hashlib.sha256()
     try:
-        tables = [name for (name,) in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [
+            name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
         for table in tables:
             for row in connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid'):
                 digest.update(repr(row).encode())

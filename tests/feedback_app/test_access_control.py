@@ -30,16 +30,34 @@ ALLOWED = {
     "anyone": {"annotator", "reviewer", "engineer", "admin"},
 }
 ENDPOINTS = {
-    **{f"{kind}_{action}": "annotate" for kind in ("pairwise", "rating", "ranking", "correction")
-       for action in ("next", "submit", "skip")},
-    "rounds_show": "engineer", "tick": "engineer", "tick_1": "engineer", "start_round": "engineer",
-    "cancel_round": "engineer", "fill_queue": "engineer", "data_summary": "engineer",
-    "models_show": "engineer", "models_set_live": "engineer", "models_rollback": "engineer",
-    "review_versions": "review", "review_side_by_side": "review", "blind_next": "review", "blind_vote": "review",
-    "leaderboard_show": "review", "leaderboard_refresh": "review",
-    "annotators_show": "engineer", "annotators_refresh": "engineer", "annotators_rescore": "engineer",
+    **{
+        f"{kind}_{action}": "annotate"
+        for kind in ("pairwise", "rating", "ranking", "correction")
+        for action in ("next", "submit", "skip")
+    },
+    "rounds_show": "engineer",
+    "tick": "engineer",
+    "tick_1": "engineer",
+    "start_round": "engineer",
+    "cancel_round": "engineer",
+    "fill_queue": "engineer",
+    "data_summary": "engineer",
+    "models_show": "engineer",
+    "models_set_live": "engineer",
+    "models_rollback": "engineer",
+    "review_versions": "review",
+    "review_side_by_side": "review",
+    "blind_next": "review",
+    "blind_vote": "review",
+    "leaderboard_show": "review",
+    "leaderboard_refresh": "review",
+    "annotators_show": "engineer",
+    "annotators_refresh": "engineer",
+    "annotators_rescore": "engineer",
     "annotators_gold_import": "engineer",
-    "monitoring_show": "review", "monitoring_refresh": "review", "monitoring_report": "review",
+    "monitoring_show": "review",
+    "monitoring_refresh": "review",
+    "monitoring_report": "review",
     "on_load": "anyone",
 }
 USERS = {"ann": "annotator", "rev": "reviewer", "eng": "engineer", "adm": "admin"}
@@ -47,8 +65,7 @@ USERS = {"ann": "annotator", "rev": "reviewer", "eng": "engineer", "adm": "admin
 
 def start(url, **config):
     port = free_port()
-    demo, ctx = launch(url, replace(AppConfig(), host="127.0.0.1", port=port, **config), block=False,
-                       generate=False)
+    demo, ctx = launch(url, replace(AppConfig(), host="127.0.0.1", port=port, **config), block=False, generate=False)
     return demo, ctx, f"http://127.0.0.1:{port}"
 
 
@@ -73,8 +90,11 @@ def endpoints(base: str) -> dict[str, int]:
 
 def test_every_registered_handler_checks_the_role_itself(app):
     demo, _, _ = app
-    unguarded = [getattr(block.fn, "__name__", block.fn) for block in demo.fns.values()
-                 if getattr(block.fn, "capability", None) not in ALLOWED]
+    unguarded = [
+        getattr(block.fn, "__name__", block.fn)
+        for block in demo.fns.values()
+        if getattr(block.fn, "capability", None) not in ALLOWED
+    ]
     assert unguarded == []
 
 
@@ -115,8 +135,9 @@ def test_demoted_or_removed_user_loses_access_on_the_next_call(app):
     assert error_of(demoted.call("pairwise_next")) == "Not allowed: a reviewer cannot do this (annotate only)."
     assert error_of(removed.call("rating_next")) == "Your account is not active."
     assert error_of(gone.call("on_load")) == "Your account is not active."
-    assert Tab(base, None).http.post("/login", data={"username": "removed", "password": "pw-for-tests"}
-                                     ).status_code == 400
+    assert (
+        Tab(base, None).http.post("/login", data={"username": "removed", "password": "pw-for-tests"}).status_code == 400
+    )
 
 
 def test_a_login_expires_after_session_hours(tmp_path):

@@ -17,9 +17,14 @@ from storage.queue import SWAP_CHECK, Extras
 from tests.feedback_app.conftest import PASSWORD, XSS, running_app, seed
 
 USERS = {"ann1": "annotator", XSS: "annotator", "rev": "reviewer", "eng": "engineer"}
-TOKEN = 3      # /pairwise_next outputs: prompt, left, right, token, counter, choice
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-extensions"]
+TOKEN = 3  # /pairwise_next outputs: prompt, left, right, token, counter, choice
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-extensions",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,14 @@ def value(output):
 
 def test_annotators_and_monitoring_refuse_an_annotator(server):
     annotator = client(server, "ann1")
-    for api_name in ("/annotators_show", "/annotators_refresh", "/annotators_rescore", "/monitoring_show",
-                     "/monitoring_refresh", "/monitoring_report"):
+    for api_name in (
+        "/annotators_show",
+        "/annotators_refresh",
+        "/annotators_rescore",
+        "/monitoring_show",
+        "/monitoring_refresh",
+        "/monitoring_report",
+    ):
         with pytest.raises(Exception, match="annotator cannot do this"):
             annotator.predict(api_name=api_name)
     with pytest.raises(Exception, match="reviewer cannot do this"):
@@ -50,7 +61,7 @@ def test_annotators_and_monitoring_refuse_an_annotator(server):
 
 def test_swap_checks_come_back_reversed_and_show_as_inconsistent(server):
     c = client(server, "ann1")
-    seen: dict[int, tuple[str, str]] = {}      # item id → (left text, right text)
+    seen: dict[int, tuple[str, str]] = {}  # item id → (left text, right text)
     swapped = []
     shown = c.predict(api_name="/pairwise_next")
     while shown[TOKEN]:
@@ -62,11 +73,11 @@ def test_swap_checks_come_back_reversed_and_show_as_inconsistent(server):
             if purpose == SWAP_CHECK:
                 source_item = session.get(Judgment, item.source_judgment_id).item_id
         if purpose == SWAP_CHECK:
-            assert texts == seen[source_item][::-1]            # the same pair, sides swapped
+            assert texts == seen[source_item][::-1]  # the same pair, sides swapped
             swapped.append(item_id)
         else:
             seen[item_id] = texts
-        shown = c.predict(shown[TOKEN], "A (left)", api_name="/pairwise_submit")   # always the left side
+        shown = c.predict(shown[TOKEN], "A (left)", api_name="/pairwise_submit")  # always the left side
     assert len(seen) == 8 and len(swapped) >= 3
 
     table, summary = client(server, "eng").predict(api_name="/annotators_show")
@@ -91,7 +102,7 @@ def test_the_tab_escapes_usernames(server):
             page.get_by_label("password").fill(PASSWORD)
             page.get_by_role("button", name="Login").click()
             page.get_by_role("tab", name="Annotators").click(timeout=15_000)
-            expect(page.locator("#annotators-stats")).to_contain_text(XSS, timeout=10_000)   # as text
+            expect(page.locator("#annotators-stats")).to_contain_text(XSS, timeout=10_000)  # as text
             assert page.evaluate("window.__pwned") is None
             assert page.locator("img[src='x']").count() == 0
         finally:
@@ -117,36 +128,44 @@ def test_an_engineer_imports_gold_items_in_the_app_all_or_nothing(server, tmp_pa
 
     def gold_count():
         with session_scope(server.url) as session:
-            return session.exec(select(func.count()).select_from(AnnotationItem)
-                                .where(AnnotationItem.purpose == GOLD)).one()
+            return session.exec(
+                select(func.count()).select_from(AnnotationItem).where(AnnotationItem.purpose == GOLD)
+            ).one()
 
     before = gold_count()
     good = tmp_path / "gold.jsonl"
-    good.write_text('{"prompt": "2+2?", "a": "4", "b": "5", "choice": "a"}\n'
-                    '{"prompt": "Rate: the sky is green.", "response": "False.", "score": 5}\n')
+    good.write_text(
+        '{"prompt": "2+2?", "a": "4", "b": "5", "choice": "a"}\n'
+        '{"prompt": "Rate: the sky is green.", "response": "False.", "score": 5}\n'
+    )
     engineer = client(server, "eng")
-    assert "gold.jsonl: 2 gold items read, 2 imported" in engineer.predict(handle_file(str(good)),
-                                                                           api_name="/annotators_gold_import")
+    assert "gold.jsonl: 2 gold items read, 2 imported" in engineer.predict(
+        handle_file(str(good)), api_name="/annotators_gold_import"
+    )
     assert gold_count() == before + 2
 
     bad = tmp_path / "bad_gold.jsonl"
-    bad.write_text('{"prompt": "3+3?", "a": "6", "b": "7", "choice": "a"}\n'
-                   '{"prompt": "Rate this.", "response": "ok", "score": 9}\n')
+    bad.write_text(
+        '{"prompt": "3+3?", "a": "6", "b": "7", "choice": "a"}\n'
+        '{"prompt": "Rate this.", "response": "ok", "score": 9}\n'
+    )
     with pytest.raises(Exception, match=r"bad_gold.jsonl:2: score: 9 is out of range 1..5"):
         engineer.predict(handle_file(str(bad)), api_name="/annotators_gold_import")
     with pytest.raises(Exception, match="choose a file first"):
         engineer.predict(None, api_name="/annotators_gold_import")
     with pytest.raises(Exception, match="annotator cannot do this"):
         client(server, "ann1").predict(handle_file(str(good)), api_name="/annotators_gold_import")
-    assert gold_count() == before + 2                            # the bad file added nothing
+    assert gold_count() == before + 2  # the bad file added nothing
 
 
 def test_queue_quality_settings_are_checked(tmp_path):
     path = tmp_path / "app.yaml"
-    for body, message in [("queue:\n  gold_rate: 1.5\n", r"queue.gold_rate: must be <= 1.0, got 1.5"),
-                          ("queue:\n  swap_rate: -0.1\n", r"queue.swap_rate: must be >= 0.0"),
-                          ("queue:\n  selection: smart\n", r"queue.selection: 'smart' is not one of random"),
-                          ("queue:\n  gold_rate: 0.6\n  swap_rate: 0.6\n", r"gold_rate \+ queue.swap_rate")]:
+    for body, message in [
+        ("queue:\n  gold_rate: 1.5\n", r"queue.gold_rate: must be <= 1.0, got 1.5"),
+        ("queue:\n  swap_rate: -0.1\n", r"queue.swap_rate: must be >= 0.0"),
+        ("queue:\n  selection: smart\n", r"queue.selection: 'smart' is not one of random"),
+        ("queue:\n  gold_rate: 0.6\n  swap_rate: 0.6\n", r"gold_rate \+ queue.swap_rate"),
+    ]:
         path.write_text(body)
         with pytest.raises(ConfigError, match=message):
             load_app_config(path)

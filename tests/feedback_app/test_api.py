@@ -125,9 +125,14 @@ def test_an_annotator_cannot_run_engineer_endpoints(server):
     from storage.models import ModelVersion, Round
 
     c = client(server, "ann1")
-    for api_name, args in [("/start_round", ("configs/round_dpo_tiny.yaml",)), ("/cancel_round", (1,)),
-                           ("/fill_queue", ()), ("/models_set_live", ("v0",)), ("/models_rollback", ()),
-                           ("/rounds_show", ())]:
+    for api_name, args in [
+        ("/start_round", ("configs/round_dpo_tiny.yaml",)),
+        ("/cancel_round", (1,)),
+        ("/fill_queue", ()),
+        ("/models_set_live", ("v0",)),
+        ("/models_rollback", ()),
+        ("/rounds_show", ()),
+    ]:
         with pytest.raises(Exception, match="annotator cannot do this"):
             c.predict(*args, api_name=api_name)
     with pytest.raises(Exception, match="annotator cannot do this"):

@@ -40,15 +40,26 @@ def seed(url: str, artifact: Path) -> None:
         for p in range(PROMPTS):
             prompt, _ = add_prompt(session, text=f"crash prompt {p}")
             for g in range(2):
-                get_or_create_generation(session, prompt_id=prompt.id, text=f"answer {p}.{g}",
-                                         model_version_id=version.id)
+                get_or_create_generation(
+                    session, prompt_id=prompt.id, text=f"answer {p}.{g}", model_version_id=version.id
+                )
         queue.enqueue_pairs(session, prompt_ids=None, version_id=version.id, overlap=ANNOTATORS)
 
 
 def serve(url: str, port: int, log: Path) -> subprocess.Popen:
-    command = [str(Path(sys.executable).parent / "rlhf"), "serve", "--db", url, "--port", str(port), "--no-fill",
-               "--config", str(log.parent / "missing-app.yaml")]
-    process = subprocess.Popen(command, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    command = [
+        str(Path(sys.executable).parent / "rlhf"),
+        "serve",
+        "--db",
+        url,
+        "--port",
+        str(port),
+        "--no-fill",
+        "--config",
+        str(log.parent / "missing-app.yaml"),
+    ]
+    output = open(log, "ab")  # noqa: SIM115 (the server writes to it after this function returns)
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()[-2000:]
@@ -79,8 +90,9 @@ def hammer(base: str, user: str, acked: dict, stop: threading.Event, errors: lis
 
 def stored(url: str) -> tuple[dict[str, int], int, int]:
     with session_scope(url) as session:
-        rows = session.exec(select(User.username, Judgment.item_id, Judgment.client_key)
-                            .join(Judgment, Judgment.user_id == User.id)).all()
+        rows = session.exec(
+            select(User.username, Judgment.item_id, Judgment.client_key).join(Judgment, Judgment.user_id == User.id)
+        ).all()
     dispose_engines()
     counts: dict[str, int] = {}
     for name, _, _ in rows:
@@ -131,8 +143,10 @@ def test_sigkilled_app_loses_nothing_acknowledged_and_serves_on(tmp_path):
             token = fresh.ok("pairwise_submit", token, "A (left)")[TOKEN]
         after, distinct, rows = stored(url)
         assert after["a0"] == counts.get("a0", 0) + 5 and distinct == rows
-        print(f"\napp SIGKILL: {sum(acked.values())} acknowledged submits before the kill, all stored "
-              f"({rows - 5} rows, at most one in-flight extra per annotator); integrity ok; restart serves on")
+        print(
+            f"\napp SIGKILL: {sum(acked.values())} acknowledged submits before the kill, all stored "
+            f"({rows - 5} rows, at most one in-flight extra per annotator); integrity ok; restart serves on"
+        )
     finally:
         stop.set()
         if process.poll() is None:

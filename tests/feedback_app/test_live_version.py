@@ -16,8 +16,12 @@ from storage.db import session_scope
 from storage.models import AnnotationItem, Generation, ModelVersion
 from tests.feedback_app.conftest import PASSWORD, running_app
 
-CONFIG = AppConfig(overlap=1, mix={"pairwise": 1.0}, fill_prompts=3,
-                   generation={"per_prompt": 2, "max_new_tokens": 8, "temperature": 1.0, "top_p": 1.0})
+CONFIG = AppConfig(
+    overlap=1,
+    mix={"pairwise": 1.0},
+    fill_prompts=3,
+    generation={"per_prompt": 2, "max_new_tokens": 8, "temperature": 1.0, "top_p": 1.0},
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +31,9 @@ def server(module_store, tiny_model_dir):
         create_user(session, username="ann", role="annotator", password=PASSWORD)
         for i in range(6):
             add_prompt(session, text=f"Tell me about the number {i}.")
-        register_version(session, name="v0", base_model=str(tiny_model_dir), artifact_path=str(tiny_model_dir),
-                         make_live=True)
+        register_version(
+            session, name="v0", base_model=str(tiny_model_dir), artifact_path=str(tiny_model_dir), make_live=True
+        )
     with running_app(module_store, replace(CONFIG)) as running:
         yield running
 
@@ -54,8 +59,15 @@ def test_a_new_live_version_is_what_the_next_candidates_come_from(server, tmp_pa
     v1_dir = init_tiny(tmp_path / "v1", seed=1)
     with session_scope(server.url) as session:
         v0 = session.exec(select(ModelVersion).where(ModelVersion.name == "v0")).one()
-        register_version(session, name="v1", base_model=str(v1_dir), artifact_path=str(v1_dir), kind="sft",
-                         parent_id=v0.id, make_live=True)
+        register_version(
+            session,
+            name="v1",
+            base_model=str(v1_dir),
+            artifact_path=str(v1_dir),
+            kind="sft",
+            parent_id=v0.id,
+            make_live=True,
+        )
 
     summary, data = engineer.predict(api_name="/fill_queue")
     assert summary.startswith("v1: ") and "queued" in summary

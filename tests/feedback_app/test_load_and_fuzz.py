@@ -28,11 +28,22 @@ from tests.feedback_app.http_api import Tab, error_of, fingerprint
 
 CLIENTS, SUBMITS, RETRY_EVERY = 16, 50, 10
 TOKEN = {"pairwise": 3, "rating": 2, "ranking": 5, "correction": 2}
-CLEAR = re.compile(r"(Pick |Order: |Corrected response: |corrected: |comment: |reason: |view: |Nothing to submit: "
-                   r"|Value: .* is not in the list of choices: )", re.DOTALL)  # what a user may be told
-PAYLOADS = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "javascript:alert(1)",
-            "'; DROP TABLE judgment; --", "\x00\x01\x02", "\ud800", "é".encode().decode("latin-1"),
-            "A" * (MAX_TEXT_BYTES + 1), "<b>" * 50_000]
+CLEAR = re.compile(
+    r"(Pick |Order: |Corrected response: |corrected: |comment: |reason: |view: |Nothing to submit: "
+    r"|Value: .* is not in the list of choices: )",
+    re.DOTALL,
+)  # what a user may be told
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "javascript:alert(1)",
+    "'; DROP TABLE judgment; --",
+    "\x00\x01\x02",
+    "\ud800",
+    "é".encode().decode("latin-1"),
+    "A" * (MAX_TEXT_BYTES + 1),
+    "<b>" * 50_000,
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +56,9 @@ def server(module_store):
         for p in range(SUBMITS):
             prompt, _ = add_prompt(session, text=f"load prompt {p}")
             for g in range(2):
-                get_or_create_generation(session, prompt_id=prompt.id, text=f"load answer {p}.{g}",
-                                         model_version_id=version.id)
+                get_or_create_generation(
+                    session, prompt_id=prompt.id, text=f"load answer {p}.{g}", model_version_id=version.id
+                )
         queue.enqueue_pairs(session, prompt_ids=None, version_id=version.id, overlap=CLIENTS)
     with running_app(module_store) as running:
         yield running
@@ -89,25 +101,33 @@ def test_sixteen_annotators_at_once_lose_and_duplicate_nothing(server):
     acknowledged = {user: count for user, count, _ in results}
     with session_scope(server.url) as session:
         ids = dict(session.exec(select(User.username, User.id).where(User.username.in_(names))).all())
-        rows = session.exec(select(Judgment.user_id, Judgment.item_id, Judgment.client_key)
-                            .where(Judgment.user_id.in_(ids.values()))).all()
+        rows = session.exec(
+            select(Judgment.user_id, Judgment.item_id, Judgment.client_key).where(Judgment.user_id.in_(ids.values()))
+        ).all()
     stored = {name: sum(1 for r in rows if r.user_id == ids[name]) for name in names}
     assert stored == acknowledged, "lost or extra judgments"
     assert len({(r.user_id, r.item_id) for r in rows}) == len(rows) == len({r.client_key for r in rows})
     assert sum(acknowledged.values()) >= CLIENTS * SUBMITS * 0.9
-    latencies = sorted(l for _, _, lat in results for l in lat)
+    latencies = sorted(value for _, _, lat in results for value in lat)
     total = sum(acknowledged.values())
-    print(f"\napp load: {CLIENTS} clients, {total} judgments (+{CLIENTS * (SUBMITS // RETRY_EVERY)} duplicate "
-          f"sends) in {elapsed:.1f} s = {total / elapsed:.0f} judgments/s, p50 "
-          f"{latencies[len(latencies) // 2] * 1000:.0f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms;"
-          f" lost 0, duplicated 0, errors shown {len(problems)}")
+    print(
+        f"\napp load: {CLIENTS} clients, {total} judgments (+{CLIENTS * (SUBMITS // RETRY_EVERY)} duplicate "
+        f"sends) in {elapsed:.1f} s = {total / elapsed:.0f} judgments/s, p50 "
+        f"{latencies[len(latencies) // 2] * 1000:.0f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms;"
+        f" lost 0, duplicated 0, errors shown {len(problems)}"
+    )
 
 
 # --- garbage in ----------------------------------------------------------------------------------------------
 
 junk = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=2**63), st.floats(),
-    st.text(max_size=300), st.sampled_from(PAYLOADS),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**63),
+    st.floats(),
+    st.text(max_size=300),
+    st.sampled_from(PAYLOADS),
     st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
     st.lists(st.integers() | st.text(max_size=20), max_size=5),
     st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=10), max_size=3),
@@ -117,7 +137,7 @@ ran = {"cases": 0, "messages": set(), "gradio_500": 0}
 
 def tampered(token: str) -> st.SearchStrategy[str]:
     return st.one_of(
-        st.integers(0, len(token) - 1).map(lambda i: token[:i] + ("x" if token[i] != "x" else "y") + token[i + 1:]),
+        st.integers(0, len(token) - 1).map(lambda i: token[:i] + ("x" if token[i] != "x" else "y") + token[i + 1 :]),
         st.integers(1, len(token) - 1).map(lambda i: token[:i]),
         st.text(max_size=40).map(lambda tail: token + tail).filter(lambda t: t != token),
         st.text(alphabet="ABCDEFabcdef0123456789-_.", min_size=1, max_size=120),
@@ -163,8 +183,12 @@ def test_submit_with_a_bad_token_is_refused_and_changes_nothing(server, views, d
     kind = data.draw(st.sampled_from(sorted(TOKEN)))
     other_kind = next(k for k in sorted(TOKEN) if k != kind)
     token = data.draw(st.one_of(junk, tampered(tokens[kind]), st.just(tokens[other_kind]), st.just(foreign)))
-    valid_answers = {"pairwise": ["A (left)"], "rating": ["4", "ok"], "ranking": ["1 2 3 4"],
-                     "correction": ["a better answer", "the original"]}[kind]
+    valid_answers = {
+        "pairwise": ["A (left)"],
+        "rating": ["4", "ok"],
+        "ranking": ["1 2 3 4"],
+        "correction": ["a better answer", "the original"],
+    }[kind]
     action = data.draw(st.sampled_from(["submit", "skip"]))
     args = [token, *valid_answers] if action == "submit" else [token, "Other"]
     check_refused(server, tab, f"{kind}_{action}", args, fingerprint(server.url))
@@ -183,22 +207,61 @@ def test_submit_with_a_bad_answer_is_refused_and_changes_nothing(server, views, 
         answers = [data.draw(junk.filter(lambda v: not ranking_valid(v)))]
     else:
         original = "the original"
-        answers = [data.draw(st.sampled_from([None, "", "   \n", original, f"  {original} ", "A" * (MAX_TEXT_BYTES + 1),
-                                              "<b>" * (MAX_TEXT_BYTES // 3 + 1)])), original]
-    skip_reason = data.draw(junk.filter(lambda v: v not in ("Unclear prompt", "Needs expertise I lack",
-                                                            "Unsafe or offensive content",
-                                                            "Broken or empty response", "Other")))
+        answers = [
+            data.draw(
+                st.sampled_from(
+                    [
+                        None,
+                        "",
+                        "   \n",
+                        original,
+                        f"  {original} ",
+                        "A" * (MAX_TEXT_BYTES + 1),
+                        "<b>" * (MAX_TEXT_BYTES // 3 + 1),
+                    ]
+                )
+            ),
+            original,
+        ]
+    skip_reason = data.draw(
+        junk.filter(
+            lambda v: (
+                v
+                not in (
+                    "Unclear prompt",
+                    "Needs expertise I lack",
+                    "Unsafe or offensive content",
+                    "Broken or empty response",
+                    "Other",
+                )
+            )
+        )
+    )
     before = fingerprint(server.url)
     check_refused(server, tab, f"{kind}_submit", [tokens[kind], *answers], before)
     check_refused(server, tab, f"{kind}_skip", [tokens[kind], skip_reason], before)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@given(body=st.one_of(st.binary(max_size=500), st.text(max_size=200).map(str.encode),
-                      st.sampled_from([b'{"data": "x"}', b'{"data": [1, 2, 3, 4, 5, 6, 7]}', b'{"nodata": []}',
-                                       b'{"data": []}', b'[]', b'null', '{"data": ["\u00e9"]}'.encode("utf-16"),
-                                       b'{"data": [' + b'"x",' * 10000 + b'"x"]}'])),
-       api_name=st.sampled_from([f"{k}_{a}" for k in TOKEN for a in ("submit", "skip")]))
+@given(
+    body=st.one_of(
+        st.binary(max_size=500),
+        st.text(max_size=200).map(str.encode),
+        st.sampled_from(
+            [
+                b'{"data": "x"}',
+                b'{"data": [1, 2, 3, 4, 5, 6, 7]}',
+                b'{"nodata": []}',
+                b'{"data": []}',
+                b"[]",
+                b"null",
+                '{"data": ["\u00e9"]}'.encode("utf-16"),
+                b'{"data": [' + b'"x",' * 10000 + b'"x"]}',
+            ]
+        ),
+    ),
+    api_name=st.sampled_from([f"{k}_{a}" for k in TOKEN for a in ("submit", "skip")]),
+)
 def test_raw_garbage_bodies_are_refused_and_change_nothing(server, views, body, api_name):
     tab, _, _ = views
     before = fingerprint(server.url)
@@ -226,11 +289,14 @@ def test_the_server_still_serves_after_the_garbage(server, views):
     data = tab.ok("rating_submit", tokens["rating"], "5", "<script>alert(1)</script>")
     assert data[TOKEN["rating"]] != tokens["rating"]
     with session_scope(server.url) as session:
-        comment = session.exec(select(Judgment.payload).where(Judgment.kind == "rating")
-                               .order_by(Judgment.id.desc())).first()["comment"]
+        comment = session.exec(
+            select(Judgment.payload).where(Judgment.kind == "rating").order_by(Judgment.id.desc())
+        ).first()["comment"]
         assert comment == "<script>alert(1)</script>"  # stored as data; the app shows it in a Textbox
         assert session.exec(select(func.count()).select_from(Judgment)).one() > 0
     assert Tab(server.base, None).call("pairwise_next").status_code == 401
-    print(f"\nfuzz over HTTP: {ran['cases']} garbage calls refused, store unchanged; "
-          f"{ran['gradio_500']} of them a bare 500 from Gradio (lone surrogate in a choice); "
-          f"{len(ran['messages'])} distinct messages, e.g. {sorted(ran['messages'])[:6]}")
+    print(
+        f"\nfuzz over HTTP: {ran['cases']} garbage calls refused, store unchanged; "
+        f"{ran['gradio_500']} of them a bare 500 from Gradio (lone surrogate in a choice); "
+        f"{len(ran['messages'])} distinct messages, e.g. {sorted(ran['messages'])[:6]}"
+    )

@@ -7,8 +7,14 @@ def test_lineage_rows_nest_each_generation_deeper(sqlite_url):
     with session_scope(sqlite_url) as session:
         parent_id = None
         for name in ("base", "r1", "r2"):
-            version = ModelVersion(name=name, base_model="tiny", artifact_path="/nowhere", status="ready",
-                                   parent_id=parent_id, is_live=name == "r2")
+            version = ModelVersion(
+                name=name,
+                base_model="tiny",
+                artifact_path="/nowhere",
+                status="ready",
+                parent_id=parent_id,
+                is_live=name == "r2",
+            )
             session.add(version)
             session.flush()
             parent_id = version.id

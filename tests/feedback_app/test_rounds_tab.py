@@ -21,18 +21,23 @@ from tests.feedback_app.conftest import PASSWORD, running_app, seed
 
 def test_log_reader_reads_only_new_complete_lines(tmp_path):
     log = tmp_path / "log.jsonl"
-    lines = [{"event": "stage", "stage": "sft"},
-             {"event": "train", "stage": "sft", "step": 1, "loss": 2.5},
-             {"event": "train", "stage": "dpo", "step": 1, "loss": 0.69, "reward_accuracy": 0.5}]
+    lines = [
+        {"event": "stage", "stage": "sft"},
+        {"event": "train", "stage": "sft", "step": 1, "loss": 2.5},
+        {"event": "train", "stage": "dpo", "step": 1, "loss": 0.69, "reward_accuracy": 0.5},
+    ]
     log.write_text("".join(json.dumps(line) + "\n" for line in lines[:2]) + '{"event": "tra')
     reader = LogReader()
     points, tail = reader.read(str(log), tail=10)
     assert [(p["stage"], p["metric"], p["value"]) for p in points] == [("sft", "loss", 2.5)]
     assert len(tail) == 2  # the half-written line waits
-    log.write_text(log.read_text()[:-len('{"event": "tra')] + json.dumps(lines[2]) + "\n")
+    log.write_text(log.read_text()[: -len('{"event": "tra')] + json.dumps(lines[2]) + "\n")
     points, tail = reader.read(str(log), tail=2)
     assert [(p["stage"], p["metric"], p["value"]) for p in points] == [
-        ("sft", "loss", 2.5), ("dpo", "loss", 0.69), ("dpo", "reward_accuracy", 0.5)]
+        ("sft", "loss", 2.5),
+        ("dpo", "loss", 0.69),
+        ("dpo", "reward_accuracy", 0.5),
+    ]
     figure = loss_figure(points)
     assert [axis.get_title() for axis in figure.axes] == ["loss", "reward_accuracy"]
     assert [line.get_label() for line in figure.axes[0].get_lines()] == ["sft", "dpo"]
@@ -42,15 +47,29 @@ def test_log_reader_reads_only_new_complete_lines(tmp_path):
 
 
 def test_log_lines_are_shown_compactly():
-    raw = json.dumps({"time": "2026-11-25T02:24:20.41+00:00", "event": "train", "stage": "sft", "step": 1,
-                      "loss": 6.114423, "logs": {"grad_norm": 0.5}})
+    raw = json.dumps(
+        {
+            "time": "2026-11-25T02:24:20.41+00:00",
+            "event": "train",
+            "stage": "sft",
+            "step": 1,
+            "loss": 6.114423,
+            "logs": {"grad_norm": 0.5},
+        }
+    )
     assert log_line(raw) == "02:24:20 train stage=sft step=1 loss=6.114"
     assert log_line("Traceback (most recent call last):") == "Traceback (most recent call last):"
 
 
 def test_status_text_shows_stage_progress_and_error():
-    row = SimpleNamespace(id=3, status="running", stage="dpo", completed_stages=["sft", "reward"], error=None,
-                          progress={"stage": "dpo", "step": 5, "total": 20, "eta_s": 12.0, "loss": 0.5})
+    row = SimpleNamespace(
+        id=3,
+        status="running",
+        stage="dpo",
+        completed_stages=["sft", "reward"],
+        error=None,
+        progress={"stage": "dpo", "step": 5, "total": 20, "eta_s": 12.0, "loss": 0.5},
+    )
     text = status_text(row)
     assert "round 3: running" in text and "step 5/20 (25%)" in text and "loss 0.5" in text
     assert "completed: sft, reward" in text

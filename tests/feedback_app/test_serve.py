@@ -15,8 +15,23 @@ def test_rlhf_serve_listens_and_logs_users_in(sqlite_url):
     with session_scope(sqlite_url) as session:
         create_user(session, username="eng", role="engineer", password="serve-pw")
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "rlhf.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                                "--db", sqlite_url, "--no-fill"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rlhf.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db",
+            sqlite_url,
+            "--no-fill",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

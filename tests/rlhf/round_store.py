@@ -14,8 +14,28 @@ from rlhf.models.registry import register_version
 from storage.crud import add_judgment, add_prompt, create_user, get_or_create_generation
 from storage.db import session_scope
 
-TOPICS = ["rivers", "bread", "stars", "bees", "chess", "rain", "maps", "clocks", "tea", "owls",
-          "ships", "snow", "glass", "salt", "wolves", "bridges", "paper", "moss", "kites", "wells"]
+TOPICS = [
+    "rivers",
+    "bread",
+    "stars",
+    "bees",
+    "chess",
+    "rain",
+    "maps",
+    "clocks",
+    "tea",
+    "owls",
+    "ships",
+    "snow",
+    "glass",
+    "salt",
+    "wolves",
+    "bridges",
+    "paper",
+    "moss",
+    "kites",
+    "wells",
+]
 
 
 def seed_store(url: str, tiny_model_dir: Path, workdir: Path, *, n_prompts: int = 20) -> str:
@@ -24,13 +44,13 @@ def seed_store(url: str, tiny_model_dir: Path, workdir: Path, *, n_prompts: int 
     if not model_dir.exists():
         shutil.copytree(tiny_model_dir, model_dir)
     with session_scope(url) as session:
-        register_version(session, name="base", base_model=str(model_dir), artifact_path=str(model_dir),
-                         make_live=True)
+        register_version(session, name="base", base_model=str(model_dir), artifact_path=str(model_dir), make_live=True)
         annotators = [create_user(session, username=f"ann{i}") for i in (1, 2)]
         for i, topic in enumerate(TOPICS[:n_prompts]):
             prompt, _ = add_prompt(session, text=f"Tell me one fact about {topic}.")
-            good = get_or_create_generation(session, prompt_id=prompt.id,
-                                            text=f"{topic.capitalize()} are interesting, thank you for asking.")
+            good = get_or_create_generation(
+                session, prompt_id=prompt.id, text=f"{topic.capitalize()} are interesting, thank you for asking."
+            )
             bad = get_or_create_generation(session, prompt_id=prompt.id, text=f"No. {topic}.")
             for j, user in enumerate(annotators):
                 flip = i % 2 == 0
@@ -38,7 +58,14 @@ def seed_store(url: str, tiny_model_dir: Path, workdir: Path, *, n_prompts: int 
                 winner = "b" if flip else "a"
                 if j == 1 and i % 7 == 3:
                     winner = "a" if winner == "b" else "b"
-                add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=prompt.id,
-                             generation_ids=pair, payload={"choice": winner}, client_key=f"seed-{i}-{j}",
-                             source="test")
+                add_judgment(
+                    session,
+                    kind="pairwise",
+                    user_id=user.id,
+                    prompt_id=prompt.id,
+                    generation_ids=pair,
+                    payload={"choice": winner},
+                    client_key=f"seed-{i}-{j}",
+                    source="test",
+                )
     return "base"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -101,19 +101,24 @@ def _alpha_by_definition(data, level):
         low, high = min(c, k), max(c, k)
         return (sum(n_g for g, n_g in counts.items() if low <= g <= high) - (counts[c] + counts[k]) / 2) ** 2
 
-    observed = sum(
-        delta(c, k) / (len(values) - 1)
-        for values in units for c, k in itertools.permutations(values, 2)
-    ) / n
+    observed = (
+        sum(delta(c, k) / (len(values) - 1) for values in units for c, k in itertools.permutations(values, 2)) / n
+    )
     expected = sum(delta(c, k) for c, k in itertools.permutations(pooled, 2)) / (n * (n - 1))
     return 1 - observed / expected
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    data=st.integers(2, 4).flatmap(lambda coders: st.integers(2, 8).flatmap(lambda units: st.lists(
-        st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=units, max_size=units),
-        min_size=coders, max_size=coders))),
+    data=st.integers(2, 4).flatmap(
+        lambda coders: st.integers(2, 8).flatmap(
+            lambda units: st.lists(
+                st.lists(st.one_of(st.none(), st.integers(1, 5)), min_size=units, max_size=units),
+                min_size=coders,
+                max_size=coders,
+            )
+        )
+    ),
     level=st.sampled_from(["nominal", "ordinal", "interval"]),
 )
 def test_alpha_agrees_with_the_pairwise_definition(data, level):
@@ -128,9 +133,17 @@ def test_alpha_agrees_with_the_pairwise_definition(data, level):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    data=st.integers(2, 4).flatmap(lambda coders: st.integers(2, 6).flatmap(lambda units: st.lists(
-        st.lists(st.one_of(st.none(), st.integers(-400, 400).map(lambda v: v / 4)), min_size=units, max_size=units),
-        min_size=coders, max_size=coders))),
+    data=st.integers(2, 4).flatmap(
+        lambda coders: st.integers(2, 6).flatmap(
+            lambda units: st.lists(
+                st.lists(
+                    st.one_of(st.none(), st.integers(-400, 400).map(lambda v: v / 4)), min_size=units, max_size=units
+                ),
+                min_size=coders,
+                max_size=coders,
+            )
+        )
+    ),
     level=st.sampled_from(["ordinal", "interval"]),
 )
 def test_alpha_on_continuous_values_agrees_with_the_pairwise_definition(data, level):
@@ -208,8 +221,13 @@ def _store_pairs(session, n_pairs):
         good = crud.get_or_create_generation(session, prompt_id=prompt.id, text=f"good answer {index}")
         bad = crud.get_or_create_generation(session, prompt_id=prompt.id, text=f"bad answer {index}")
         ids = [good.id, bad.id] if index % 2 else [bad.id, good.id]
-        item = AnnotationItem(kind="pairwise", prompt_id=prompt.id, generation_ids=ids, overlap=8,
-                              gold_answer=({"winner_generation_id": good.id} if index % 3 == 0 else None))
+        item = AnnotationItem(
+            kind="pairwise",
+            prompt_id=prompt.id,
+            generation_ids=ids,
+            overlap=8,
+            gold_answer=({"winner_generation_id": good.id} if index % 3 == 0 else None),
+        )
         session.add(item)
         session.flush()
         pairs.append((prompt.id, good.id, bad.id, item))
@@ -227,14 +245,28 @@ def _judge(session, user, pair, rng, *, style, serial):
     else:
         winner = shown[0]
     a, b = item.generation_ids
-    crud.add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=prompt_id, generation_ids=[a, b],
-                      payload={"choice": "a" if winner == a else "b"}, shown_order=shown,
-                      duration_ms=int(rng.integers(2000, 9000)), item_id=item.id,
-                      client_key=f"{user.username}-{serial}")
+    crud.add_judgment(
+        session,
+        kind="pairwise",
+        user_id=user.id,
+        prompt_id=prompt_id,
+        generation_ids=[a, b],
+        payload={"choice": "a" if winner == a else "b"},
+        shown_order=shown,
+        duration_ms=int(rng.integers(2000, 9000)),
+        item_id=item.id,
+        client_key=f"{user.username}-{serial}",
+    )
 
 
-STYLES = {"honest1": "honest", "honest2": "honest", "honest3": "honest", "honest4": "honest",
-          "noisy": "noisy", "lefty": "left"}
+STYLES = {
+    "honest1": "honest",
+    "honest2": "honest",
+    "honest3": "honest",
+    "honest4": "honest",
+    "noisy": "noisy",
+    "lefty": "left",
+}
 
 
 def _build_crowd(url, styles, *, n_pairs=60, seed=0):
@@ -301,7 +333,7 @@ def test_weights_rank_noisy_annotator_below_honest_ones(crowd_url):
 
 
 def test_since_and_snapshot_bound_limit_the_report(crowd_url):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with session_scope(crowd_url) as session:
         assert annotator_report(session, since=now + timedelta(days=1)) == []
         assert annotator_report(session, since=(now - timedelta(days=1)).replace(tzinfo=None))[0].judgments == 60
@@ -315,12 +347,19 @@ def test_swap_inconsistency_counts_pairs_answered_differently_from_each_side(db_
         pairs = _store_pairs(session, 4)
         fickle = crud.create_user(session, username="fickle")
         steady = crud.create_user(session, username="steady")
-        for serial, (prompt_id, good, bad, item) in enumerate(pairs):
+        for serial, (prompt_id, good, bad, _item) in enumerate(pairs):
             for user, second_choice in ((fickle, "b"), (steady, "a")):
                 for shown, choice in (([good, bad], "a"), ([bad, good], second_choice)):
-                    crud.add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=prompt_id,
-                                      generation_ids=[good, bad], payload={"choice": choice},
-                                      shown_order=shown, client_key=f"{user.username}-{serial}-{shown[0]}")
+                    crud.add_judgment(
+                        session,
+                        kind="pairwise",
+                        user_id=user.id,
+                        prompt_id=prompt_id,
+                        generation_ids=[good, bad],
+                        payload={"choice": choice},
+                        shown_order=shown,
+                        client_key=f"{user.username}-{serial}-{shown[0]}",
+                    )
         report = {row.username: row for row in annotator_report(session)}
     assert report["fickle"].swapped_pairs == 4
     assert report["fickle"].swap_inconsistency == 1.0
@@ -355,11 +394,24 @@ def test_dataset_agreement_equals_alpha_on_the_same_table(db_url):
                 continue
             choice = str(rng.choice(["a", "a", "b", "tie", "both_bad"]))
             score = int(rng.integers(1, 6))
-            crud.add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=prompt_id,
-                              generation_ids=[good, bad], payload={"choice": choice},
-                              client_key=f"p-{u}-{p}")
-            crud.add_judgment(session, kind="rating", user_id=user.id, prompt_id=prompt_id,
-                              generation_ids=[good], payload={"score": score}, client_key=f"r-{u}-{p}")
+            crud.add_judgment(
+                session,
+                kind="pairwise",
+                user_id=user.id,
+                prompt_id=prompt_id,
+                generation_ids=[good, bad],
+                payload={"choice": choice},
+                client_key=f"p-{u}-{p}",
+            )
+            crud.add_judgment(
+                session,
+                kind="rating",
+                user_id=user.id,
+                prompt_id=prompt_id,
+                generation_ids=[good],
+                payload={"score": score},
+                client_key=f"r-{u}-{p}",
+            )
             winner = {"a": good, "b": bad}.get(choice)
             choice_table[u][p] = "tie" if winner is None else ("low" if winner == min(good, bad) else "high")
             score_table[u][p] = score
@@ -389,12 +441,22 @@ def test_dataset_agreement_is_high_for_an_honest_crowd_and_drops_with_a_noisy_an
 
 def test_dataset_agreement_counts_each_annotator_once_per_pair_with_their_latest_answer(db_url):
     with session_scope(db_url) as session:
-        (prompt_id, good, bad, _), = _store_pairs(session, 1)
+        ((prompt_id, good, bad, _),) = _store_pairs(session, 1)
         first, second = (crud.create_user(session, username=f"rater{i}") for i in range(2))
-        for user, ids, choice, key in ((second, [bad, good], "b", "agrees"), (second, [good, bad], "b", "changed mind"),
-                                       (first, [good, bad], "a", "first")):
-            crud.add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=prompt_id,
-                              generation_ids=ids, payload={"choice": choice}, client_key=key)
+        for user, ids, choice, key in (
+            (second, [bad, good], "b", "agrees"),
+            (second, [good, bad], "b", "changed mind"),
+            (first, [good, bad], "a", "first"),
+        ):
+            crud.add_judgment(
+                session,
+                kind="pairwise",
+                user_id=user.id,
+                prompt_id=prompt_id,
+                generation_ids=ids,
+                payload={"choice": choice},
+                client_key=key,
+            )
         result = dataset_agreement(session)["pairwise"]
     assert result["judgments"] == 2 and result["units"] == 1
     # Latest answers disagree: o(low, high) = o(high, low) = 2 over n = 4 values, so D_o = 1,
@@ -410,10 +472,15 @@ def test_consensus_leaves_the_annotator_out(db_url):
         users = [crud.create_user(session, username=name) for name in ("x", "y", "contrarian")]
         for serial, (prompt_id, good, bad, _) in enumerate(pairs):
             for user in users:
-                crud.add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=prompt_id,
-                                  generation_ids=[good, bad], payload={"choice": "b" if user.username == "contrarian"
-                                                                       else "a"},
-                                  client_key=f"{user.username}-{serial}")
+                crud.add_judgment(
+                    session,
+                    kind="pairwise",
+                    user_id=user.id,
+                    prompt_id=prompt_id,
+                    generation_ids=[good, bad],
+                    payload={"choice": "b" if user.username == "contrarian" else "a"},
+                    client_key=f"{user.username}-{serial}",
+                )
         report = {row.username: row for row in annotator_report(session)}
     assert report["x"].consensus_votes == 0 and report["x"].agreement_with_consensus is None
     assert report["contrarian"].consensus_votes == 12
@@ -430,9 +497,15 @@ def test_rating_against_the_others_flags_a_reversed_scale(db_url):
         for serial, ((prompt_id, good, _, _), quality) in enumerate(zip(pairs, qualities)):
             for user in users:
                 score = 6 - quality if user.username == "reversed" else quality
-                crud.add_judgment(session, kind="rating", user_id=user.id, prompt_id=prompt_id,
-                                  generation_ids=[good], payload={"score": score},
-                                  client_key=f"{user.username}-{serial}")
+                crud.add_judgment(
+                    session,
+                    kind="rating",
+                    user_id=user.id,
+                    prompt_id=prompt_id,
+                    generation_ids=[good],
+                    payload={"score": score},
+                    client_key=f"{user.username}-{serial}",
+                )
         report = {row.username: row for row in annotator_report(session)}
         weights = annotator_weights(session)
     assert report["reversed"].rating_votes == 12

@@ -11,7 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedback_app.config import ConfigError as AppConfigError, load_app_config
+from feedback_app.config import ConfigError as AppConfigError
+from feedback_app.config import load_app_config
 from rlhf.training.config import ConfigError, parse_round_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -100,8 +101,13 @@ def test_a_bad_key_in_the_app_config_is_named(data, tmp_path_factory):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(blob=st.one_of(st.binary(max_size=200).map(lambda b: b.decode("latin-1")), st.text(max_size=200),
-                      st.sampled_from(["a: [1,\n", "\tname: x", "- 1\n- 2", "name: x\nname: y", "{{}}", "'"])))
+@given(
+    blob=st.one_of(
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+        st.text(max_size=200),
+        st.sampled_from(["a: [1,\n", "\tname: x", "- 1\n- 2", "name: x\nname: y", "{{}}", "'"]),
+    )
+)
 def test_random_text_is_a_config_error(blob, tmp_path_factory):
     with pytest.raises(ConfigError):
         parse_round_config(blob, "random.yaml")

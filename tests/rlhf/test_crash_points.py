@@ -16,18 +16,17 @@ import time
 from pathlib import Path
 
 import pytest
+from crash_hooks import RUN
+from round_store import seed_store
 from sqlmodel import select
 
-from rlhf.jobs import runner
 from rlhf.integrity import check_store
+from rlhf.jobs import runner
 from rlhf.jobs.lifecycle import version_name
-from rlhf.training.config import load_round_config
 from rlhf.jobs.runner import get_round, process_alive, resume_round, start_round, wait
-from round_store import seed_store
+from rlhf.training.config import load_round_config
 from storage.db import session_scope
 from storage.models import ModelVersion
-
-from crash_hooks import RUN
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parents[1] / "configs" / "round_dpo_tiny.yaml"
@@ -57,8 +56,9 @@ def sigkill(pid: int) -> None:
 def test_round_survives_sigkill_at_every_point(sqlite_url, tiny_model_dir, tmp_path, monkeypatch):
     seed_store(sqlite_url, tiny_model_dir, tmp_path)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setattr(runner, "launch_command",
-                        lambda config, round_id, url: [sys.executable, "-c", RUN, str(round_id), "--db", url])
+    monkeypatch.setattr(
+        runner, "launch_command", lambda config, round_id, url: [sys.executable, "-c", RUN, str(round_id), "--db", url]
+    )
     round_id = None
     survived = []
     for point in POINTS:

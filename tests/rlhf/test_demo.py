@@ -5,8 +5,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from rlhf.quality.degeneration import DegenerationLimits
 from rlhf.demo.loop import DemoSettings, run_demo
+from rlhf.quality.degeneration import DegenerationLimits
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, Judgment, ModelVersion, Round
 
@@ -25,11 +25,24 @@ def test_two_dpo_rounds_end_to_end(tmp_path):
     config = tmp_path / "round_dpo_demo_open_gate.yaml"
     # The degeneration checks are opened too: on 8 held-out prompts of a byte-soup model, shares move in steps of 1/8.
     open_degeneration = ", ".join(f"{name}: null" for name in DegenerationLimits.model_fields)
-    config.write_text(SHIPPED.read_text().replace(
-        "gate: {min_win_rate: 0.55}", f"gate: {{min_win_rate: 0.0, degeneration: {{{open_degeneration}}}}}"))
+    config.write_text(
+        SHIPPED.read_text().replace(
+            "gate: {min_win_rate: 0.55}", f"gate: {{min_win_rate: 0.0, degeneration: {{{open_degeneration}}}}}"
+        )
+    )
     assert "min_win_rate: 0.0" in config.read_text()
-    settings = DemoSettings(workdir=tmp_path / "demo", rounds=2, round_config=config, prompts=24, judgments=40,
-                            eval_prompts=16, eval_max_new_tokens=12, annotators=3, serve=False, port=free_port())
+    settings = DemoSettings(
+        workdir=tmp_path / "demo",
+        rounds=2,
+        round_config=config,
+        prompts=24,
+        judgments=40,
+        eval_prompts=16,
+        eval_max_new_tokens=12,
+        annotators=3,
+        serve=False,
+        port=free_port(),
+    )
     results = run_demo(settings)
 
     assert [r.status for r in results] == ["succeeded", "succeeded"]
@@ -44,12 +57,18 @@ def test_two_dpo_rounds_end_to_end(tmp_path):
 
         # In round 2 the app served candidates generated with r1 (after the few base items left over from round 1).
         round1, round2 = (session.get(Round, r.round_id) for r in results)
-        by_version = {name: set(session.exec(select(Generation.id).where(Generation.model_version_id == v.id)))
-                      for name, v in (("base", versions["base"]), ("r1", r1))}
+        by_version = {
+            name: set(session.exec(select(Generation.id).where(Generation.model_version_id == v.id)))
+            for name, v in (("base", versions["base"]), ("r1", r1))
+        }
         assert len(by_version["r1"]) >= 24
-        judged_in_round2 = session.exec(select(Judgment.generation_ids).where(
-            Judgment.kind == "pairwise", Judgment.id > round1.data_snapshot["max_judgment_id"],
-            Judgment.id <= round2.data_snapshot["max_judgment_id"])).all()
+        judged_in_round2 = session.exec(
+            select(Judgment.generation_ids).where(
+                Judgment.kind == "pairwise",
+                Judgment.id > round1.data_snapshot["max_judgment_id"],
+                Judgment.id <= round2.data_snapshot["max_judgment_id"],
+            )
+        ).all()
         from_r1 = sum(1 for ids in judged_in_round2 if set(ids) <= by_version["r1"])
         from_base = sum(1 for ids in judged_in_round2 if set(ids) <= by_version["base"])
         assert len(judged_in_round2) == 40 and from_r1 + from_base == 40 and from_r1 >= 30

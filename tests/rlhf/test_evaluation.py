@@ -44,10 +44,18 @@ def test_gate_needs_the_win_rate_and_any_extra_conditions():
 
 
 def test_reward_model_metrics_count_against_the_shuffled_order(monkeypatch):
-    pairs = [{"prompt": [{"role": "user", "content": f"p{i}"}], "chosen": [{"role": "assistant", "content": "good"}],
-              "rejected": [{"role": "assistant", "content": "bad" if i < 15 else "great"}]} for i in range(20)]
+    pairs = [
+        {
+            "prompt": [{"role": "user", "content": f"p{i}"}],
+            "chosen": [{"role": "assistant", "content": "good"}],
+            "rejected": [{"role": "assistant", "content": "bad" if i < 15 else "great"}],
+        }
+        for i in range(20)
+    ]
     scores = {"good": 1.0, "bad": 0.0, "great": 2.0}
-    monkeypatch.setattr(evaluation, "reward_scores", lambda model, tok, prompts, texts, *a: np.array([scores[t] for t in texts]))
+    monkeypatch.setattr(
+        evaluation, "reward_scores", lambda model, tok, prompts, texts, *a: np.array([scores[t] for t in texts])
+    )
     metrics = evaluation.reward_model_metrics(None, None, pairs, seed=3)
     assert metrics["accuracy"] == pytest.approx(15 / 20)
     a_is_chosen = np.random.default_rng(3).random(20) < 0.5

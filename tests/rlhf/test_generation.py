@@ -10,9 +10,9 @@ import torch
 from sqlalchemy import func
 from sqlmodel import select
 
-from rlhf.models.artifacts import load_version
 from rlhf.cli import main
 from rlhf.inference.generation import generate_candidates, generate_texts
+from rlhf.models.artifacts import load_version
 from rlhf.models.registry import get_version, register_artifact, register_version
 from storage.crud import StoreError, add_prompt
 from storage.db import dispose_engines, session_scope
@@ -36,14 +36,26 @@ def store(sqlite_url, tiny_model_dir, tiny_lora_dir):
 
 def _counts(url):
     with session_scope(url) as session:
-        rows = session.exec(select(Generation.prompt_id, Generation.model_version_id, func.count())
-                            .group_by(Generation.prompt_id, Generation.model_version_id)).all()
+        rows = session.exec(
+            select(Generation.prompt_id, Generation.model_version_id, func.count()).group_by(
+                Generation.prompt_id, Generation.model_version_id
+            )
+        ).all()
     return {(prompt_id, version_id): n for prompt_id, version_id, n in rows}
 
 
 def test_generates_n_per_prompt_linked_to_the_version_and_reruns_nothing(store):
-    created = generate_candidates(store, version_name="base", per_prompt=3, batch_size=16, max_new_tokens=8,
-                                  temperature=1.0, top_p=0.9, seed=5, progress=False)
+    created = generate_candidates(
+        store,
+        version_name="base",
+        per_prompt=3,
+        batch_size=16,
+        max_new_tokens=8,
+        temperature=1.0,
+        top_p=0.9,
+        seed=5,
+        progress=False,
+    )
     assert created == 60
     with session_scope(store) as session:
         base_id = session.exec(select(Prompt.id)).all()
@@ -78,12 +90,18 @@ def test_batched_output_is_only_the_new_tokens_of_each_prompt(store, tiny_model_
     model, tokenizer = load_version(version)
     batched = generate_texts(model, tokenizer, prompts, max_new_tokens=10, temperature=0, top_p=1.0, seed=None)
     for prompt, text in zip(prompts, batched):
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            return_tensors="pt", return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )["input_ids"]
         with torch.no_grad():
-            alone = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=10, do_sample=False,
-                                   pad_token_id=tokenizer.pad_token_id)
-        assert text == tokenizer.decode(alone[0, ids.shape[1]:], skip_special_tokens=True).strip()
+            alone = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=10,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        assert text == tokenizer.decode(alone[0, ids.shape[1] :], skip_special_tokens=True).strip()
         assert prompt not in text
 
 

@@ -17,8 +17,11 @@ from storage.crud import StoreError  # noqa: E402
 
 def _permute(weights: np.ndarray, heads: int) -> np.ndarray:
     """llama.cpp's q/k row order, which transformers' GGUF reader undoes."""
-    return weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(
-        weights.shape)
+    return (
+        weights.reshape(heads, 2, weights.shape[0] // heads // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
 
 
 def write_llama_gguf(model, tokenizer, path, architecture: str = "llama") -> None:
@@ -69,12 +72,13 @@ def tiny():
 
 
 def _greedy(model, tokenizer, prompt: str) -> list[int]:
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                         tokenize=False)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+    )
     inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    return output[0, inputs["input_ids"].shape[1]:].tolist()
+    return output[0, inputs["input_ids"].shape[1] :].tolist()
 
 
 def test_imported_folder_generates_what_the_source_model_does(tiny, tmp_path):
@@ -112,8 +116,9 @@ def test_refuses_an_unsupported_architecture_naming_the_supported_ones(tiny, tmp
 def test_refuses_a_quantization_it_cannot_dequantise(tmp_path):
     writer = gguf.GGUFWriter(str(tmp_path / "q.gguf"), "llama")
     _, block_bytes = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_K]
-    writer.add_tensor("token_embd.weight", np.zeros((1, block_bytes), dtype=np.uint8),
-                      raw_dtype=gguf.GGMLQuantizationType.Q8_K)
+    writer.add_tensor(
+        "token_embd.weight", np.zeros((1, block_bytes), dtype=np.uint8), raw_dtype=gguf.GGMLQuantizationType.Q8_K
+    )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
@@ -142,7 +147,8 @@ def test_init_smol_answers_in_english(tmp_path, monkeypatch):
     with session_scope(url) as session:
         result = init_smol(session, url=url)
     model, tokenizer = load_policy(result.version.artifact_path, device=torch.device("cpu"))
-    [answer] = generate_texts(model, tokenizer, ["What is the capital of France?"], max_new_tokens=24,
-                              temperature=0, top_p=1.0, seed=0)
+    [answer] = generate_texts(
+        model, tokenizer, ["What is the capital of France?"], max_new_tokens=24, temperature=0, top_p=1.0, seed=0
+    )
     assert "\ufffd" not in answer
     assert any(word.isascii() and word.isalpha() and len(word) > 2 for word in answer.split()), answer

@@ -11,8 +11,15 @@ from rlhf.training import progress, recipe
 from storage.crud import StoreError
 from storage.models import Round
 
-ALLOWED = [("queued", "running"), ("queued", "cancelled"), ("running", "succeeded"), ("running", "failed"),
-           ("running", "cancelled"), ("failed", "queued"), ("cancelled", "queued")]
+ALLOWED = [
+    ("queued", "running"),
+    ("queued", "cancelled"),
+    ("running", "succeeded"),
+    ("running", "failed"),
+    ("running", "cancelled"),
+    ("failed", "queued"),
+    ("cancelled", "queued"),
+]
 STATES = ["queued", "running", "succeeded", "failed", "cancelled"]
 
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from matplotlib.figure import Figure
 
-from rlhf.quality.monitoring import LENGTH_ALARM, REWARD_ALARM, monitor, plot_version_timeline
 from rlhf.models.registry import register_version
+from rlhf.quality.monitoring import LENGTH_ALARM, REWARD_ALARM, monitor, plot_version_timeline
 from storage import crud
 from storage.db import session_scope
 
-DAY1 = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
+DAY1 = datetime(2026, 11, 1, 9, tzinfo=UTC)
 PARENT_SCORES = [2, 3, 3, 2, 3, 3, 2, 3, 3, 2, 3, 3]
 
 
@@ -27,18 +27,35 @@ class Store:
         self.keys = itertools.count()
 
     def version(self, name, *, parent=None, metrics=None, live=False):
-        return register_version(self.session, name=name, base_model="tiny", artifact_path=f"/models/{name}",
-                                parent_id=parent.id if parent else None, kind="base" if parent is None else "dpo",
-                                metrics=metrics or {}, make_live=live)
+        return register_version(
+            self.session,
+            name=name,
+            base_model="tiny",
+            artifact_path=f"/models/{name}",
+            parent_id=parent.id if parent else None,
+            kind="base" if parent is None else "dpo",
+            metrics=metrics or {},
+            make_live=live,
+        )
 
     def answers(self, version, text):
-        return [crud.get_or_create_generation(self.session, prompt_id=p.id, text=f"{text} {p.id}",
-                                              model_version_id=version.id) for p in self.prompts]
+        return [
+            crud.get_or_create_generation(
+                self.session, prompt_id=p.id, text=f"{text} {p.id}", model_version_id=version.id
+            )
+            for p in self.prompts
+        ]
 
     def judge(self, kind, generations, payload, when=DAY1):
-        judgment, _ = crud.add_judgment(self.session, kind=kind, user_id=self.raters[next(self.keys) % 3].id,
-                                        prompt_id=generations[0].prompt_id, generation_ids=[g.id for g in generations],
-                                        payload=payload, client_key=f"k{next(self.keys)}")
+        judgment, _ = crud.add_judgment(
+            self.session,
+            kind=kind,
+            user_id=self.raters[next(self.keys) % 3].id,
+            prompt_id=generations[0].prompt_id,
+            generation_ids=[g.id for g in generations],
+            payload=payload,
+            client_key=f"k{next(self.keys)}",
+        )
         judgment.created_at = when
 
     def rate(self, generations, scores, when=DAY1):
@@ -60,8 +77,9 @@ def test_alarms_separate_longer_reward_hacked_and_better_versions(store):
     longer = store.version("longer", parent=base)
     store.rate(store.answers(longer, "a plain answer a plain answer a plain answer"), PARENT_SCORES)
 
-    hacked = store.version("hacked", parent=base, metrics={"win_rate": 0.85, "mean_reward": 1.4,
-                                                           "parent_mean_reward": 0.2})
+    hacked = store.version(
+        "hacked", parent=base, metrics={"win_rate": 0.85, "mean_reward": 1.4, "parent_mean_reward": 0.2}
+    )
     store.rate(store.answers(hacked, "a plain answr"), list(reversed(PARENT_SCORES)))
 
     better = store.version("better", parent=base, metrics={"win_rate": 0.85}, live=True)
@@ -100,8 +118,7 @@ def test_reward_alarm_needs_human_evidence_and_respects_the_margin(store):
 
 def test_length_alarm_falls_back_to_round_metrics_and_honours_the_ratio(store):
     base = store.version("base")
-    child = store.version("child", parent=base, live=True,
-                          metrics={"mean_length": 30.0, "parent_mean_length": 20.0})
+    child = store.version("child", parent=base, live=True, metrics={"mean_length": 30.0, "parent_mean_length": 20.0})
     assert monitor(store.session).alarms_for("child") == [LENGTH_ALARM]
     from rlhf.quality.monitoring import MonitorThresholds
 
@@ -116,7 +133,9 @@ def test_series_are_bucketed_by_day_or_by_count_and_windowed(store):
 
     by_day = monitor(store.session).series[0].buckets
     assert [(b.start.date().isoformat(), b.ratings, b.rating_mean) for b in by_day] == [
-        ("2026-11-01", 4, 1.0), ("2026-11-02", 6, 5.0)]
+        ("2026-11-01", 4, 1.0),
+        ("2026-11-02", 6, 5.0),
+    ]
     by_count = monitor(store.session, bucket=5).series[0].buckets
     assert [(b.ratings, b.rating_mean) for b in by_count] == [(5, 1.8), (5, 5.0)]
     later = monitor(store.session, since=DAY1 + timedelta(days=1)).series[0]
@@ -161,18 +180,18 @@ def test_live_periods_are_recorded_and_shaded_on_the_timeline(store):
     _date_last_live_change(store.session, DAY1 + timedelta(days=1))
     set_live(store.session, name="base", by="alice (roll back)")
     _date_last_live_change(store.session, DAY1 + timedelta(days=2))
-    set_live(store.session, name="base", by="nobody")          # already live: not a change
+    set_live(store.session, name="base", by="nobody")  # already live: not a change
     store.rate(store.answers(base, "r"), PARENT_SCORES, when=DAY1 + timedelta(days=3))
 
     periods = [(p.version_id, p.start, p.end, p.set_by) for p in live_periods(store.session)]
-    assert [(v, s.replace(tzinfo=timezone.utc), e and e.replace(tzinfo=timezone.utc), b)
-            for v, s, e, b in periods] == [
+    assert [(v, s.replace(tzinfo=UTC), e and e.replace(tzinfo=UTC), b) for v, s, e, b in periods] == [
         (base.id, DAY1, DAY1 + timedelta(days=1), "registered live"),
         (child.id, DAY1 + timedelta(days=1), DAY1 + timedelta(days=2), "alice"),
-        (base.id, DAY1 + timedelta(days=2), None, "alice (roll back)")]
+        (base.id, DAY1 + timedelta(days=2), None, "alice (roll back)"),
+    ]
 
     series = {row.name: row for row in monitor(store.session).series}
-    assert "child" in series                                    # no judgments, but it was live
+    assert "child" in series  # no judgments, but it was live
     assert series["child"].live_text() == "2026-11-02 09:00 → 2026-11-03 09:00"
     assert series["base"].live_text().endswith("2026-11-03 09:00 → now")
     windowed = {row.name: row for row in monitor(store.session, since=DAY1 + timedelta(days=2, hours=1)).series}
@@ -181,4 +200,4 @@ def test_live_periods_are_recorded_and_shaded_on_the_timeline(store):
 
     figure = plot_version_timeline(monitor(store.session))
     spans = [patch for patch in figure.axes[1].patches if isinstance(patch, (Polygon, Rectangle))]
-    assert len(spans) == 3                                      # base twice (until the last judgment), child once
+    assert len(spans) == 3  # base twice (until the last judgment), child once

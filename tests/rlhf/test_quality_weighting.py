@@ -2,8 +2,8 @@
 
 import random
 
-from rlhf.quality.analytics import annotator_weights, flagged_annotators
 from rlhf.demo.simulated_annotators import SimulatedAnnotator, rule_by_name
+from rlhf.quality.analytics import annotator_weights, flagged_annotators
 from storage import crud
 from storage.db import session_scope
 from storage.export import ExportOptions, build_export
@@ -35,9 +35,16 @@ def test_weighting_beats_majority_with_noisy_annotators(db_url):
                 order = gens if rng.random() < 0.5 else gens[::-1]
                 answer = annotator.compare(*(texts[gens.index(g)] for g in order))
                 winner = order[0] if answer == "left" else order[1]
-                crud.add_judgment(session, kind="pairwise", user_id=users[annotator.name], prompt_id=prompt.id,
-                                  generation_ids=gens, payload={"choice": "a" if winner == gens[0] else "b"},
-                                  shown_order=order, client_key=f"{p}-{annotator.name}")
+                crud.add_judgment(
+                    session,
+                    kind="pairwise",
+                    user_id=users[annotator.name],
+                    prompt_id=prompt.id,
+                    generation_ids=gens,
+                    payload={"choice": "a" if winner == gens[0] else "b"},
+                    shown_order=order,
+                    client_key=f"{p}-{annotator.name}",
+                )
     with session_scope(db_url) as session:
         weights = annotator_weights(session)
         flagged = flagged_annotators(session)

@@ -41,7 +41,11 @@ def test_register_records_paths_without_copying(sqlite_url, tiny_model_dir, tiny
         hub = register_artifact(session, source="Qwen/Qwen2.5-0.5B-Instruct", name="hub")
     with session_scope(sqlite_url) as session:
         base, lora, hub = (get_version(session, name=n) for n in ("base", "lora", "hub"))
-        assert (base.artifact_path, base.base_model, base.is_adapter) == (str(tiny_model_dir), str(tiny_model_dir), False)
+        assert (base.artifact_path, base.base_model, base.is_adapter) == (
+            str(tiny_model_dir),
+            str(tiny_model_dir),
+            False,
+        )
         assert (lora.artifact_path, lora.base_model, lora.is_adapter) == (str(tiny_lora_dir), str(tiny_model_dir), True)
         assert lora.parent_id == base.id and lora.kind == "dpo" and lora.status == "ready"
         assert hub.artifact_path == hub.base_model == "Qwen/Qwen2.5-0.5B-Instruct"
@@ -98,6 +102,7 @@ def _save_tiny(tiny_model_dir):
     def write(folder: Path) -> None:
         for file in Path(tiny_model_dir).iterdir():
             (folder / file.name).write_bytes(file.read_bytes())
+
     return write
 
 
@@ -105,10 +110,20 @@ def test_publish_writes_then_records_ready(sqlite_url, tiny_model_dir, tmp_path)
     root = tmp_path / "artifacts"
     with session_scope(sqlite_url) as session:
         base = register_artifact(session, source=str(tiny_model_dir), name="base")
-        version = publish_version(session, name="sft-1", write=_save_tiny(tiny_model_dir), root=root,
-                                  base_model=str(tiny_model_dir), kind="sft", is_adapter=False,
-                                  parent_id=base.id, round_id=7, data_snapshot={"max_judgment_id": 3},
-                                  metrics={"loss": 1.5}, make_live=True)
+        version = publish_version(
+            session,
+            name="sft-1",
+            write=_save_tiny(tiny_model_dir),
+            root=root,
+            base_model=str(tiny_model_dir),
+            kind="sft",
+            is_adapter=False,
+            parent_id=base.id,
+            round_id=7,
+            data_snapshot={"max_judgment_id": 3},
+            metrics={"loss": 1.5},
+            make_live=True,
+        )
     with session_scope(sqlite_url) as session:
         version = get_version(session, name="sft-1")
         assert version.status == "ready" and version.is_live and version.round_id == 7
@@ -127,10 +142,17 @@ def test_crash_mid_write_leaves_no_ready_version_and_no_folder(sqlite_url, tiny_
         raise OSError("disk full")
 
     # The caller keeps the failure record (commits after catching).
-    with session_scope(sqlite_url) as session:
-        with pytest.raises(OSError, match="disk full"):
-            publish_version(session, name="r1", write=crashing_write, root=root, base_model=str(tiny_model_dir),
-                            kind="dpo", is_adapter=True, make_live=True)
+    with session_scope(sqlite_url) as session, pytest.raises(OSError, match="disk full"):
+        publish_version(
+            session,
+            name="r1",
+            write=crashing_write,
+            root=root,
+            base_model=str(tiny_model_dir),
+            kind="dpo",
+            is_adapter=True,
+            make_live=True,
+        )
     with session_scope(sqlite_url) as session:
         failed = get_version(session, name="r1")
         assert failed.status == "failed" and not failed.is_live
@@ -140,10 +162,16 @@ def test_crash_mid_write_leaves_no_ready_version_and_no_folder(sqlite_url, tiny_
     assert list(root.iterdir()) == []
 
     # The caller rolls back: nothing at all is recorded.
-    with pytest.raises(OSError):
-        with session_scope(sqlite_url) as session:
-            publish_version(session, name="r2", write=crashing_write, root=root, base_model=str(tiny_model_dir),
-                            kind="dpo", is_adapter=True)
+    with pytest.raises(OSError), session_scope(sqlite_url) as session:
+        publish_version(
+            session,
+            name="r2",
+            write=crashing_write,
+            root=root,
+            base_model=str(tiny_model_dir),
+            kind="dpo",
+            is_adapter=True,
+        )
     with session_scope(sqlite_url) as session:
         assert get_version(session, name="r2") is None
     assert list(root.iterdir()) == []
@@ -168,10 +196,24 @@ def _run(capsys, *argv):
 
 
 def test_model_commands(sqlite_url, tiny_model_dir, tiny_lora_dir, tmp_path, capsys):
-    code, out, _ = _run(capsys, "model", "register", str(tiny_model_dir), "--name", "base", "--live", "--db", sqlite_url)
+    code, out, _ = _run(
+        capsys, "model", "register", str(tiny_model_dir), "--name", "base", "--live", "--db", sqlite_url
+    )
     assert code == 0 and "registered 'base'" in out and "live" in out
-    code, out, _ = _run(capsys, "model", "register", str(tiny_lora_dir), "--name", "r1", "--kind", "dpo",
-                        "--parent", "base", "--db", sqlite_url)
+    code, out, _ = _run(
+        capsys,
+        "model",
+        "register",
+        str(tiny_lora_dir),
+        "--name",
+        "r1",
+        "--kind",
+        "dpo",
+        "--parent",
+        "base",
+        "--db",
+        sqlite_url,
+    )
     assert code == 0 and "adapter" in out
     code, _, err = _run(capsys, "model", "register", str(tmp_path / "nope"), "--name", "x", "--db", sqlite_url)
     assert code == 2 and "nope" in err and "does not exist" in err

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
 
-from rlhf.quality.analytics import dataset_agreement
 from rlhf.cli import main
-from rlhf.models.registry import register_version
-from rlhf.quality.report import write_report
 from rlhf.demo.simulated_annotators import SimulatedAnnotator, more_of
+from rlhf.models.registry import register_version
+from rlhf.quality.analytics import dataset_agreement
+from rlhf.quality.report import write_report
 from storage import crud
 from storage.db import session_scope
 from storage.models import Judgment, Round
@@ -21,7 +21,7 @@ from storage.review import add_blind_vote
 
 WORDS = ["tree", "see", "sky", "green", "blue", "cat", "free", "run", "deep", "fox", "here", "now"]
 SCRIPT = "<script>alert('pwned')</script>"
-OLD = datetime(2026, 10, 1, tzinfo=timezone.utc)
+OLD = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 def sentence(rng: random.Random) -> str:
@@ -39,24 +39,46 @@ def judged_store(sqlite_url):
         users = {a.name: crud.create_user(session, username=a.name) for a in annotators}
         reviewer = crud.create_user(session, username="rev", role="reviewer")
         base = register_version(session, name="base", base_model="tiny", artifact_path="/m/base")
-        child = register_version(session, name="r1-<b>dpo", base_model="tiny", artifact_path="/m/r1", kind="dpo",
-                                 parent_id=base.id, make_live=True,
-                                 metrics={"win_rate": 0.9, "mean_reward": 1.5, "parent_mean_reward": 0.1,
-                                          "mean_length": 20.0, "parent_mean_length": 18.0,
-                                          "gate": {"passed": True, "reasons": []}})
+        child = register_version(
+            session,
+            name="r1-<b>dpo",
+            base_model="tiny",
+            artifact_path="/m/r1",
+            kind="dpo",
+            parent_id=base.id,
+            make_live=True,
+            metrics={
+                "win_rate": 0.9,
+                "mean_reward": 1.5,
+                "parent_mean_reward": 0.1,
+                "mean_length": 20.0,
+                "parent_mean_length": 18.0,
+                "gate": {"passed": True, "reasons": []},
+            },
+        )
         first, _ = crud.add_prompt(session, text="An early question")
-        early = crud.get_or_create_generation(session, prompt_id=first.id, text="early answer",
-                                              model_version_id=base.id)
-        stale, _ = crud.add_judgment(session, kind="rating", user_id=users["careful1"].id, prompt_id=first.id,
-                                     generation_ids=[early.id], payload={"score": 1}, client_key="stale")
+        early = crud.get_or_create_generation(
+            session, prompt_id=first.id, text="early answer", model_version_id=base.id
+        )
+        stale, _ = crud.add_judgment(
+            session,
+            kind="rating",
+            user_id=users["careful1"].id,
+            prompt_id=first.id,
+            generation_ids=[early.id],
+            payload={"score": 1},
+            client_key="stale",
+        )
         stale.created_at = OLD
         key = 0
         for number in range(30):
             prompt, _ = crud.add_prompt(session, text=f"Describe thing {number}")
-            old = crud.get_or_create_generation(session, prompt_id=prompt.id, text=sentence(rng),
-                                                model_version_id=base.id)
-            new = crud.get_or_create_generation(session, prompt_id=prompt.id, text=sentence(rng) + " e",
-                                                model_version_id=child.id)
+            old = crud.get_or_create_generation(
+                session, prompt_id=prompt.id, text=sentence(rng), model_version_id=base.id
+            )
+            new = crud.get_or_create_generation(
+                session, prompt_id=prompt.id, text=sentence(rng) + " e", model_version_id=child.id
+            )
             for annotator in annotators:
                 left_first = rng.random() < 0.5
                 left, right = (old, new) if left_first else (new, old)
@@ -64,25 +86,65 @@ def judged_store(sqlite_url):
                 winner = {"left": left, "right": right}.get(said)
                 choice = "tie" if winner is None else ("a" if winner is old else "b")
                 key += 1
-                crud.add_judgment(session, kind="pairwise", user_id=users[annotator.name].id, prompt_id=prompt.id,
-                                  generation_ids=[old.id, new.id], payload={"choice": choice},
-                                  shown_order=[left.id, right.id], duration_ms=2000 + number, client_key=f"p{key}")
+                crud.add_judgment(
+                    session,
+                    kind="pairwise",
+                    user_id=users[annotator.name].id,
+                    prompt_id=prompt.id,
+                    generation_ids=[old.id, new.id],
+                    payload={"choice": choice},
+                    shown_order=[left.id, right.id],
+                    duration_ms=2000 + number,
+                    client_key=f"p{key}",
+                )
                 key += 1
                 score = annotator.rate(new.text, [old.text, new.text])
-                crud.add_judgment(session, kind="rating", user_id=users[annotator.name].id, prompt_id=prompt.id,
-                                  generation_ids=[new.id], payload={"score": score}, client_key=f"r{key}")
+                crud.add_judgment(
+                    session,
+                    kind="rating",
+                    user_id=users[annotator.name].id,
+                    prompt_id=prompt.id,
+                    generation_ids=[new.id],
+                    payload={"score": score},
+                    client_key=f"r{key}",
+                )
             if number < 6:
-                add_blind_vote(session, user_id=reviewer.id, generation_a_id=old.id, generation_b_id=new.id,
-                               shown_order=[old.id, new.id], choice="b" if number < 5 else "a", client_key=f"b{number}")
-        commented, _ = crud.add_judgment(session, kind="rating", user_id=users["careful0"].id, prompt_id=prompt.id,
-                                         generation_ids=[old.id], payload={"score": 2, "comment": SCRIPT},
-                                         client_key="commented")
+                add_blind_vote(
+                    session,
+                    user_id=reviewer.id,
+                    generation_a_id=old.id,
+                    generation_b_id=new.id,
+                    shown_order=[old.id, new.id],
+                    choice="b" if number < 5 else "a",
+                    client_key=f"b{number}",
+                )
+        commented, _ = crud.add_judgment(
+            session,
+            kind="rating",
+            user_id=users["careful0"].id,
+            prompt_id=prompt.id,
+            generation_ids=[old.id],
+            payload={"score": 2, "comment": SCRIPT},
+            client_key="commented",
+        )
         max_id = commented.id
-        late, _ = crud.add_judgment(session, kind="correction", user_id=users["careful2"].id, prompt_id=prompt.id,
-                                    generation_ids=[old.id], payload={"corrected": "fixed"}, client_key="late")
-        round_ = Round(config_yaml="stages: [dpo]", status="succeeded", data_snapshot={"max_judgment_id": max_id},
-                       parent_version_id=base.id, output_version_id=child.id,
-                       metrics={"win_rate": 0.9, "kl_to_parent": 0.031, "gate": {"passed": True}})
+        late, _ = crud.add_judgment(
+            session,
+            kind="correction",
+            user_id=users["careful2"].id,
+            prompt_id=prompt.id,
+            generation_ids=[old.id],
+            payload={"corrected": "fixed"},
+            client_key="late",
+        )
+        round_ = Round(
+            config_yaml="stages: [dpo]",
+            status="succeeded",
+            data_snapshot={"max_judgment_id": max_id},
+            parent_version_id=base.id,
+            output_version_id=child.id,
+            metrics={"win_rate": 0.9, "kl_to_parent": 0.031, "gate": {"passed": True}},
+        )
         session.add(round_)
         session.flush()
         return sqlite_url, round_.id

@@ -9,9 +9,9 @@ import pytest
 import trl
 import yaml
 
+from rlhf.jobs.runner import launch_command
 from rlhf.training.config import ConfigError, load_round_config, parse_round_config
 from storage.crud import StoreError
-from rlhf.jobs.runner import launch_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "configs").glob("round_*.yaml"))
@@ -63,10 +63,17 @@ def test_scientific_notation_that_yaml_reads_as_text_becomes_a_float():
 
 
 BAD = [
-    ("    beta: 0.1", "    beta: 0.1\n    learning_rat: 0.1",
-     "configs/round_dpo.yaml: stages.dpo.learning_rat: unknown key (did you mean learning_rate?)"),
+    (
+        "    beta: 0.1",
+        "    beta: 0.1\n    learning_rat: 0.1",
+        "configs/round_dpo.yaml: stages.dpo.learning_rat: unknown key (did you mean learning_rate?)",
+    ),
     ("    beta: 0.1", "    beta: high", "stages.dpo.beta: expected a number, got 'high'"),
-    ("num_train_epochs: 2, per_device", "num_train_epochs: yes, per_device", "stages.reward.num_train_epochs: expected a number"),
+    (
+        "num_train_epochs: 2, per_device",
+        "num_train_epochs: yes, per_device",
+        "stages.reward.num_train_epochs: expected a number",
+    ),
     ("    max_length: 128\n", "    max_length: [1]\n", "stages.dpo.max_length: expected a whole number or null"),
     ("stages:", "stagez:", "stagez: unknown key (did you mean stages?)"),
     ("  dpo:", "  dpoo:", "stages.dpoo: unknown key (did you mean dpo?)"),
@@ -80,12 +87,18 @@ BAD = [
     ("eval_fraction: 0.2", "eval_fraction: 2", "data.eval_fraction: 2 is not between 0 and 1"),
     ("gate: {min_win_rate: 0.55}", "gate: {min_win_rate: high}", "gate.min_win_rate: expected a number"),
     ("gate: {", "accelerate: eight_gpus\ngate: {", "accelerate: no configs/accelerate/eight_gpus.yaml"),
-    ("logging_steps: 1}\n  reward", "logging_steps: 1, output_dir: x}\n  reward", "stages.sft.output_dir: set by the round"),
+    (
+        "logging_steps: 1}\n  reward",
+        "logging_steps: 1, output_dir: x}\n  reward",
+        "stages.sft.output_dir: set by the round",
+    ),
     ("  dpo:", "  grpo: {num_generations: 2}\n  dpo:", "stages: needs exactly one policy stage"),
 ]
 
 
-@pytest.mark.parametrize("old,new,message", BAD, ids=[b[2].split(":")[0 if "configs/" not in b[2] else 1].strip() for b in BAD])
+@pytest.mark.parametrize(
+    "old,new,message", BAD, ids=[b[2].split(":")[0 if "configs/" not in b[2] else 1].strip() for b in BAD]
+)
 def test_bad_config_names_the_file_and_the_key(old, new, message):
     assert old in TINY
     with pytest.raises(ConfigError) as caught:
@@ -120,17 +133,35 @@ def test_accelerate_configs_parse_and_the_runner_launches_them(name):
     path = ROOT / "configs" / "accelerate" / f"{name}.yaml"
     loaded = load_config_from_file(str(path))
     assert loaded.mixed_precision == "bf16"
-    assert str(loaded.distributed_type).split(".")[-1] == {"single_gpu": "NO", "deepspeed_zero3": "DEEPSPEED",
-                                                           "fsdp2": "FSDP"}[name]
+    assert (
+        str(loaded.distributed_type).split(".")[-1]
+        == {"single_gpu": "NO", "deepspeed_zero3": "DEEPSPEED", "fsdp2": "FSDP"}[name]
+    )
     config = parse_round_config(TINY + f"accelerate: {name}\n")
     command = launch_command(config, 7, "sqlite:////tmp/s.db")
-    assert command == [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(path),
-                       "-m", "rlhf.training.recipe", "7", "--db", "sqlite:////tmp/s.db"]
+    assert command == [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(path),
+        "-m",
+        "rlhf.training.recipe",
+        "7",
+        "--db",
+        "sqlite:////tmp/s.db",
+    ]
 
 
 def test_plain_launch_without_accelerate():
     assert launch_command(parse_round_config(TINY), 3, "sqlite:///a.db") == [
-        sys.executable, "-m", "rlhf.training.recipe", "3", "--db", "sqlite:///a.db"]
+        sys.executable,
+        "-m",
+        "rlhf.training.recipe",
+        "3",
+        "--db",
+        "sqlite:///a.db",
+    ]
 
 
 @pytest.mark.parametrize("value, ok", [("parent", True), (3, True), ("latest", False), (2.5, False)])
@@ -152,18 +183,26 @@ def test_since_parent_exports_only_judgments_made_after_the_parents_round(sqlite
     from storage.models import Judgment, ModelVersion, Round
     from tests.rlhf.round_store import seed_store
 
-    seed_store(sqlite_url, tiny_model_dir, tmp_path, n_prompts=10)          # 20 judgments before round 1
+    seed_store(sqlite_url, tiny_model_dir, tmp_path, n_prompts=10)  # 20 judgments before round 1
     with session_scope(sqlite_url) as session:
         first = Round(config_yaml="", status="succeeded", data_snapshot=take_snapshot(sqlite_url))
         session.add(first)
         session.flush()
-        parent = ModelVersion(name="r1", base_model="tiny", artifact_path=str(tiny_model_dir), status="ready",
-                              round_id=first.id)
+        parent = ModelVersion(
+            name="r1", base_model="tiny", artifact_path=str(tiny_model_dir), status="ready", round_id=first.id
+        )
         session.add(parent)
         user = create_user(session, username="fresh")
         for old in session.query(Judgment).filter(Judgment.user_id != user.id).limit(6).all():
-            add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=old.prompt_id,
-                         generation_ids=old.generation_ids, payload=old.payload, client_key=f"new-{old.id}")
+            add_judgment(
+                session,
+                kind="pairwise",
+                user_id=user.id,
+                prompt_id=old.prompt_id,
+                generation_ids=old.generation_ids,
+                payload=old.payload,
+                client_key=f"new-{old.id}",
+            )
     for since, expected in (("parent", 6), (None, 26)):
         config = parse_round_config(TINY.replace("data: {", f"data: {{since_round: {since or 'null'}, "))
         work = tmp_path / f"work-{since}"
@@ -175,10 +214,14 @@ def test_since_parent_exports_only_judgments_made_after_the_parents_round(sqlite
 
 def test_gate_degeneration_limits_are_read_and_checked_with_did_you_mean():
     text = (ROOT / "configs" / "round_dpo_demo.yaml").read_text()
-    opened = text.replace("gate: {min_win_rate: 0.55}",
-                          "gate: {min_win_rate: 0.55, degeneration: {max_truncated_increase: null}}")
+    opened = text.replace(
+        "gate: {min_win_rate: 0.55}", "gate: {min_win_rate: 0.55, degeneration: {max_truncated_increase: null}}"
+    )
     assert parse_round_config(opened, "x.yaml").gate.degeneration.max_truncated_increase is None
     misspelt = text.replace("gate: {min_win_rate: 0.55}", "gate: {degeneration: {max_repetitio: 0.2}}")
-    with pytest.raises(StoreError, match=r"x.yaml: gate.degeneration.max_repetitio: unknown key "
-                                         r"\(did you mean max_repetition\?\)"):
+    with pytest.raises(
+        StoreError,
+        match=r"x.yaml: gate.degeneration.max_repetitio: unknown key "
+        r"\(did you mean max_repetition\?\)",
+    ):
         parse_round_config(misspelt, "x.yaml")

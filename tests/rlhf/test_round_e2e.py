@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from round_store import seed_store
 
+from rlhf.jobs.lifecycle import create_round
 from rlhf.models import registry
 from rlhf.models.artifacts import load_version
-from rlhf.jobs.lifecycle import create_round
-from rlhf.training.recipe import run_round
 from rlhf.training.config import load_round_config
-from round_store import seed_store
+from rlhf.training.recipe import run_round
 from storage.db import session_scope
 from storage.models import ModelVersion, Round
 
@@ -55,7 +55,10 @@ def test_tiny_round_registers_a_trained_version_with_metrics(kind, sqlite_url, t
     assert version.parent_id == parent.id and version.data_snapshot == row.data_snapshot
     assert version.is_adapter == (config.finetune.method == "lora")
     assert version.base_model == parent.artifact_path
-    assert Path(version.artifact_path).is_dir() and Path(version.artifact_path).parent == registry.artifacts_root(sqlite_url).resolve()
+    assert (
+        Path(version.artifact_path).is_dir()
+        and Path(version.artifact_path).parent == registry.artifacts_root(sqlite_url).resolve()
+    )
     assert weights_differ(version, parent)
 
     metrics = version.metrics

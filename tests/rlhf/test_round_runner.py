@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from round_store import seed_store
 
-from rlhf.models import registry
 from rlhf.cli import main as cli
 from rlhf.jobs.lifecycle import create_round
-from rlhf.training.recipe import main as round_main
-from rlhf.training.config import load_round_config
 from rlhf.jobs.runner import cancel_round, get_round, list_rounds, process_alive, resume_round, start_round, wait
-from round_store import seed_store
+from rlhf.models import registry
+from rlhf.training.config import load_round_config
+from rlhf.training.recipe import main as round_main
 from storage.db import session_scope
 from storage.models import ModelVersion, Round
 
@@ -27,7 +27,9 @@ pytestmark = pytest.mark.slow
 def slow_reward_config(tmp_path: Path) -> Path:
     """The tiny DPO round with a reward stage long enough to be caught mid-way."""
     text = (ROOT / "configs" / "round_dpo_tiny.yaml").read_text()
-    text = text.replace("reward: {learning_rate: 1.0e-3, num_train_epochs: 2,", "reward: {learning_rate: 1.0e-3, num_train_epochs: 400,")
+    text = text.replace(
+        "reward: {learning_rate: 1.0e-3, num_train_epochs: 2,", "reward: {learning_rate: 1.0e-3, num_train_epochs: 400,"
+    )
     assert "num_train_epochs: 400" in text
     path = tmp_path / "round_slow.yaml"
     path.write_text(text)

@@ -27,16 +27,24 @@ def _queue(url, *, prompts=6, live_round_dir=None, tmp_path=None):
             row = Round(config_yaml="", status="succeeded", work_dir=str(work_dir) if work_dir else None)
             session.add(row)
             session.flush()
-            version = ModelVersion(name=name, base_model="tiny", artifact_path="/x", status="ready",
-                                   parent_id=parent.id, round_id=row.id, is_live=name == "v2")
+            version = ModelVersion(
+                name=name,
+                base_model="tiny",
+                artifact_path="/x",
+                status="ready",
+                parent_id=parent.id,
+                round_id=row.id,
+                is_live=name == "v2",
+            )
             session.add(version)
             session.flush()
             parent = version
         for p in range(prompts):
             prompt, _ = add_prompt(session, text=f"Question {p}: name a colour.")
             for g, text in enumerate(["Red.", "Blue is a colour of the sky and the sea."]):
-                get_or_create_generation(session, prompt_id=prompt.id, text=f"{text} ({p}.{g})",
-                                         model_version_id=parent.id)
+                get_or_create_generation(
+                    session, prompt_id=prompt.id, text=f"{text} ({p}.{g})", model_version_id=parent.id
+                )
         items = queue.enqueue(session, kind="pairwise", version_id=parent.id, overlap=1)
         return user, [item.id for item in items]
 
@@ -46,8 +54,15 @@ def _served_order(url, user):
     with session_scope(url) as session:
         while (item := queue.next_item(session, user_id=user, kind="pairwise")) is not None:
             order.append(item.id)
-            queue.submit(session, item_id=item.id, user_id=user, generation_ids=item.generation_ids,
-                         payload={"choice": "a"}, client_key=f"k{item.id}", shown_order=item.generation_ids)
+            queue.submit(
+                session,
+                item_id=item.id,
+                user_id=user,
+                generation_ids=item.generation_ids,
+                payload={"choice": "a"},
+                client_key=f"k{item.id}",
+                shown_order=item.generation_ids,
+            )
     return order
 
 
@@ -73,7 +88,7 @@ def test_the_live_lineage_reward_model_scores_the_queue(sqlite_url, tmp_path, ti
     user, items = _queue(sqlite_url, live_round_dir=tmp_path / "round-1", tmp_path=tmp_path)
     with session_scope(sqlite_url) as session:
         live = session.exec(select(ModelVersion).where(ModelVersion.is_live)).one()
-        assert reward_model_path(session, live) == reward      # found on the parent's round
+        assert reward_model_path(session, live) == reward  # found on the parent's round
         pairs = priority.open_pairs(session)
 
     prioritizer = Prioritizer(sqlite_url, "uncertainty")
@@ -107,10 +122,13 @@ def test_margin_serves_the_pair_furthest_from_a_coin_flip_first(sqlite_url, tmp_
 def _logprob_one_by_one(model, tokenizer, prompt, completion):
     """log π(completion | prompt) for one unpadded sequence, the plain way."""
     messages = [{"role": "user", "content": prompt}]
-    head = tokenizer(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True),
-                     add_special_tokens=False)["input_ids"]
-    ids = tokenizer(tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": completion}],
-                                                  tokenize=False), add_special_tokens=False)["input_ids"]
+    head = tokenizer(
+        tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), add_special_tokens=False
+    )["input_ids"]
+    ids = tokenizer(
+        tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": completion}], tokenize=False),
+        add_special_tokens=False,
+    )["input_ids"]
     with torch.no_grad():
         logps = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1].float(), -1)
     return sum(logps[i - 1, ids[i]].item() for i in range(len(head), len(ids)))
@@ -119,32 +137,48 @@ def _logprob_one_by_one(model, tokenizer, prompt, completion):
 def test_the_live_policy_implicit_reward_scores_the_queue(sqlite_url, tmp_path, tiny_model_dir, tiny_lora_dir):
     with session_scope(sqlite_url) as session:
         user = create_user(session, username="ann", password="pw").id
-        root = ModelVersion(name="base", base_model=str(tiny_model_dir), artifact_path=str(tiny_model_dir),
-                            status="ready")
+        root = ModelVersion(
+            name="base", base_model=str(tiny_model_dir), artifact_path=str(tiny_model_dir), status="ready"
+        )
         session.add(root)
         session.flush()
-        live = ModelVersion(name="dpo-r1", base_model=str(tiny_model_dir), artifact_path=str(tiny_lora_dir),
-                            is_adapter=True, status="ready", parent_id=root.id, is_live=True)
+        live = ModelVersion(
+            name="dpo-r1",
+            base_model=str(tiny_model_dir),
+            artifact_path=str(tiny_lora_dir),
+            is_adapter=True,
+            status="ready",
+            parent_id=root.id,
+            is_live=True,
+        )
         session.add(live)
         session.flush()
-        for p, texts in enumerate([("Red.", "Blue is a colour of the sky."), ("A much longer answer here", "No"),
-                                   ("e e e e", "o o o o"), ("Yes.", "Yes, indeed it is.")]):
+        for p, texts in enumerate(
+            [
+                ("Red.", "Blue is a colour of the sky."),
+                ("A much longer answer here", "No"),
+                ("e e e e", "o o o o"),
+                ("Yes.", "Yes, indeed it is."),
+            ]
+        ):
             prompt, _ = add_prompt(session, text=f"Question {p}?")
             for text in texts:
                 get_or_create_generation(session, prompt_id=prompt.id, text=text, model_version_id=root.id)
         queue.enqueue(session, kind="pairwise", version_id=root.id, overlap=1)
         pairs = priority.open_pairs(session)
 
-    scorer = ImplicitRewardScorer(live, root, batch_size=3)           # batches of 3 and 1: padding is exercised
+    scorer = ImplicitRewardScorer(live, root, batch_size=3)  # batches of 3 and 1: padding is exercised
     p_a = scorer(pairs)
     reversed_pairs = [priority.OpenPair(p.item_id, p.prompt, p.b, p.a) for p in pairs]
     assert scorer(reversed_pairs) == pytest.approx([1 - v for v in p_a], abs=1e-6)
     for pair, value in zip(pairs, p_a):
-        ratio = {side: _logprob_one_by_one(scorer.policy, scorer.tokenizer, pair.prompt, text)
-                 - _logprob_one_by_one(scorer.reference, scorer.tokenizer, pair.prompt, text)
-                 for side, text in (("a", pair.a), ("b", pair.b))}
+        ratio = {
+            side: _logprob_one_by_one(scorer.policy, scorer.tokenizer, pair.prompt, text)
+            - _logprob_one_by_one(scorer.reference, scorer.tokenizer, pair.prompt, text)
+            for side, text in (("a", pair.a), ("b", pair.b))
+        }
         assert value == pytest.approx(1 / (1 + math.exp(-0.1 * (ratio["a"] - ratio["b"]))), abs=1e-5)
-    assert max(abs(v - 0.5) for v in p_a) > 0.01                       # the adapter really changes the policy
+    assert max(abs(v - 0.5) for v in p_a) > 0.01  # the adapter really changes the policy
 
     prioritizer = Prioritizer(sqlite_url, "margin", "policy")
     assert prioritizer.refresh() == f"margin: scored {len(pairs)} open pairs with the policy"
@@ -156,9 +190,17 @@ def test_the_live_policy_implicit_reward_scores_the_queue(sqlite_url, tmp_path, 
 
 def test_the_policy_scorer_needs_a_live_version_with_a_parent(sqlite_url, tiny_model_dir):
     with session_scope(sqlite_url) as session:
-        session.add(ModelVersion(name="base", base_model=str(tiny_model_dir), artifact_path=str(tiny_model_dir),
-                                 status="ready", is_live=True))
+        session.add(
+            ModelVersion(
+                name="base",
+                base_model=str(tiny_model_dir),
+                artifact_path=str(tiny_model_dir),
+                status="ready",
+                is_live=True,
+            )
+        )
     assert Prioritizer(sqlite_url, "uncertainty", "policy").refresh() == (
-        "uncertainty: the live version has no parent to measure its implicit reward against; queue order kept")
+        "uncertainty: the live version has no parent to measure its implicit reward against; queue order kept"
+    )
     with pytest.raises(StoreError, match="queue.selection_scorer: 'oracle' is not one of reward_model, policy"):
         Prioritizer(sqlite_url, "margin", "oracle")

@@ -14,13 +14,19 @@ def main(url: str, worker: int, count: int, prompt_id: int, generation_ids: list
     latencies, errors = [], []
     for i in range(count):
         key = f"w{worker}-{i}"
-        for attempt in range(2 if i % 10 == 0 else 1):  # every 10th submit is sent twice, like a double click
+        for _attempt in range(2 if i % 10 == 0 else 1):  # every 10th submit is sent twice, like a double click
             started = time.perf_counter()
             try:
                 with session_scope(url) as session:
-                    crud.add_judgment(session, kind="pairwise", user_id=user_id, prompt_id=prompt_id,
-                                      generation_ids=generation_ids, payload={"choice": "a" if i % 2 else "b"},
-                                      client_key=key)
+                    crud.add_judgment(
+                        session,
+                        kind="pairwise",
+                        user_id=user_id,
+                        prompt_id=prompt_id,
+                        generation_ids=generation_ids,
+                        payload={"choice": "a" if i % 2 else "b"},
+                        client_key=key,
+                    )
             except OperationalError as error:
                 errors.append(str(error))
             latencies.append(time.perf_counter() - started)
@@ -28,5 +34,11 @@ def main(url: str, worker: int, count: int, prompt_id: int, generation_ids: list
 
 
 if __name__ == "__main__":
-    url, worker, count, prompt_id, user_id = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    url, worker, count, prompt_id, user_id = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        int(sys.argv[5]),
+    )
     main(url, worker, count, prompt_id, json.loads(sys.argv[6]), user_id)

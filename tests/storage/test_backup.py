@@ -6,6 +6,7 @@ import pytest
 from rlhf.cli import main
 from storage import crud
 from storage.backup import backup, restore, sqlite_integrity
+from storage.crud import StoreError
 from storage.db import session_scope, sqlite_path
 
 
@@ -18,8 +19,15 @@ def add_judgments(url, start, count):
         ids = (user.id, prompt.id, [a.id, b.id])
     for i in range(start, start + count):
         with session_scope(url) as session:
-            crud.add_judgment(session, kind="pairwise", user_id=ids[0], prompt_id=ids[1], generation_ids=ids[2],
-                              payload={"choice": "a"}, client_key=f"k{i}")
+            crud.add_judgment(
+                session,
+                kind="pairwise",
+                user_id=ids[0],
+                prompt_id=ids[1],
+                generation_ids=ids[2],
+                payload={"choice": "a"},
+                client_key=f"k{i}",
+            )
 
 
 def count(path):
@@ -60,6 +68,6 @@ def test_backup_refuses_to_overwrite_and_damaged_backups_are_not_restored(sqlite
     data = bytearray(out.read_bytes())
     data[100:4096] = b"\xff" * (4096 - 100)
     damaged.write_bytes(bytes(data))
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError, match="integrity check"):
         restore(damaged, url=sqlite_url)
     assert sqlite_integrity(sqlite_path(sqlite_url)) == []

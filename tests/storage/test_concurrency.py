@@ -22,9 +22,23 @@ def test_sixteen_writer_processes(db_url):
         b = crud.get_or_create_generation(session, prompt_id=prompt.id, text="B")
         ids = (prompt.id, user.id, [a.id, b.id])
     script = Path(__file__).with_name("concurrent_writer.py")
-    workers = [subprocess.Popen([sys.executable, str(script), db_url, str(w), str(PER_WORKER), str(ids[0]),
-                                 str(ids[1]), json.dumps(ids[2])], stdout=subprocess.PIPE, text=True)
-               for w in range(WORKERS)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                db_url,
+                str(w),
+                str(PER_WORKER),
+                str(ids[0]),
+                str(ids[1]),
+                json.dumps(ids[2]),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(WORKERS)
+    ]
     results = [json.loads(w.communicate(timeout=600)[0]) for w in workers]
     assert all(w.returncode == 0 for w in workers)
     assert [e for r in results for e in r["errors"]] == []

@@ -34,9 +34,8 @@ def test_foreign_keys_are_enforced(db_url):
     from storage.db import session_scope
     from storage.models import Generation
 
-    with pytest.raises(IntegrityError):
-        with session_scope(db_url) as session:
-            session.add(Generation(prompt_id=12345, text="x", text_hash="h"))
+    with pytest.raises(IntegrityError), session_scope(db_url) as session:
+        session.add(Generation(prompt_id=12345, text="x", text_hash="h"))
 
 
 def _user_count(session) -> int:
@@ -99,13 +98,12 @@ def test_a_read_session_refuses_to_write(db_url):
     from storage import crud
     from storage.db import read_scope, session_scope
 
-    with pytest.raises(DBAPIError, match="(?i)read-?only"):
-        with read_scope(db_url) as session:
-            crud.create_user(session, username="sneaky")
-            session.flush()
+    with pytest.raises(DBAPIError, match="(?i)read-?only"), read_scope(db_url) as session:
+        crud.create_user(session, username="sneaky")
+        session.flush()
     with read_scope(db_url) as session:
         assert _user_count(session) == 0
-    for name in ("first", "second"):   # the pooled connection the read used writes again
+    for name in ("first", "second"):  # the pooled connection the read used writes again
         with session_scope(db_url) as session:
             crud.create_user(session, username=name)
     with read_scope(db_url) as session:

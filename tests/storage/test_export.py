@@ -26,23 +26,29 @@ def rows(db_url, kind, **options):
 
 
 def as_tuples(preference_rows):
-    return sorted((r["prompt"][0]["content"], r["chosen"][0]["content"], r["rejected"][0]["content"])
-                  for r in preference_rows)
+    return sorted(
+        (r["prompt"][0]["content"], r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in preference_rows
+    )
 
 
 def test_two_vs_one_majority_wins(db_url, tmp_path):
     load(db_url, tmp_path, [pair("u1", "a"), pair("u2", "a"), pair("u3", "b")])
     train, manifest = rows(db_url, "preference")
     assert as_tuples(train) == [("P", "A", "B")]
-    assert train[0] == {"prompt": [{"role": "user", "content": "P"}],
-                        "chosen": [{"role": "assistant", "content": "A"}],
-                        "rejected": [{"role": "assistant", "content": "B"}]}
+    assert train[0] == {
+        "prompt": [{"role": "user", "content": "P"}],
+        "chosen": [{"role": "assistant", "content": "A"}],
+        "rejected": [{"role": "assistant", "content": "B"}],
+    }
     assert manifest["left_out"] == {}
 
 
 def test_one_vs_one_is_left_out_and_counted(db_url, tmp_path):
-    load(db_url, tmp_path, [pair("u1", "a"), pair("u2", "b"),
-                            pair("u1", "tie", prompt="Q"), pair("u1", "both_bad", prompt="R")])
+    load(
+        db_url,
+        tmp_path,
+        [pair("u1", "a"), pair("u2", "b"), pair("u1", "tie", prompt="Q"), pair("u1", "both_bad", prompt="R")],
+    )
     train, manifest = rows(db_url, "preference")
     assert train == []
     assert manifest["left_out"] == {"no_majority": 1, "tie": 1, "both_bad": 1}
@@ -57,24 +63,35 @@ def test_sides_swapped_by_another_annotator_still_count_as_the_same_pair(db_url,
 def test_ranking_of_four_gives_six_pairs(db_url, tmp_path):
     load(db_url, tmp_path, [{"kind": "ranking", "annotator": "u1", "prompt": "P", "responses": ["w", "x", "y", "z"]}])
     train, manifest = rows(db_url, "preference")
-    assert as_tuples(train) == [("P", c, r) for c, r in
-                                [("w", "x"), ("w", "y"), ("w", "z"), ("x", "y"), ("x", "z"), ("y", "z")]]
+    assert as_tuples(train) == [
+        ("P", c, r) for c, r in [("w", "x"), ("w", "y"), ("w", "z"), ("x", "y"), ("x", "z"), ("y", "z")]
+    ]
     assert manifest["sources"]["ranking"] == 6
 
 
 def test_correction_gives_an_sft_row_and_a_pair(db_url, tmp_path):
-    load(db_url, tmp_path, [{"kind": "correction", "annotator": "u1", "prompt": "P",
-                             "response": "teh answer", "corrected": "the answer"}])
+    load(
+        db_url,
+        tmp_path,
+        [{"kind": "correction", "annotator": "u1", "prompt": "P", "response": "teh answer", "corrected": "the answer"}],
+    )
     sft, _ = rows(db_url, "sft")
-    assert sft == [{"prompt": [{"role": "user", "content": "P"}],
-                    "completion": [{"role": "assistant", "content": "the answer"}]}]
+    assert sft == [
+        {"prompt": [{"role": "user", "content": "P"}], "completion": [{"role": "assistant", "content": "the answer"}]}
+    ]
     preference, _ = rows(db_url, "preference")
     assert as_tuples(preference) == [("P", "the answer", "teh answer")]
 
 
 def test_ratings_five_three_one_on_one_prompt(db_url, tmp_path):
-    load(db_url, tmp_path, [{"kind": "rating", "annotator": "u1", "prompt": "P", "response": text, "score": score}
-                            for text, score in [("great", 5), ("meh", 3), ("awful", 1)]])
+    load(
+        db_url,
+        tmp_path,
+        [
+            {"kind": "rating", "annotator": "u1", "prompt": "P", "response": text, "score": score}
+            for text, score in [("great", 5), ("meh", 3), ("awful", 1)]
+        ],
+    )
     unpaired, manifest = rows(db_url, "unpaired")
     labels = {r["completion"][0]["content"]: r["label"] for r in unpaired}
     assert labels == {"great": True, "awful": False}
@@ -100,12 +117,13 @@ def test_min_annotators_and_excluded_and_weighted(db_url, tmp_path):
     assert manifest["left_out"] == {"too_few_annotators": 1}
     with session_scope(db_url) as session:
         from storage.crud import get_user
+
         ids = {name: get_user(session, username=name).id for name in ("u1", "u2", "u3")}
-    train, _ = rows(db_url, "preference", aggregation="weighted",
-                    annotator_weights={ids["u1"]: 1.0, ids["u2"]: 0.3, ids["u3"]: 0.3})
+    train, _ = rows(
+        db_url, "preference", aggregation="weighted", annotator_weights={ids["u1"]: 1.0, ids["u2"]: 0.3, ids["u3"]: 0.3}
+    )
     assert ("P", "A", "B") in as_tuples(train)
-    train, manifest = rows(db_url, "preference", aggregation="drop_flagged",
-                           excluded_annotators=frozenset({ids["u2"]}))
+    train, manifest = rows(db_url, "preference", aggregation="drop_flagged", excluded_annotators=frozenset({ids["u2"]}))
     assert ("P", "A", "B") not in as_tuples(train) and manifest["left_out"]["no_majority"] == 1
 
 
@@ -113,8 +131,14 @@ def test_split_is_by_prompt_and_deterministic(db_url, tmp_path):
     records = []
     for p in range(60):
         for r in range(3):
-            records.append({"kind": "ranking", "annotator": "u1", "prompt": f"prompt {p}",
-                            "responses": [f"r{p}-{r}-best", f"r{p}-{r}-mid", f"r{p}-{r}-worst"]})
+            records.append(
+                {
+                    "kind": "ranking",
+                    "annotator": "u1",
+                    "prompt": f"prompt {p}",
+                    "responses": [f"r{p}-{r}-best", f"r{p}-{r}-mid", f"r{p}-{r}-worst"],
+                }
+            )
     load(db_url, tmp_path, records)
     options = ExportOptions(kind="preference", test_fraction=0.25, seed=3)
     with session_scope(db_url) as session:

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from rlhf.quality.analytics import annotator_report
 from rlhf.cli import main
+from rlhf.quality.analytics import annotator_report
 from storage import crud
 from storage.db import session_scope
 from storage.gold import import_gold
@@ -31,8 +31,10 @@ def write_jsonl(path, records):
 
 def counts(url):
     with session_scope(url) as session:
-        return tuple(session.exec(select(func.count()).select_from(table)).one()
-                     for table in (Prompt, Generation, AnnotationItem))
+        return tuple(
+            session.exec(select(func.count()).select_from(table)).one()
+            for table in (Prompt, Generation, AnnotationItem)
+        )
 
 
 def test_gold_import_creates_gold_items_and_skips_repeats(db_url, tmp_path):
@@ -45,8 +47,12 @@ def test_gold_import_creates_gold_items_and_skips_repeats(db_url, tmp_path):
         generations = {g.id: g for g in session.exec(select(Generation))}
         assert [item.purpose for item in items] == ["gold"] * 4
         assert [item.kind for item in items] == ["pairwise", "pairwise", "rating", "pairwise"]
-        assert [item.gold_answer for item in items] == [{"choice": "a"}, {"choice": "b"}, {"score": 5},
-                                                        {"choice": "tie"}]
+        assert [item.gold_answer for item in items] == [
+            {"choice": "a"},
+            {"choice": "b"},
+            {"score": 5},
+            {"choice": "tie"},
+        ]
         assert [generations[g].text for g in items[1].generation_ids] == ["Berlin", "Paris"]
         assert all(g.model_version_id is None for g in generations.values())
 
@@ -58,13 +64,16 @@ def test_gold_import_creates_gold_items_and_skips_repeats(db_url, tmp_path):
 def test_malformed_line_exits_2_names_line_and_field_and_changes_nothing(db_url, tmp_path, capsys):
     import_gold(write_jsonl(tmp_path / "first.jsonl", GOLD[:1]), url=db_url)
     before = counts(db_url)
-    bad = write_jsonl(tmp_path / "bad.jsonl", [
-        GOLD[1],
-        {"prompt": "Q", "a": "yes", "b": "no", "choice": "maybe"},
-        "{not json",
-        {"prompt": "Q2", "response": "r", "score": 9},
-        GOLD[2],
-    ])
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            GOLD[1],
+            {"prompt": "Q", "a": "yes", "b": "no", "choice": "maybe"},
+            "{not json",
+            {"prompt": "Q2", "response": "r", "score": 9},
+            GOLD[2],
+        ],
+    )
     assert main(["gold", "import", str(bad), "--db", db_url]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: choice: 'maybe' is not one of a, b, tie, both_bad" in err
@@ -81,8 +90,10 @@ def test_contradicting_answers_are_refused(db_url, tmp_path):
 
     import_gold(write_jsonl(tmp_path / "gold.jsonl", GOLD), url=db_url)
     before = counts(db_url)
-    changed = write_jsonl(tmp_path / "changed.jsonl", [{"prompt": "New?", "a": "n", "b": "m", "choice": "a"},
-                                                      {**GOLD[0], "choice": "tie"}])
+    changed = write_jsonl(
+        tmp_path / "changed.jsonl",
+        [{"prompt": "New?", "a": "n", "b": "m", "choice": "a"}, {**GOLD[0], "choice": "tie"}],
+    )
     with pytest.raises(ImportFailed, match=r"changed.jsonl:2: choice: the store already has this gold item"):
         import_gold(changed, url=db_url)
     assert counts(db_url) == before
@@ -101,9 +112,16 @@ def test_cli_reports_and_analytics_scores_the_gold(db_url, tmp_path, capsys):
             a, b = item.generation_ids
             right = item.gold_answer["choice"]
             for user, choice in ((careful, right), (careless, "b" if right == "a" else "a")):
-                crud.add_judgment(session, kind="pairwise", user_id=user.id, prompt_id=item.prompt_id,
-                                  generation_ids=[a, b], payload={"choice": choice}, item_id=item.id,
-                                  client_key=f"{user.username}-{item.id}")
+                crud.add_judgment(
+                    session,
+                    kind="pairwise",
+                    user_id=user.id,
+                    prompt_id=item.prompt_id,
+                    generation_ids=[a, b],
+                    payload={"choice": choice},
+                    item_id=item.id,
+                    client_key=f"{user.username}-{item.id}",
+                )
     with session_scope(db_url) as session:
         accuracy = {row.username: (row.gold_accuracy, row.gold_judgments) for row in annotator_report(session)}
     assert accuracy == {"careful": (1.0, 3), "careless": (0.0, 3)}

@@ -26,16 +26,25 @@ from storage.migrate import upgrade
 
 HUGE = "x" * (MAX_TEXT_BYTES + 1)
 PAYLOADS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>', "'; DROP TABLE prompt; --", "é ü 漢字 🙂"]
-text = st.one_of(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
-                 .filter(str.strip), st.sampled_from(PAYLOADS))
+text = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40).filter(str.strip),
+    st.sampled_from(PAYLOADS),
+)
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
-json_values = st.recursive(scalars,
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                      max_size=3), max_leaves=6)
-not_text = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
-                     st.lists(st.text(max_size=5), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(),
-                                                                              max_size=2),
-                     st.sampled_from(["", "   ", "\n\t", HUGE, "bad \ud800 text"]))
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+not_text = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    st.sampled_from(["", "   ", "\n\t", HUGE, "bad \ud800 text"]),
+)
 ran = {"cases": 0}
 
 
@@ -63,10 +72,15 @@ def judgment_record(draw, kind=None, annotator=True):
 
 
 DEFECTS = {  # field -> values that are never valid there
-    "kind": not_in({"pairwise", "rating", "ranking", "correction"}), "choice": not_in({"a", "b", "tie", "both_bad"}),
+    "kind": not_in({"pairwise", "rating", "ranking", "correction"}),
+    "choice": not_in({"a", "b", "tie", "both_bad"}),
     "score": not_in({1, 2, 3, 4, 5}),
-    "responses": st.one_of(not_text, st.lists(text, max_size=1), text.map(lambda t: [t, t]),
-                           st.lists(st.integers(), min_size=2, max_size=3)),
+    "responses": st.one_of(
+        not_text,
+        st.lists(text, max_size=1),
+        text.map(lambda t: [t, t]),
+        st.lists(st.integers(), min_size=2, max_size=3),
+    ),
 }
 
 
@@ -97,9 +111,15 @@ def store(tmp_path_factory):
     url = f"sqlite:///{folder / 'store.db'}"
     upgrade(url)
     good = folder / "good.jsonl"
-    good.write_text("\n".join(json.dumps(r) for r in [
-        {"kind": "pairwise", "annotator": "ann1", "prompt": "p", "a": "x", "b": "y", "choice": "a"},
-        {"kind": "rating", "annotator": "ann2", "prompt": "p", "response": "x", "score": 4}]))
+    good.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"kind": "pairwise", "annotator": "ann1", "prompt": "p", "a": "x", "b": "y", "choice": "a"},
+                {"kind": "rating", "annotator": "ann2", "prompt": "p", "response": "x", "score": 4},
+            ]
+        )
+    )
     import_judgments(good, url=url)
     return url, folder
 
@@ -135,10 +155,16 @@ def write_lines(path, lines: list[bytes]):
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 IMPORTERS = {
-    "judgments": (import_judgments, judgment_record(), {"kind", "annotator", "prompt", "a", "b", "choice", "response",
-                                                        "score", "responses", "corrected"}),
-    "gold": (import_gold, st.sampled_from(["pairwise", "rating"]).flatmap(
-        lambda kind: judgment_record(kind=kind, annotator=False)), {"prompt", "a", "b", "choice", "response", "score"}),
+    "judgments": (
+        import_judgments,
+        judgment_record(),
+        {"kind", "annotator", "prompt", "a", "b", "choice", "response", "score", "responses", "corrected"},
+    ),
+    "gold": (
+        import_gold,
+        st.sampled_from(["pairwise", "rating"]).flatmap(lambda kind: judgment_record(kind=kind, annotator=False)),
+        {"prompt", "a", "b", "choice", "response", "score"},
+    ),
     "prompts": (import_prompts, st.fixed_dictionaries({"prompt": text}), {"prompt"}),
 }
 
@@ -159,8 +185,12 @@ def test_jsonl_with_one_bad_record_is_refused_whole(store, data, what):
 @given(data=st.data(), fmt=st.sampled_from(["csv", "parquet"]))
 def test_prompt_csv_and_parquet_with_one_bad_row_are_refused_whole(store, data, fmt):
     good = data.draw(st.lists(text, max_size=4))
-    defect = data.draw(st.sampled_from(["blank", "huge", "unknown_column", "no_prompt_column"] +
-                                       (["extra_values", "not_utf8"] if fmt == "csv" else ["null", "not_text"])))
+    defect = data.draw(
+        st.sampled_from(
+            ["blank", "huge", "unknown_column", "no_prompt_column"]
+            + (["extra_values", "not_utf8"] if fmt == "csv" else ["null", "not_text"])
+        )
+    )
     position = data.draw(st.integers(0, len(good)))
     rows = [{"prompt": t} for t in good]
     bad = {"blank": {"prompt": "  "}, "huge": {"prompt": HUGE}, "null": {"prompt": None}}.get(defect, {"prompt": "ok"})
@@ -185,8 +215,12 @@ def test_prompt_csv_and_parquet_with_one_bad_row_are_refused_whole(store, data, 
             table = pa.table({"prompt": pa.array(list(range(len(rows))))})
         elif defect in ("unknown_column", "no_prompt_column"):
             name = "color" if defect == "unknown_column" else "text"
-            table = pa.table({**({"prompt": [r["prompt"] for r in rows]} if defect == "unknown_column" else {}),
-                              name: ["x"] * len(rows)})
+            table = pa.table(
+                {
+                    **({"prompt": [r["prompt"] for r in rows]} if defect == "unknown_column" else {}),
+                    name: ["x"] * len(rows),
+                }
+            )
         else:
             table = pa.table({"prompt": pa.array([r["prompt"] for r in rows], type=pa.string())})
         pq.write_table(table, path)
@@ -194,14 +228,18 @@ def test_prompt_csv_and_parquet_with_one_bad_row_are_refused_whole(store, data, 
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
-@given(blob=st.binary(min_size=1, max_size=300), suffix=st.sampled_from(["jsonl", "csv", "parquet"]),
-       what=st.sampled_from(sorted(IMPORTERS)),
-       encoding=st.sampled_from([None, "utf-16", "utf-32", "latin-1"]))
+@given(
+    blob=st.binary(min_size=1, max_size=300),
+    suffix=st.sampled_from(["jsonl", "csv", "parquet"]),
+    what=st.sampled_from(sorted(IMPORTERS)),
+    encoding=st.sampled_from([None, "utf-16", "utf-32", "latin-1"]),
+)
 def test_random_bytes_and_wrong_encodings_are_refused(store, blob, suffix, what, encoding):
     importer = IMPORTERS[what][0]
     if encoding is not None:  # a sensible file, saved in the wrong encoding
-        blob = json.dumps({"kind": "rating", "annotator": "ännà", "prompt": "é", "response": "ü", "score": 3},
-                          ensure_ascii=False).encode(encoding)
+        blob = json.dumps(
+            {"kind": "rating", "annotator": "ännà", "prompt": "é", "response": "ü", "score": 3}, ensure_ascii=False
+        ).encode(encoding)
         if encoding == "latin-1":
             suffix = "jsonl"
     path = store[1] / f"random.{suffix}"
@@ -234,8 +272,9 @@ REGRESSIONS = [  # defects hypothesis found (or could): each crashed an import w
 @pytest.mark.parametrize("what, record", REGRESSIONS)
 def test_known_bad_records_are_refused_by_line(store, what, record):
     importer = IMPORTERS[what][0]
-    path = write_lines(store[1] / f"regression-{what}.jsonl", [b'{"prompt": "fine", "a": "1", "b": "2"}',
-                                                                json.dumps(record).encode()])
+    path = write_lines(
+        store[1] / f"regression-{what}.jsonl", [b'{"prompt": "fine", "a": "1", "b": "2"}', json.dumps(record).encode()]
+    )
     refused(store, path, importer, line=2)
 
 

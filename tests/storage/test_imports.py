@@ -72,7 +72,10 @@ def test_judgment_import_creates_rows_and_is_idempotent(db_url, tmp_path):
 
 
 BAD_CASES = {
-    "bad json on line 3": (GOOD[:2] + ['{"kind": "pairwise", "annotator": "x",'] + GOOD[2:], ":3: json: not valid JSON"),
+    "bad json on line 3": (
+        GOOD[:2] + ['{"kind": "pairwise", "annotator": "x",'] + GOOD[2:],
+        ":3: json: not valid JSON",
+    ),
     "missing field": (GOOD[:1] + [{k: v for k, v in GOOD[1].items() if k != "response"}], ":2: response: missing"),
     "wrong type": (GOOD[:2] + [dict(GOOD[2], responses="hello")], ":3: responses: expected a list"),
     "score out of range": ([dict(GOOD[1], score=7)], ":1: score: 7 is out of range 1..5"),
@@ -109,7 +112,9 @@ def test_all_errors_are_reported_with_line_numbers(sqlite_url, tmp_path):
     with pytest.raises(ImportFailed) as failure:
         import_judgments(path, url=sqlite_url)
     assert [str(e).split("bad.jsonl")[1] for e in failure.value.errors] == [
-        ":2: score: 0 is out of range 1..5", ":4: a: expected text, got int"]
+        ":2: score: 0 is out of range 1..5",
+        ":4: a: expected text, got int",
+    ]
     with session_scope(sqlite_url) as session:
         assert crud.count_judgments(session) == 0
 

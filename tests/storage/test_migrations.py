@@ -30,16 +30,23 @@ def test_upgrading_an_older_store_records_its_live_version_as_live_since_created
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
         for name, live in (("base", True), ("child", False)):
-            connection.execute(text(
-                "INSERT INTO modelversion (name, base_model, kind, artifact_path, is_adapter, data_snapshot, config,"
-                " status, is_live, metrics, created_at) VALUES (:name, 'tiny', 'base', '/m', 0, '{}', '{}', 'ready',"
-                " :live, '{}', '2026-11-01 09:00:00.000000')"), {"name": name, "live": live})
+            connection.execute(
+                text(
+                    "INSERT INTO modelversion (name, base_model, kind, artifact_path, is_adapter, data_snapshot, config,"
+                    " status, is_live, metrics, created_at) VALUES (:name, 'tiny', 'base', '/m', 0, '{}', '{}', 'ready',"
+                    " :live, '{}', '2026-11-01 09:00:00.000000')"
+                ),
+                {"name": name, "live": live},
+            )
     assert current_revision(url) == "0001"
 
     upgrade(url)
     with get_engine(url).connect() as connection:
-        rows = connection.execute(text(
-            "SELECT m.name, l.changed_at, l.changed_by FROM livechange l JOIN modelversion m ON m.id = l.version_id"
-        )).all()
+        rows = connection.execute(
+            text(
+                "SELECT m.name, l.changed_at, l.changed_by FROM livechange l JOIN modelversion m ON m.id = l.version_id"
+            )
+        ).all()
     assert [(name, str(at)[:16], by) for name, at, by in rows] == [
-        ("base", "2026-11-01 09:00", "before live history (0002)")]
+        ("base", "2026-11-01 09:00", "before live history (0002)")
+    ]

@@ -17,8 +17,9 @@ def _setup(url, *, prompts=3, per_prompt=4):
         for p in range(prompts):
             prompt, _ = add_prompt(session, text=f"prompt {p}")
             for g in range(per_prompt):
-                get_or_create_generation(session, prompt_id=prompt.id, text=f"answer {p}.{g}",
-                                         model_version_id=version.id)
+                get_or_create_generation(
+                    session, prompt_id=prompt.id, text=f"answer {p}.{g}", model_version_id=version.id
+                )
         return version.id, users
 
 
@@ -36,13 +37,11 @@ def test_enqueue_groups_by_kind_and_never_twice(db_url):
 def test_enqueue_mix_spreads_prompts_over_kinds(db_url):
     version_id, _ = _setup(db_url, prompts=8, per_prompt=4)
     with session_scope(db_url) as session:
-        counts = queue.enqueue_mix(session, version_id=version_id, overlap=1,
-                                   mix={"pairwise": 0.5, "ranking": 0.5})
+        counts = queue.enqueue_mix(session, version_id=version_id, overlap=1, mix={"pairwise": 0.5, "ranking": 0.5})
     assert counts["ranking"] + counts["pairwise"] // 2 == 8  # every prompt used: one ranking or two pairs
     assert abs(counts["ranking"] - counts["pairwise"]) <= 2  # shares are of items
-    with pytest.raises(StoreError, match="queue_mix: unknown kind 'essay'"):
-        with session_scope(db_url) as session:
-            queue.enqueue_mix(session, version_id=version_id, overlap=1, mix={"essay": 1.0})
+    with pytest.raises(StoreError, match="queue_mix: unknown kind 'essay'"), session_scope(db_url) as session:
+        queue.enqueue_mix(session, version_id=version_id, overlap=1, mix={"essay": 1.0})
 
 
 def test_overlap_claims_and_submit(db_url):
@@ -56,28 +55,44 @@ def test_overlap_claims_and_submit(db_url):
         assert queue.next_item(session, user_id=users[2], kind="pairwise") is None  # two live claims fill it
     with session_scope(db_url) as session:
         ids = item.generation_ids
-        _, created = queue.submit(session, item_id=item.id, user_id=users[0], generation_ids=ids,
-                                  payload={"choice": "a"}, client_key="k0")
+        _, created = queue.submit(
+            session, item_id=item.id, user_id=users[0], generation_ids=ids, payload={"choice": "a"}, client_key="k0"
+        )
         assert created
-        _, created = queue.submit(session, item_id=item.id, user_id=users[0], generation_ids=ids,
-                                  payload={"choice": "a"}, client_key="k0")
+        _, created = queue.submit(
+            session, item_id=item.id, user_id=users[0], generation_ids=ids, payload={"choice": "a"}, client_key="k0"
+        )
         assert not created
         with pytest.raises(StoreError, match="already judged"):
-            queue.submit(session, item_id=item.id, user_id=users[0], generation_ids=ids,
-                         payload={"choice": "b"}, client_key="k0b")
+            queue.submit(
+                session,
+                item_id=item.id,
+                user_id=users[0],
+                generation_ids=ids,
+                payload={"choice": "b"},
+                client_key="k0b",
+            )
         with pytest.raises(StoreError, match="not item"):
-            queue.submit(session, item_id=item.id, user_id=users[1], generation_ids=[ids[0], 999],
-                         payload={"choice": "b"}, client_key="k1x")
+            queue.submit(
+                session,
+                item_id=item.id,
+                user_id=users[1],
+                generation_ids=[ids[0], 999],
+                payload={"choice": "b"},
+                client_key="k1x",
+            )
         assert queue.next_item(session, user_id=users[0], kind="pairwise") is None
     later = utcnow() + timedelta(seconds=queue.CLAIM_SECONDS + 1)
     with session_scope(db_url) as session:
         # users[1]'s claim expired: users[2] may take the open slot
         assert queue.next_item(session, user_id=users[2], kind="pairwise", now=later).id == item.id
-        queue.submit(session, item_id=item.id, user_id=users[2], generation_ids=ids,
-                     payload={"choice": "tie"}, client_key="k2")
+        queue.submit(
+            session, item_id=item.id, user_id=users[2], generation_ids=ids, payload={"choice": "tie"}, client_key="k2"
+        )
         with pytest.raises(StoreError, match="already has its 2 judgments"):
-            queue.submit(session, item_id=item.id, user_id=users[1], generation_ids=ids,
-                         payload={"choice": "b"}, client_key="k1")
+            queue.submit(
+                session, item_id=item.id, user_id=users[1], generation_ids=ids, payload={"choice": "b"}, client_key="k1"
+            )
         assert sorted(queue.item_judges(session, item_id=item.id)) == [users[0], users[2]]
 
 
@@ -95,6 +110,8 @@ def test_skip_removes_item_for_that_user_only(db_url):
         queue.skip(session, item_id=item.id, user_id=users[0], reason="unreadable", client_key="s0")
         assert queue.next_item(session, user_id=users[0], kind="rating").id == 2
         assert queue.next_item(session, user_id=users[1], kind="rating").id == 1
-        assert queue.progress(session, user_id=users[0], kind="rating") == queue.Progress(done=0, skipped=1, remaining=1)
+        assert queue.progress(session, user_id=users[0], kind="rating") == queue.Progress(
+            done=0, skipped=1, remaining=1
+        )
         skip = session.exec(__import__("sqlmodel").select(Judgment).where(Judgment.kind == "skip")).one()
         assert skip.payload == {"reason": "unreadable"}

@@ -22,24 +22,50 @@ def _random_store(session, rng: random.Random, users: list[int], prompt_id: int)
     for _ in range(rng.randint(0, 14)):
         purpose = rng.choice([queue.TRAIN] * 3 + [queue.GOLD, queue.SWAP_CHECK, queue.SWAP_CHECK])
         overlap = 1 if purpose == queue.SWAP_CHECK else rng.randint(1, 3)
-        items.append({"kind": rng.choice(KINDS), "prompt_id": prompt_id, "generation_ids": [1, 2],
-                      "overlap": overlap, "purpose": purpose, "priority": rng.choice([0.0, 0.0, 0.5, 1.0]),
-                      "judged_count": rng.randint(0, overlap), "created_at": now,
-                      "assigned_user_id": rng.choice(users) if purpose == queue.SWAP_CHECK else None})
+        items.append(
+            {
+                "kind": rng.choice(KINDS),
+                "prompt_id": prompt_id,
+                "generation_ids": [1, 2],
+                "overlap": overlap,
+                "purpose": purpose,
+                "priority": rng.choice([0.0, 0.0, 0.5, 1.0]),
+                "judged_count": rng.randint(0, overlap),
+                "created_at": now,
+                "assigned_user_id": rng.choice(users) if purpose == queue.SWAP_CHECK else None,
+            }
+        )
     if items:
         session.execute(insert(AnnotationItem), items)
     item_ids = list(session.exec(select(AnnotationItem.id)).all())
     pairs = {(rng.choice(users), rng.choice(item_ids)) for _ in range(rng.randint(0, 12))} if item_ids else set()
     if pairs:
-        session.execute(insert(Judgment), [
-            {"kind": rng.choice(["pairwise", "skip"]), "user_id": user, "prompt_id": prompt_id, "item_id": item,
-             "generation_ids": [1, 2], "payload": {}, "client_key": f"{user}-{item}", "source": "app",
-             "created_at": now} for user, item in sorted(pairs)])
+        session.execute(
+            insert(Judgment),
+            [
+                {
+                    "kind": rng.choice(["pairwise", "skip"]),
+                    "user_id": user,
+                    "prompt_id": prompt_id,
+                    "item_id": item,
+                    "generation_ids": [1, 2],
+                    "payload": {},
+                    "client_key": f"{user}-{item}",
+                    "source": "app",
+                    "created_at": now,
+                }
+                for user, item in sorted(pairs)
+            ],
+        )
     claims = {(rng.choice(users), rng.choice(item_ids)) for _ in range(rng.randint(0, 12))} if item_ids else set()
     if claims:
-        session.execute(insert(ItemClaim), [
-            {"user_id": user, "item_id": item, "expires_at": now + timedelta(seconds=rng.choice([-60, 600]))}
-            for user, item in sorted(claims)])
+        session.execute(
+            insert(ItemClaim),
+            [
+                {"user_id": user, "item_id": item, "expires_at": now + timedelta(seconds=rng.choice([-60, 600]))}
+                for user, item in sorted(claims)
+            ],
+        )
 
 
 def _expected(session, *, user_id: int, kind: str, now, gold_first: bool):
@@ -69,8 +95,12 @@ def _expected(session, *, user_id: int, kind: str, now, gold_first: bool):
             served = best([i for i in open_to_user if i.purpose == queue.GOLD and free(i)]) or served
     kinds = {i.id: i.kind for i in items}
     own = [j for j in judgments if j.user_id == user_id and kinds[j.item_id] == kind]
-    return (served, sum(j.kind != "skip" for j in own), sum(j.kind == "skip" for j in own),
-            sum(ordinary(i) for i in open_to_user))
+    return (
+        served,
+        sum(j.kind != "skip" for j in own),
+        sum(j.kind == "skip" for j in own),
+        sum(ordinary(i) for i in open_to_user),
+    )
 
 
 def test_serving_and_counter_follow_the_rules(db_url):
@@ -89,8 +119,9 @@ def test_serving_and_counter_follow_the_rules(db_url):
                 for gold_first in (False, True):
                     with session_scope(db_url) as session:
                         now = utcnow()
-                        served, done, skipped, remaining = _expected(session, user_id=user_id, kind=kind, now=now,
-                                                                     gold_first=gold_first)
+                        served, done, skipped, remaining = _expected(
+                            session, user_id=user_id, kind=kind, now=now, gold_first=gold_first
+                        )
                         extras = queue.Extras(gold_rate=1.0) if gold_first else queue.NO_EXTRAS
                         item = queue.next_item(session, user_id=user_id, kind=kind, now=now, extras=extras)
                         assert (item.id if item else None) == served

@@ -11,7 +11,6 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -46,14 +45,17 @@ class Stage:
         return getattr(trl, self.config)
 
 
-STAGES: dict[str, Stage] = {stage.name: stage for stage in (
-    Stage("sft", "SFTTrainer", "SFTConfig", "sft", "warmup"),
-    Stage("reward", "RewardTrainer", "RewardConfig", "preference", "reward"),
-    Stage("dpo", "DPOTrainer", "DPOConfig", "preference", "policy"),
-    Stage("kto", "KTOTrainer", "KTOConfig", "unpaired", "policy"),
-    Stage("grpo", "GRPOTrainer", "GRPOConfig", "prompt", "policy", takes_reward_funcs=True),
-    Stage("rloo", "RLOOTrainer", "RLOOConfig", "prompt", "policy", takes_reward_funcs=True),
-)}
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage("sft", "SFTTrainer", "SFTConfig", "sft", "warmup"),
+        Stage("reward", "RewardTrainer", "RewardConfig", "preference", "reward"),
+        Stage("dpo", "DPOTrainer", "DPOConfig", "preference", "policy"),
+        Stage("kto", "KTOTrainer", "KTOConfig", "unpaired", "policy"),
+        Stage("grpo", "GRPOTrainer", "GRPOConfig", "prompt", "policy", takes_reward_funcs=True),
+        Stage("rloo", "RLOOTrainer", "RLOOConfig", "prompt", "policy", takes_reward_funcs=True),
+    )
+}
 """In run order; every list of stage names (config checks, CLI choices, version kinds) derives from this."""
 POLICY_STAGES = tuple(name for name, stage in STAGES.items() if stage.role == "policy")
 DATA_KIND = {name: stage.data_kind for name, stage in STAGES.items()}
@@ -75,8 +77,8 @@ class PolicySource:
 @dataclass
 class StageContext:
     policy: PolicySource
-    finetune: "FinetuneSpec"
-    data: "DatasetDict"
+    finetune: FinetuneSpec
+    data: DatasetDict
     output: Path
     scratch: Path
     callbacks: list = field(default_factory=list)
@@ -120,8 +122,11 @@ def early_stopping(spec: StageSpec, has_eval: bool) -> list:
         return []
     from transformers import EarlyStoppingCallback
 
-    return [EarlyStoppingCallback(early_stopping_patience=spec.early_stopping_patience,
-                                  early_stopping_threshold=spec.early_stopping_threshold)]
+    return [
+        EarlyStoppingCallback(
+            early_stopping_patience=spec.early_stopping_patience, early_stopping_threshold=spec.early_stopping_threshold
+        )
+    ]
 
 
 def train_and_save(trainer, output: Path, save=None) -> Path:
@@ -154,9 +159,16 @@ def run(stage: Stage, spec: StageSpec, ctx: StageContext) -> Path:
         return _run_reward(stage, args, ctx, eval_dataset, callbacks)
     model, peft_config = trainable_policy(ctx.policy, ctx.finetune, args)
     extra = {"reward_funcs": str(ctx.reward_model)} if stage.takes_reward_funcs else {}
-    trainer = stage.trainer_class()(model=model, args=args, train_dataset=ctx.data["train"],
-                                    eval_dataset=eval_dataset, processing_class=load_tokenizer_for(ctx.policy),
-                                    peft_config=peft_config, callbacks=callbacks, **extra)
+    trainer = stage.trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=ctx.data["train"],
+        eval_dataset=eval_dataset,
+        processing_class=load_tokenizer_for(ctx.policy),
+        peft_config=peft_config,
+        callbacks=callbacks,
+        **extra,
+    )
     return train_and_save(trainer, ctx.output)
 
 
@@ -165,12 +177,19 @@ def _run_reward(stage: Stage, args, ctx: StageContext, eval_dataset, callbacks) 
     from transformers import AutoModelForSequenceClassification
 
     tokenizer = load_tokenizer_for(ctx.policy)
-    model = AutoModelForSequenceClassification.from_pretrained(ctx.policy.full_model, num_labels=1,
-                                                               **(args.model_init_kwargs or {}))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        ctx.policy.full_model, num_labels=1, **(args.model_init_kwargs or {})
+    )
     model.config.pad_token_id = tokenizer.pad_token_id
-    trainer = stage.trainer_class()(model=model, args=args, train_dataset=ctx.data["train"],
-                                    eval_dataset=eval_dataset, processing_class=tokenizer,
-                                    peft_config=ctx.finetune.lora_config("SEQ_CLS"), callbacks=callbacks)
+    trainer = stage.trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=ctx.data["train"],
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=ctx.finetune.lora_config("SEQ_CLS"),
+        callbacks=callbacks,
+    )
 
     def save_merged(folder: str) -> None:
         model = trainer.accelerator.unwrap_model(trainer.model)
