@@ -1,36 +1,38 @@
-"""The app's settings from configs/app.yaml, checked on load; errors name the file and the key.
+"""The app's settings from configs/app.yaml, checked on load by pydantic models (storage.validation).
 
 Sections: `server` (host, port), `queue` (overlap, mix, filling, quality checks
 mixed in, active selection), `ui` (timer),
 `rounds` (which round configs the Rounds tab offers).
 The `generation:` section belongs to rlhf.inference.generation and is read there.
+Every problem of a file is reported at once, as `FILE: section.key: problem (line N)`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
+import configs
 from rlhf.quality.selection import SCORERS
-from storage.crud import StoreError
 from storage.priority import SELECTIONS
 from storage.queue import ITEM_KINDS
+from storage.validation import ConfigError, Strict, YamlFloat, read_yaml, validate
 
-DEFAULT_PATH = Path("configs/app.yaml")
+__all__ = ["AppConfig", "ConfigError", "load_app_config"]
 
-
-class ConfigError(StoreError):
-    """A setting in the app config that is missing, unknown or out of range."""
+DEFAULT_NAME = "app.yaml"
 
 
 @dataclass(frozen=True)
 class AppConfig:
+    """The settings the app runs with: the file's values over these defaults (built directly in tests)."""
+
     host: str = "127.0.0.1"
     port: int = 7860
-    session_hours: float = 12.0  # a login lasts this long (feedback_app.sessions)
+    session_hours: float = 12.0
     overlap: int = 2
     mix: dict[str, float] = field(
         default_factory=lambda: {"pairwise": 0.5, "rating": 0.2, "ranking": 0.2, "correction": 0.1}
@@ -38,7 +40,8 @@ class AppConfig:
     fill_prompts: int = 16
     low_water: int = 8
     fill_interval_s: float = 30.0
-    gold_rate: float = 0.0  # quality checks are off unless configured (configs/app.yaml: 5% each)
+    gold_rate: float = 0.0
+    """Quality checks are off unless configured (configs/app.yaml: 5% each)."""
     swap_rate: float = 0.0
     selection: str = "random"
     selection_scorer: str = "reward_model"
@@ -48,86 +51,115 @@ class AppConfig:
     generation: dict[str, Any] = field(default_factory=dict)
 
 
-_SECTIONS = {
-    "server": {"host": str, "port": int, "session_hours": float},
-    "queue": {
-        "overlap": int,
-        "mix": dict,
-        "fill_prompts": int,
-        "low_water": int,
-        "fill_interval_s": float,
-        "gold_rate": float,
-        "swap_rate": float,
-        "selection": str,
-        "selection_scorer": str,
-    },
-    "ui": {"timer_s": float, "log_tail_lines": int},
-    "rounds": {"round_configs": str},
-}
-_MINIMUM = {
-    "port": 0,
-    "overlap": 1,
-    "fill_prompts": 1,
-    "low_water": 0,
-    "fill_interval_s": 0.5,
-    "timer_s": 0.2,
-    "log_tail_lines": 1,
-    "gold_rate": 0.0,
-    "swap_rate": 0.0,
-    "session_hours": 0.01,
-}
-_MAXIMUM = {"port": 65535, "gold_rate": 1.0, "swap_rate": 1.0}
-_CHOICES = {"selection": SELECTIONS, "selection_scorer": SCORERS}
+_DEFAULT = AppConfig()
+
+Rate = Annotated[YamlFloat, Field(ge=0.0, le=1.0)]
+Share = Annotated[YamlFloat, Field(ge=0.0)]
+ItemKind = Literal[ITEM_KINDS]
+Selection = Literal[SELECTIONS]
+Scorer = Literal[SCORERS]
 
 
-def _check(where: str, key: str, value: Any, kind: type) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
-    if key in _MINIMUM and value < _MINIMUM[key]:
-        raise ConfigError(f"{where}.{key}: must be >= {_MINIMUM[key]}, got {value!r}")
-    if key in _MAXIMUM and value > _MAXIMUM[key]:
-        raise ConfigError(f"{where}.{key}: must be <= {_MAXIMUM[key]}, got {value!r}")
-    if key in _CHOICES and value not in _CHOICES[key]:
-        raise ConfigError(f"{where}.{key}: {value!r} is not one of {', '.join(_CHOICES[key])}")
-    if key == "mix":
-        for kind_name, share in value.items():
-            if kind_name not in ITEM_KINDS:
-                raise ConfigError(f"{where}.mix.{kind_name}: unknown kind (expected {', '.join(ITEM_KINDS)})")
-            if isinstance(share, bool) or not isinstance(share, (int, float)) or share < 0:
-                raise ConfigError(f"{where}.mix.{kind_name}: expected a share >= 0, got {share!r}")
-        if not any(value.values()):
-            raise ConfigError(f"{where}.mix: at least one kind needs a share above 0")
-        value = {k: float(v) for k, v in value.items()}
-    return value
+class Section(Strict):
+    """A section of the file: values as YAML gives them (no "3" for 3, no true for 1)."""
+
+    model_config = ConfigDict(strict=True)
 
 
-def load_app_config(path: Path | str = DEFAULT_PATH, **overrides: Any) -> AppConfig:
-    """Read and check the app config; a missing file means the defaults. `overrides` win (e.g. --port)."""
-    path = Path(path)
-    raw = {}
-    if path.is_file():
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections")
+class Server(Section):
+    host: str = _DEFAULT.host
+    port: int = Field(_DEFAULT.port, ge=0, le=65535)
+    session_hours: YamlFloat = Field(_DEFAULT.session_hours, ge=0.01)
+    """A login lasts this long (feedback_app.sessions)."""
+
+
+class Queue(Section):
+    overlap: int = Field(_DEFAULT.overlap, ge=1)
+    mix: dict[ItemKind, Share] = _DEFAULT.mix
+    fill_prompts: int = Field(_DEFAULT.fill_prompts, ge=1)
+    low_water: int = Field(_DEFAULT.low_water, ge=0)
+    fill_interval_s: YamlFloat = Field(_DEFAULT.fill_interval_s, ge=0.5)
+    gold_rate: Rate = _DEFAULT.gold_rate
+    swap_rate: Rate = _DEFAULT.swap_rate
+    selection: Selection = _DEFAULT.selection
+    selection_scorer: Scorer = _DEFAULT.selection_scorer
+
+    @field_validator("mix")
+    @classmethod
+    def _some_share(cls, mix: dict[str, float]) -> dict[str, float]:
+        if not any(mix.values()):
+            raise ValueError("at least one kind needs a share above 0")
+        return mix
+
+    @field_validator("swap_rate")
+    @classmethod
+    def _room_for_work(cls, swap_rate: float, info: ValidationInfo) -> float:
+        """Checks are mixed into ordinary work, so together they cannot take every serving."""
+        gold_rate = info.data.get("gold_rate")
+        if gold_rate is not None and gold_rate + swap_rate > 1.0:
+            raise ValueError(
+                f"queue.gold_rate + queue.swap_rate must add up to at most 1, got {gold_rate!r} + {swap_rate!r}"
+            )
+        return swap_rate
+
+
+class Ui(Section):
+    timer_s: YamlFloat = Field(_DEFAULT.timer_s, ge=0.2)
+    """Rounds tab refresh."""
+    log_tail_lines: int = Field(_DEFAULT.log_tail_lines, ge=1)
+
+
+class Rounds(Section):
+    round_configs: str = _DEFAULT.round_configs
+    """A glob: the round configs the Rounds tab offers."""
+
+
+class AppFile(Strict):
+    """The whole file; `generation` is only required to be a mapping here (rlhf.inference.generation checks it)."""
+
+    server: Server = Server()
+    queue: Queue = Queue()
+    ui: Ui = Ui()
+    rounds: Rounds = Rounds()
+    generation: dict[str, Any] | None = None
+
+
+_SETTINGS = ("server", "queue", "ui", "rounds")
+_SECTION_OF = {name: section for section in _SETTINGS for name in AppFile.model_fields[section].annotation.model_fields}
+
+
+def _resolve(path: Path | str | None) -> Path:
+    """The file as given, else the shipped config of that name; a missing file is an error, never the defaults."""
+    try:
+        return configs.resolve(DEFAULT_NAME if path is None else path)
+    except configs.MissingConfig as error:
+        raise ConfigError(str(error)) from None
+
+
+def _overridden(file: AppFile, overrides: dict[str, Any], path: Path) -> AppFile:
+    """`file` with `overrides` (setting name → value) checked as if the file had said them."""
+    unknown = sorted(set(overrides) - set(_SECTION_OF))
+    if unknown:
+        raise TypeError(f"load_app_config: no setting {', '.join(unknown)} (known: {', '.join(_SECTION_OF)})")
+    data = file.model_dump()
+    for name, value in overrides.items():
+        data[_SECTION_OF[name]][name] = value
+    return validate(AppFile, data, path=f"{path} (with {', '.join(overrides)} overridden)")
+
+
+def load_app_config(path: Path | str | None = None, **overrides: Any) -> AppConfig:
+    """The checked app config (default: the shipped configs/app.yaml); `overrides` that are not None win (--port)."""
+    path = _resolve(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot be read: {error}") from None
+    raw, lines = read_yaml(text, str(path))
+    file = validate(AppFile, {} if raw is None else raw, path=str(path), lines=lines)
+    given = {name: value for name, value in overrides.items() if value is not None}
+    if given:
+        file = _overridden(file, given, path)
     values: dict[str, Any] = {}
-    for section, body in raw.items():
-        if section == "generation":
-            values["generation"] = body or {}
-            continue
-        if section not in _SECTIONS:
-            raise ConfigError(f"{path}: {section}: unknown section (known: {', '.join([*_SECTIONS, 'generation'])})")
-        if not isinstance(body, dict):
-            raise ConfigError(f"{path}: {section}: expected a mapping")
-        for key, value in body.items():
-            if key not in _SECTIONS[section]:
-                raise ConfigError(f"{path}: {section}.{key}: unknown key (known: {', '.join(_SECTIONS[section])})")
-            values[key] = _check(f"{path}: {section}", key, value, _SECTIONS[section][key])
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if values.get("gold_rate", AppConfig.gold_rate) + values.get("swap_rate", AppConfig.swap_rate) > 1.0:
-        raise ConfigError(f"{path}: queue.gold_rate + queue.swap_rate: must add up to at most 1")
-    return AppConfig(**values)
+    for section in _SETTINGS:
+        values.update(getattr(file, section).model_dump())
+    return AppConfig(**values, generation=dict(file.generation or {}))

@@ -26,6 +26,16 @@ def _db_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=None, help="store URL (default $RLHF_DB_URL or sqlite:///rlhf.db)")
 
 
+def _config_file(value: str) -> Path:
+    """A config option's file, else the shipped config of that name: a missing one stops the command at once."""
+    import configs
+
+    try:
+        return configs.resolve(value)
+    except configs.MissingConfig as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _read_password(args) -> str | None:
     if getattr(args, "password_stdin", False):
         return sys.stdin.readline().rstrip("\n")
@@ -535,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--config", type=Path, default=Path("configs/app.yaml"), help="defaults from its generation: key")
+    p.add_argument("--config", type=_config_file, default="configs/app.yaml", help="defaults from its generation: key")
     _db_arg(p)
     p.set_defaults(func=cmd_generate)
 
@@ -577,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="the annotation and review app")
     p.add_argument("--host", default=None, help="interface to listen on (default: server.host in the config)")
     p.add_argument("--port", type=int, default=None, help="port (default: server.port in the config)")
-    p.add_argument("--config", type=Path, default=Path("configs/app.yaml"), help="the app config")
+    p.add_argument("--config", type=_config_file, default="configs/app.yaml", help="the app config")
     p.add_argument("--no-fill", action="store_true", help="no background generation into the queue")
     _db_arg(p)
     p.set_defaults(func=cmd_serve)
@@ -592,8 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=POLICY_STAGES,
         help="picks configs/round_<stage>_tiny.yaml (grpo: round_rlhf_tiny.yaml)",
     )
-    p.add_argument("--round-config", type=Path, default=None, help="use this round config instead")
-    p.add_argument("--app-config", type=Path, default=Path("configs/app_demo.yaml"))
+    p.add_argument("--round-config", type=_config_file, default=None, help="use this round config instead")
+    p.add_argument("--app-config", type=_config_file, default="configs/app_demo.yaml")
     p.add_argument("--base-model", default=None, help="hub id or local folder (default: build the tiny model)")
     p.add_argument("--prompts", type=int, default=None, help="bundled prompts to queue (default: all)")
     p.add_argument("--eval-prompts", type=int, default=64, help="bundled prompts held out for evaluation")

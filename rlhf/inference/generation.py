@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from sqlmodel import Session, select
 from tqdm.auto import tqdm
 
+import configs
 from rlhf.models.registry import require_version
 from storage.crud import StoreError, check_text, content_hash
 from storage.db import read_scope, session_scope
 from storage.models import Generation, ModelVersion, Prompt, VersionStatus
+from storage.validation import ConfigError, read_yaml
 
 DEFAULTS: dict[str, Any] = {
     "per_prompt": 2,
@@ -35,11 +36,19 @@ DEFAULTS: dict[str, Any] = {
 MAX_ATTEMPTS = 3
 
 
-def load_generation_defaults(path: Path = Path("configs/app.yaml")) -> dict[str, Any]:
-    """The `generation:` section of the app config merged over DEFAULTS; a missing file means DEFAULTS."""
-    if not Path(path).is_file():
-        return dict(DEFAULTS)
-    section = (yaml.safe_load(Path(path).read_text()) or {}).get("generation") or {}
+def load_generation_defaults(path: Path | str | None = None) -> dict[str, Any]:
+    """The `generation:` section of the app config (default: the shipped app.yaml) merged over DEFAULTS.
+
+    A path that is neither a file nor a shipped config is an error: silent defaults would hide a typo.
+    """
+    try:
+        path = configs.resolve("app.yaml" if path is None else path)
+    except configs.MissingConfig as error:
+        raise ConfigError(str(error)) from None
+    raw, _ = read_yaml(path.read_text(), str(path))
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    section = (raw or {}).get("generation") or {}
     if not isinstance(section, dict):
         raise StoreError(f"{path}: generation: expected a mapping of sampling settings")
     unknown = set(section) - set(DEFAULTS)

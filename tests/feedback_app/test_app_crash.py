@@ -55,8 +55,6 @@ def serve(url: str, port: int, log: Path) -> subprocess.Popen:
         "--port",
         str(port),
         "--no-fill",
-        "--config",
-        str(log.parent / "missing-app.yaml"),
     ]
     output = open(log, "ab")  # noqa: SIM115 (the server writes to it after this function returns)
     process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)

@@ -14,25 +14,28 @@ def test_the_shipped_config_loads():
     assert config.overlap >= 1 and sum(config.mix.values()) > 0 and config.generation
 
 
-def test_missing_file_means_defaults_and_overrides_win(tmp_path):
-    config = load_app_config(tmp_path / "absent.yaml", port=9999, host=None)
-    assert config.port == 9999 and config.host == "127.0.0.1"
+def test_overrides_win_and_none_means_the_file(tmp_path):
+    config = load_app_config(write(tmp_path, "server:\n  host: 0.0.0.0\n"), port=9999, host=None)
+    assert config.port == 9999 and config.host == "0.0.0.0" and config.overlap == 2
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("queue:\n  overlap: 0\n", "queue.overlap: must be >= 1"),
-        ("queue:\n  overlap: two\n", "queue.overlap: expected int"),
-        ("queue:\n  mix: {pairwise: 1, essay: 1}\n", "queue.mix.essay: unknown kind"),
+        ("queue:\n  overlap: 0\n", r"queue.overlap: input should be greater than or equal to 1, got 0 \(line 2\)"),
+        ("queue:\n  overlap: two\n", "queue.overlap: input should be a valid integer, got 'two'"),
+        ("queue:\n  mix: {pairwise: 1, essay: 1}\n", "queue.mix.essay: 'essay' is not one of rating, pairwise"),
         ("queue:\n  mix: {pairwise: 0}\n", "queue.mix: at least one kind"),
-        ("server:\n  port: 70000\n", "server.port: must be <= 65535"),
-        ("server:\n  hots: x\n", "server.hots: unknown key"),
-        ("servre:\n  host: x\n", "servre: unknown section"),
-        ("ui: [1, 2]\n", "ui: expected a mapping"),
+        ("server:\n  port: 70000\n", "server.port: input should be less than or equal to 65535, got 70000"),
+        ("server:\n  hots: x\n", r"server.hots: unknown key \(did you mean host\?\) \(line 2\)"),
+        ("servre:\n  host: x\n", r"servre: unknown key \(did you mean server\?\) \(line 1\)"),
+        ("ui: [1, 2]\n", "ui: input should be a valid dictionary"),
         ("queue: {overlap: [\n", "not valid YAML"),
         ("queue:\n  selection: smart\n", "queue.selection: 'smart' is not one of random, uncertainty, margin"),
-        ("queue:\n  selection_scorer: oracle\n", "queue.selection_scorer: 'oracle' is not one of reward_model, policy"),
+        (
+            "queue:\n  selection_scorer: oracle\n",
+            "queue.selection_scorer: 'oracle' is not one of reward_model or policy",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path, text, message):
