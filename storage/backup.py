@@ -35,6 +35,8 @@ def sqlite_integrity(path: Path) -> list[str]:
             for table, rowid, parent, _ in connection.execute("PRAGMA foreign_key_check")
         ]
         return problems
+    except sqlite3.DatabaseError as error:
+        return [str(error)]  # e.g. "database disk image is malformed": SQLite cannot even read the pages
     finally:
         connection.close()
 

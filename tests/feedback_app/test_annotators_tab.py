@@ -161,8 +161,8 @@ def test_an_engineer_imports_gold_items_in_the_app_all_or_nothing(server, tmp_pa
 def test_queue_quality_settings_are_checked(tmp_path):
     path = tmp_path / "app.yaml"
     for body, message in [
-        ("queue:\n  gold_rate: 1.5\n", r"queue.gold_rate: must be <= 1.0, got 1.5"),
-        ("queue:\n  swap_rate: -0.1\n", r"queue.swap_rate: must be >= 0.0"),
+        ("queue:\n  gold_rate: 1.5\n", r"queue.gold_rate: input should be less than or equal to 1, got 1.5"),
+        ("queue:\n  swap_rate: -0.1\n", r"queue.swap_rate: input should be greater than or equal to 0"),
         ("queue:\n  selection: smart\n", r"queue.selection: 'smart' is not one of random"),
         ("queue:\n  gold_rate: 0.6\n  swap_rate: 0.6\n", r"gold_rate \+ queue.swap_rate"),
     ]:
