@@ -109,7 +109,7 @@ def write_config(workdir: Path, epochs: int, batch: int) -> Path:
         textwrap.dedent(f"""
         name: bench
         finetune: {{method: full}}
-        data: {{eval_fraction: 0.1}}
+        data: {{test_fraction: 0.1}}
         stages:
           dpo: {{learning_rate: 1.0e-4, beta: 0.1, num_train_epochs: {epochs}, per_device_train_batch_size: {batch},
                  max_length: 128, logging_steps: 1}}

@@ -278,7 +278,7 @@ def cmd_round_run(args) -> None:
     from rlhf.training.config import ConfigError
 
     try:
-        round_id = start_round(args.config, url=args.db)
+        round_id = start_round(args.config, url=args.db, overrides=tuple(args.overrides))
     except ConfigError as error:
         raise UserError(str(error)) from None
     if not args.foreground:
@@ -550,8 +550,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     rounds = commands.add_parser("round", help="alignment rounds").add_subparsers(dest="round_command", required=True)
-    p = rounds.add_parser("run", help="run a round from a config (configs/round_*.yaml)")
-    p.add_argument("config", type=Path)
+    p = rounds.add_parser(
+        "run",
+        help="run a round from a config (configs/round_*.yaml)",
+        epilog="e.g. rlhf round run configs/round_dpo.yaml stages.dpo.beta=0.3 data.since_round=parent",
+    )
+    p.add_argument("config", type=str, help="a round config file, or the name of a shipped one")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="set a dotted key of the config (value read as YAML); checked like the file, stored with the round",
+    )
     p.add_argument("--foreground", action="store_true", help="wait and show progress; Ctrl-C cancels")
     _db_arg(p)
     p.set_defaults(func=cmd_round_run)

@@ -8,13 +8,30 @@ all of a file's problems at once in one `ConfigError`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import enum
+import types
 import typing
+from collections import abc
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PydanticUserError,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
+from pydantic import Strict as PydanticStrict
 
 from storage.crud import StoreError
 
@@ -190,6 +207,74 @@ YamlFloat = Annotated[float, BeforeValidator(yaml_float)]
 """A float field of a YAML file, where `1e-3` counts as a number."""
 
 
+def yaml_typed(annotation: Any) -> Any:
+    """`annotation` as a YAML file's value must meet it: no coercion (true is not 1, "3" is not 3), except
+    that `1e-3` text is a float and an enum takes its values. Containers keep their shape; leaves turn strict."""
+    if annotation is bool:
+        return StrictBool
+    if annotation is int:
+        return StrictInt
+    if annotation is str:
+        return StrictStr
+    if annotation is float:
+        return Annotated[float, PydanticStrict(), BeforeValidator(yaml_float)]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return Literal[tuple(member.value for member in annotation)]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(yaml_typed(arm) for arm in args)]  # noqa: UP007 (built at run time)
+    if origin in (list, abc.Sequence) and len(args) == 1:
+        return list[yaml_typed(args[0])]
+    if origin is dict and len(args) == 2:
+        return dict[args[0], yaml_typed(args[1])]
+    return annotation
+
+
+def dataclass_model(cls: type, *, name: str | None = None, exclude: Iterable[str] = (), **extra: Any):
+    """A Strict pydantic model of a library's config dataclass (e.g. a TRL config): one optional field per
+    init field, typed as a YAML value must be (`yaml_typed`). `extra`: more fields, as `create_model` takes them.
+
+    Fields pydantic cannot build a schema for take any value; the dataclass's own `__post_init__`
+    still judges them when the caller constructs it. Dump with `exclude_unset=True` for what was given.
+    """
+    hints = typing.get_type_hints(cls)
+    skipped = set(exclude)
+    fields: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        if not item.init or item.name in skipped:
+            continue
+        annotation = yaml_typed(hints[item.name])
+        try:
+            TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+        except PydanticUserError:
+            annotation = Any
+        fields[item.name] = (annotation, None)
+    base = type(f"{cls.__name__}Base", (Strict,), {"model_config": ConfigDict(arbitrary_types_allowed=True)})
+    return create_model(name or cls.__name__, __base__=base, **fields, **extra)
+
+
+def problem_lines(
+    found: Iterable[tuple[str, str]],
+    *,
+    path: str,
+    lines: Mapping[str, int] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> list[str]:
+    """`FILE: key: problem (line N)` for (key, problem) pairs; `notes`: key prefix → where it came from
+    instead of a line (e.g. a command-line override)."""
+    out = []
+    for key, message in found:
+        note = next(
+            (text for prefix, text in (notes or {}).items() if key == prefix or key.startswith(prefix + ".")), None
+        )
+        if note is not None:
+            out.append(f"{path}: {key}: {message} ({note})")
+            continue
+        line = nearest_line(lines or {}, key)
+        out.append(f"{path}: {key}: {message}" + (f" (line {line})" if line else ""))
+    return out
+
+
 def check_field(annotation: Any, value: Any, *, strict: bool = False):
     """`value` validated against one annotation (e.g. a TRL config field's type), or a ValueError saying why.
 
@@ -200,3 +285,64 @@ def check_field(annotation: Any, value: Any, *, strict: bool = False):
         return TypeAdapter(annotation, config=config).validate_python(value)
     except ValidationError as error:
         raise ValueError("; ".join(item["msg"] for item in error.errors(include_url=False))) from None
+
+
+MAX_DEPTH = 20
+"""How deep lists and objects may nest in a free-form value of a user's file."""
+
+
+def nesting_depth(value: Any, *, limit: int = MAX_DEPTH) -> int:
+    """How deep lists, tuples and dicts nest in `value`, counting no further than `limit + 1`.
+
+    Iterative, so a value nested thousands deep is measured rather than crashing with a RecursionError.
+    """
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, tuple, dict)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return depth
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _shallow(value: Any) -> Any:
+    if nesting_depth(value) > MAX_DEPTH:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+FreeForm = Annotated[Any, AfterValidator(_shallow)]
+"""A field that takes any JSON value, nested at most MAX_DEPTH levels."""
+
+
+def located_union(error: ValidationError, *, tag: str, arms: Mapping[str, type[BaseModel]]) -> list[tuple[str, str]]:
+    """(dotted key, problem) per error of a union discriminated on the key `tag` (arms: tag value → model).
+
+    The arm pydantic chose is not a key; a missing or unknown tag is the tag's own problem; an unknown
+    key says which arm refused it, with "did you mean" or the keys that arm takes.
+    """
+    out = []
+    for item in error.errors(include_url=False):
+        if item["type"] == "union_tag_not_found":
+            out.append((tag, "missing"))
+            continue
+        if item["type"] == "union_tag_invalid":
+            given = item["input"].get(tag) if isinstance(item["input"], Mapping) else item["input"]
+            out.append((tag, f"{shown(given)} is not one of {', '.join(arms)}"))
+            continue
+        loc = [str(part) for part in item["loc"] if not _is_union_tag(part)]
+        arm = arms.get(loc[0]) if loc else None
+        if arm is not None:
+            name, loc = loc[0], loc[1:]
+        key = ".".join(loc) or "(top level)"
+        if arm is not None and item["type"] == "extra_forbidden":
+            known = field_names(arm, loc[:-1])
+            close = difflib.get_close_matches(loc[-1], known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(sorted(known))}"
+            out.append((key, f"unknown key for {tag} {name!r} ({hint})"))
+            continue
+        out.append((key, describe(item, arm, loc)))
+    return out

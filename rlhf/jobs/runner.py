@@ -59,10 +59,12 @@ def _spawn(config: RoundConfig, round_id: int, url: str) -> int:
     return process.pid
 
 
-def start_round(config_path: str | Path, url: str | None = None, created_by: str | None = None) -> int:
-    """Validate the config, record a queued round, start its process; returns the round id."""
+def start_round(
+    config_path: str | Path, url: str | None = None, created_by: str | None = None, overrides: tuple[str, ...] = ()
+) -> int:
+    """Validate the config (with `key=value` overrides), record a queued round, start its process; returns its id."""
     url = database_url(url)
-    config = load_round_config(config_path)
+    config = load_round_config(config_path, overrides)
     with session_scope(url) as session:
         round_id = create_round(session, config=config, url=url, created_by=created_by).id
     _spawn(config, round_id, url)

@@ -154,6 +154,8 @@ def set_live(session: Session, *, name: str, by: str | None = None) -> ModelVers
     A change is recorded in `LiveChange` (who, when), so monitoring knows each version's live periods.
     """
     version = require_version(session, name=name)
+    if version.kind == VersionKind.reward.value:
+        raise StoreError(f"model: {name!r} is a reward model: it scores responses, only a policy can be live")
     if version.status != VersionStatus.ready.value:
         raise StoreError(f"model: {name!r} is {version.status}, only a ready version can be live")
     if not version.is_live:
@@ -176,6 +178,25 @@ class LivePeriod:
     start: datetime
     end: datetime | None  # None: still live
     set_by: str | None
+
+
+def reward_model_of(session: Session, version: ModelVersion | None) -> ModelVersion | None:
+    """The ready reward model of the round that made `version`, else of its nearest ancestor's round."""
+    seen = set()
+    while version is not None and version.id not in seen:
+        seen.add(version.id)
+        if version.round_id is not None:
+            reward = session.exec(
+                select(ModelVersion).where(
+                    ModelVersion.kind == VersionKind.reward.value,
+                    ModelVersion.round_id == version.round_id,
+                    ModelVersion.status == VersionStatus.ready.value,
+                )
+            ).first()
+            if reward is not None:
+                return reward
+        version = session.get(ModelVersion, version.parent_id) if version.parent_id else None
+    return None
 
 
 def live_periods(session: Session) -> list[LivePeriod]:

@@ -7,7 +7,7 @@
 - disagreement: items whose judgments so far disagree come first (useful with overlap > 1).
 `queue.selection_scorer` says where p(a ≻ b) comes from:
 - reward_model: σ(r_a − r_b) from the newest reward model in the live version's lineage (the
-  `stages/reward` folder of the round that made it, or of the nearest ancestor's round);
+  reward version registered by the round that made it, or by the nearest ancestor's round);
 - policy: the live policy's implicit reward against the lineage's root, the preference model
   DPO/KTO train: σ(β·[log π(a)/π_root(a) − log π(b)/π_root(b)]).
 This runs off the serving path (after a queue fill, on the filler's timer, or from the
@@ -25,11 +25,12 @@ from pathlib import Path
 
 from sqlmodel import Session
 
+from rlhf.models import registry
 from rlhf.models.registry import live_version, root_version
 from storage import priority
 from storage.crud import StoreError
 from storage.db import read_scope, session_scope
-from storage.models import ModelVersion, Round
+from storage.models import ModelVersion
 
 PairScorer = Callable[[list[priority.OpenPair]], list[float]]
 """Scores a batch of pairs: p(a ≻ b) for each."""
@@ -39,17 +40,9 @@ IMPLICIT_BETA = 0.1
 
 
 def reward_model_path(session: Session, version: ModelVersion | None) -> Path | None:
-    """The reward model of the round that made `version`, else of its nearest ancestor's round."""
-    seen = set()
-    while version is not None and version.id not in seen:
-        seen.add(version.id)
-        if version.round_id is not None:
-            row = session.get(Round, version.round_id)
-            folder = Path(row.work_dir) / "stages" / "reward" if row is not None and row.work_dir else None
-            if folder is not None and (folder / "config.json").is_file():
-                return folder
-        version = session.get(ModelVersion, version.parent_id) if version.parent_id else None
-    return None
+    """The registered reward model of the round that made `version`, else of its nearest ancestor's round."""
+    reward = registry.reward_model_of(session, version)
+    return Path(reward.artifact_path) if reward is not None else None
 
 
 class RewardModelScorer:

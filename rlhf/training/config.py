@@ -1,36 +1,38 @@
 """Round configs: YAML files checked on load against TRL's and PEFT's own config dataclasses.
 
-Every mistake is reported as `FILE: dotted.key: what is wrong (line N)`, so a typo in a
-stage's TRL field fails before any model is loaded, not an hour into a run.
+Every mistake is reported as `FILE: dotted.key: what is wrong (line N)`, all of a file's mistakes at
+once, so a typo in a stage's TRL field fails before any model is loaded, not an hour into a run.
+The file's schema is pydantic (`storage.validation`); each stage's section is a model built from
+its TRL config class, so the YAML takes exactly the fields that TRL version has.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import enum
-import types
-import typing
-from dataclasses import dataclass, field
+import functools
+import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+import yaml
+from pydantic import ConfigDict, Field, StrictInt, StrictStr, ValidationError, create_model
 
 import configs
 from rlhf.quality.degeneration import DegenerationLimits
 from rlhf.training.stages import POLICY_STAGES, STAGES
 from storage import validation
+from storage.export import DataOptions
+from storage.validation import Strict, YamlFloat
 
 STAGE_ORDER = tuple(STAGES)
-# Keys a stage may carry besides its TRL config's fields.
-STAGE_EXTRAS = {"early_stopping_patience": int, "early_stopping_threshold": float}
-# TRL fields the round sets itself.
 ROUND_OWNED = {"output_dir"}
+"""TRL fields the round sets itself."""
 ACCELERATE_CONFIGS = configs.ACCELERATE
 
-
 ConfigError = validation.ConfigError
+
+Share = YamlFloat
 
 
 def trl_config_class(stage: str) -> type:
@@ -73,12 +75,11 @@ class StageSpec:
         return self.config_class(output_dir=str(output_dir), **kwargs)
 
 
-@dataclass
-class FinetuneSpec:
-    """LoRA (kwargs for peft.LoraConfig) or full fine-tuning."""
+class FinetuneSpec(Strict):
+    """LoRA (`lora`: keyword arguments for peft.LoraConfig, checked against its fields) or full fine-tuning."""
 
-    method: str = "lora"
-    lora: dict[str, Any] = field(default_factory=dict)
+    method: Literal["lora", "full"] = "lora"
+    lora: dict[str, Any] = Field(default_factory=dict)
 
     def lora_config(self, task_type: str = "CAUSAL_LM"):
         if self.method != "lora":
@@ -89,37 +90,28 @@ class FinetuneSpec:
         return LoraConfig(task_type=task_type, **kwargs)
 
 
-@dataclass
-class DataSpec:
-    """Which judgments feed the round (storage.export.ExportOptions fields)."""
+class EvalSpec(Strict):
+    """How the child is compared with its parent on held-out prompts."""
 
-    min_annotators: int = 1
-    since_round: int | str | None = None
-    """Only judgments made after that round's snapshot; "parent": after the round that made the parent
-    (all judgments when the parent came from no round). Later rounds train on fresh, on-policy pairs."""
-    aggregation: str = "majority"
-    eval_fraction: float = 0.1
+    model_config = ConfigDict(strict=True)
+
+    max_prompts: int = Field(64, ge=1)
+    max_new_tokens: int = Field(48, ge=1)
+    temperature: YamlFloat = Field(1.0, gt=0)
+    bootstrap: int = Field(1000, ge=1)
+    batch_size: int = Field(16, ge=1)
     seed: int = 0
 
 
-@dataclass
-class EvalSpec:
-    max_prompts: int = 64
-    max_new_tokens: int = 48
-    temperature: float = 1.0
-    bootstrap: int = 1000
-    batch_size: int = 16
-    seed: int = 0
-
-
-@dataclass
-class GateSpec:
+class GateSpec(Strict):
     """The new version goes live only if it beats its parent by this much (and, optionally, the RM is good enough)."""
 
-    min_win_rate: float = 0.55
-    min_reward_accuracy: float | None = None
+    model_config = ConfigDict(strict=True)
+
+    min_win_rate: Share = Field(0.55, ge=0, le=1)
+    min_reward_accuracy: Share | None = Field(None, ge=0, le=1)
     block_on_length_bias: bool = False
-    degeneration: DegenerationLimits = field(default_factory=DegenerationLimits)
+    degeneration: DegenerationLimits = Field(default_factory=DegenerationLimits)
 
 
 @dataclass
@@ -129,7 +121,7 @@ class RoundConfig:
     name: str
     parent: str | None
     finetune: FinetuneSpec
-    data: DataSpec
+    data: DataOptions
     stages: dict[str, StageSpec]
     evaluation: EvalSpec
     gate: GateSpec
@@ -140,237 +132,218 @@ class RoundConfig:
         return next(name for name in self.stages if name in POLICY_STAGES)
 
 
-# --- loading ---------------------------------------------------------------------------
+# --- the file's schema ------------------------------------------------------------------------
 
 
-def load_round_config(path: str | Path) -> RoundConfig:
-    path = Path(path)
+@functools.cache
+def round_file_model():
+    """The whole file as one pydantic model; built on first use because it imports TRL and PEFT."""
+    from peft import LoraConfig
+
+    stage_extras = {
+        "early_stopping_patience": (StrictInt | None, Field(None, ge=1)),
+        "early_stopping_threshold": (YamlFloat, Field(0.0, ge=0)),
+    }
+    stage_models = {
+        name: validation.dataclass_model(
+            trl_config_class(name), name=f"stages.{name}", exclude=ROUND_OWNED, **stage_extras
+        )
+        for name in STAGES
+    }
+    stages = create_model(
+        "stages", __base__=Strict, **{name: (model | None, None) for name, model in stage_models.items()}
+    )
+    lora = validation.dataclass_model(LoraConfig, name="finetune.lora", exclude={"task_type"})
+    finetune = create_model(
+        "finetune", __base__=Strict, method=(Literal["lora", "full"], "lora"), lora=(lora | None, None)
+    )
+    return create_model(
+        "round",
+        __base__=Strict,
+        name=(StrictStr | None, None),
+        parent=(StrictStr | None, None),
+        finetune=(finetune | None, None),
+        data=(DataOptions | None, None),
+        stages=(stages, ...),
+        evaluation=(EvalSpec | None, None),
+        gate=(GateSpec | None, None),
+        accelerate=(StrictStr | None, None),
+    )
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_round_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RoundConfig:
+    """The round config in `path` (or the shipped one of that name), with `key=value` overrides applied."""
     try:
-        text = path.read_text()
+        resolved = configs.resolve(path)
+        text = Path(resolved).read_text()
+    except configs.MissingConfig as error:
+        raise ConfigError(f"{path}: cannot read ({error})") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
-    return parse_round_config(text, str(path))
+    return parse_round_config(text, str(path), overrides)
 
 
-def parse_round_config(text: str, path: str = "<config>") -> RoundConfig:
+def parse_round_config(text: str, path: str = "<config>", overrides: list[str] | tuple[str, ...] = ()) -> RoundConfig:
+    """Check the whole file and raise one ConfigError listing every problem, or return the config.
+
+    With `overrides` (`stages.dpo.beta=0.3`, values read as YAML), the returned config's `text` is the
+    merged YAML, so the round stored in the database replays exactly what ran.
+    """
     raw, lines = validation.read_yaml(text, path)
-    config = _Checker(path, lines).round(raw)
-    config.text = text
-    return config
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: (top level): expected a mapping of sections, got {type(raw).__name__}")
+    notes = {}
+    if overrides:
+        raw, notes = apply_overrides(raw, overrides, path)
+        text = f"# {path} with {' '.join(overrides)}\n" + yaml.safe_dump(raw, sort_keys=False)
+    found = _cross_checks(raw)
+    model = round_file_model()
+    parsed = None
+    try:
+        parsed = model.model_validate(_without_round_owned(raw))
+    except ValidationError as error:
+        found = validation.located(error, model=model) + found
+    if parsed is not None and not found:
+        found = _library_checks(parsed)
+    if found:
+        raise ConfigError(validation.problem_lines(found, path=path, lines=lines, notes=notes))
+    return _round_config(parsed, path, text)
 
 
-class _Checker:
-    def __init__(self, path: str, lines: dict[str, int]):
-        self.path = path
-        self.lines = lines
-
-    def fail(self, key: str, problem: str) -> typing.NoReturn:
-        line = self.lines.get(key)
-        where = f" (line {line})" if line else ""
-        raise ConfigError(f"{self.path}: {key}: {problem}{where}")
-
-    def mapping(self, value, key: str) -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.fail(key, f"expected a mapping, got {_describe(value)}")
-        return value
-
-    def known_keys(self, value: dict, allowed, key: str) -> None:
-        for name in value:
-            if name in ROUND_OWNED and key.startswith("stages."):
-                self.fail(f"{key}.{name}", "set by the round (each stage writes into the round's work dir)")
-            if name not in allowed:
-                close = difflib.get_close_matches(str(name), list(allowed), n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                self.fail(f"{key}.{name}" if key else str(name), f"unknown key{hint}")
-
-    def dataclass_section(self, cls, value, key: str):
-        value = self.mapping(value, key)
-        hints = typing.get_type_hints(cls)
-        self.known_keys(value, [f.name for f in dataclasses.fields(cls)], key)
-        value = {name: self.typed(item, hints[name], f"{key}.{name}") for name, item in value.items()}
-        return cls(**value)
-
-    def typed(self, value, annotation, key: str):
-        """`value` if it fits `annotation`; YAML 1.1 reads `1e-3` as text, so such text becomes a float."""
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            return validation.validate(annotation, value or {}, path=self.path, lines=self.lines, prefix=key)
-        if _matches(value, annotation):
-            return value
-        if isinstance(value, str) and _matches(0.5, annotation):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        self.fail(key, f"expected {_type_name(annotation)}, got {_describe(value)}")
-
-    def round(self, raw) -> RoundConfig:
-        raw = self.mapping(raw, "(top level)")
-        sections = {"name", "parent", "finetune", "data", "stages", "evaluation", "gate", "accelerate"}
-        self.known_keys(raw, sections, "")
-        if "stages" not in raw:
-            self.fail("stages", "missing (give sft and/or reward, and one of " + ", ".join(POLICY_STAGES) + ")")
-        for key in ("name", "parent", "accelerate"):
-            if raw.get(key) is not None and not isinstance(raw[key], str):
-                self.fail(key, f"expected text, got {_describe(raw[key])}")
-        finetune = self.finetune(raw.get("finetune"))
-        data = self.dataclass_section(DataSpec, raw.get("data"), "data")
-        if data.aggregation not in {"majority", "weighted", "drop_flagged"}:
-            self.fail("data.aggregation", f"{data.aggregation!r} is not one of majority, weighted, drop_flagged")
-        if not 0 < data.eval_fraction < 1:
-            self.fail("data.eval_fraction", f"{data.eval_fraction} is not between 0 and 1")
-        if data.min_annotators < 1:
-            self.fail("data.min_annotators", "must be at least 1")
-        if isinstance(data.since_round, str) and data.since_round != "parent":
-            self.fail("data.since_round", f"{data.since_round!r} is neither a round id nor 'parent'")
-        stages = self.stages(raw["stages"])
-        evaluation = self.dataclass_section(EvalSpec, raw.get("evaluation"), "evaluation")
-        gate = self.dataclass_section(GateSpec, raw.get("gate"), "gate")
-        if not 0 <= gate.min_win_rate <= 1:
-            self.fail("gate.min_win_rate", f"{gate.min_win_rate} is not between 0 and 1")
-        accelerate = raw.get("accelerate")
-        if accelerate is not None and not (ACCELERATE_CONFIGS / f"{accelerate}.yaml").is_file():
-            known = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
-            self.fail("accelerate", f"no configs/accelerate/{accelerate}.yaml (have: {', '.join(known)})")
-        policy = next(name for name in stages if name in POLICY_STAGES)
-        return RoundConfig(
-            path=self.path,
-            text="",
-            name=raw.get("name") or policy,
-            parent=raw.get("parent"),
-            finetune=finetune,
-            data=data,
-            stages=stages,
-            evaluation=evaluation,
-            gate=gate,
-            accelerate=accelerate,
-        )
-
-    def finetune(self, value) -> FinetuneSpec:
-        value = self.mapping(value, "finetune")
-        self.known_keys(value, {"method", "lora"}, "finetune")
-        method = value.get("method", "lora")
-        if not isinstance(method, str) or method not in {"lora", "full"}:
-            self.fail("finetune.method", f"{method!r} is not one of lora, full")
-        lora = self.mapping(value.get("lora"), "finetune.lora")
-        if lora:
-            from peft import LoraConfig
-
-            hints = typing.get_type_hints(LoraConfig)
-            fields = [f.name for f in dataclasses.fields(LoraConfig) if f.init]
-            self.known_keys(lora, [f for f in fields if f != "task_type"], "finetune.lora")
-            lora = {name: self.typed(item, hints[name], f"finetune.lora.{name}") for name, item in lora.items()}
-            try:
-                FinetuneSpec(method="lora", lora=lora).lora_config()
-            except (ValueError, TypeError) as error:
-                self.fail("finetune.lora", str(error))
-        return FinetuneSpec(method=method, lora=lora)
-
-    def stages(self, value) -> dict[str, StageSpec]:
-        value = self.mapping(value, "stages")
-        self.known_keys(value, STAGE_ORDER, "stages")
-        policy = [name for name in value if name in POLICY_STAGES]
-        if len(policy) != 1:
-            self.fail(
-                "stages",
-                "needs exactly one policy stage of "
-                + ", ".join(POLICY_STAGES)
-                + (f", got {', '.join(policy)}" if policy else ""),
+def apply_overrides(raw: dict, overrides, path: str) -> tuple[dict, dict[str, str]]:
+    """`raw` with each `dotted.key=value` set (value read as YAML, so `0.3` is a number, `null` is None)."""
+    merged = yaml.safe_load(yaml.safe_dump(raw))
+    notes, problems = {}, []
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(
+                f"{path}: override {validation.shown(override)}: expected key=value, e.g. stages.dpo.beta=0.3"
             )
-        if policy[0] in {"grpo", "rloo"} and "reward" not in value:
-            self.fail(f"stages.{policy[0]}", "needs a reward stage before it (its reward model scores completions)")
-        specs = {}
-        for name in STAGE_ORDER:
-            if name in value:
-                specs[name] = self.stage(name, value[name])
-        return specs
-
-    def stage(self, name: str, value) -> StageSpec:
-        key = f"stages.{name}"
-        value = dict(self.mapping(value, key))
-        cls = trl_config_class(name)
-        hints = typing.get_type_hints(cls)
-        fields = {f.name for f in dataclasses.fields(cls) if f.init}
-        self.known_keys(value, (fields | set(STAGE_EXTRAS)) - ROUND_OWNED, key)
-        extras = {}
-        for extra, kind in STAGE_EXTRAS.items():
-            if extra in value:
-                extras[extra] = self.typed(value.pop(extra), kind, f"{key}.{extra}")
-        value = {item_key: self.typed(item, hints[item_key], f"{key}.{item_key}") for item_key, item in value.items()}
-        spec = StageSpec(name=name, trl_args=value, **extras)
-        if spec.early_stopping_patience is not None and value.get("eval_strategy", "no") == "no":
-            self.fail(f"{key}.early_stopping_patience", "needs eval_strategy steps or epoch in the same stage")
+            continue
         try:
-            import tempfile
-            import warnings
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        section = merged
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = section.setdefault(part, {})
+            if child is None:
+                child = section[part] = {}
+            if not isinstance(child, dict):
+                problems.append(f"{path}: {'.'.join(parts[: depth + 1])}: is not a section, cannot set {key}")
+                break
+            section = child
+        else:
+            section[parts[-1]] = parsed
+            notes[key] = f"set by {key}={value} on the command line"
+    if problems:
+        raise ConfigError(problems)
+    return merged, notes
 
+
+def _without_round_owned(raw: dict) -> dict:
+    stages = raw.get("stages")
+    if not isinstance(stages, dict):
+        return raw
+    cleaned = {
+        name: {k: v for k, v in body.items() if k not in ROUND_OWNED} if isinstance(body, dict) else body
+        for name, body in stages.items()
+    }
+    return {**raw, "stages": cleaned}
+
+
+def _cross_checks(raw: dict) -> list[tuple[str, str]]:
+    """Problems across keys, found on the raw file so they are reported with the type errors."""
+    found = []
+    stages = raw.get("stages")
+    if isinstance(stages, dict):
+        for name, body in stages.items():
+            if not isinstance(body, dict):
+                continue
+            for key in ROUND_OWNED & set(body):
+                found.append((f"stages.{name}.{key}", "set by the round (each stage writes into the round's work dir)"))
+            if body.get("early_stopping_patience") is not None and body.get("eval_strategy", "no") == "no":
+                found.append(
+                    (f"stages.{name}.early_stopping_patience", "needs eval_strategy steps or epoch in the same stage")
+                )
+        policy = [name for name in stages if name in POLICY_STAGES]
+        if len(policy) != 1:
+            found.append(
+                (
+                    "stages",
+                    "needs exactly one policy stage of "
+                    + ", ".join(POLICY_STAGES)
+                    + (f", got {', '.join(policy)}" if policy else ""),
+                )
+            )
+        for name in policy:
+            if STAGES[name].takes_reward_funcs and "reward" not in stages:
+                found.append((f"stages.{name}", "needs a reward stage before it (its reward model scores completions)"))
+    accelerate = raw.get("accelerate")
+    if isinstance(accelerate, str) and not (ACCELERATE_CONFIGS / f"{accelerate}.yaml").is_file():
+        known = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
+        found.append(("accelerate", f"no configs/accelerate/{accelerate}.yaml (have: {', '.join(known)})"))
+    return found
+
+
+def _library_checks(parsed) -> list[tuple[str, str]]:
+    """What TRL's and PEFT's own constructors refuse (their __post_init__ checks values against each other)."""
+    found = []
+    for name, spec in _stage_specs(parsed).items():
+        try:
             with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # TRL's own defaults use deprecated aliases
                 spec.build_args(Path(scratch), has_eval=True)
         except (ValueError, TypeError) as error:
-            self.fail(key, f"{cls.__name__} rejects it: {error}")
-        return spec
+            found.append((f"stages.{name}", f"{spec.config_class.__name__} rejects it: {error}"))
+    finetune = _finetune(parsed)
+    if finetune.lora:
+        try:
+            finetune.lora_config()
+        except (ValueError, TypeError) as error:
+            found.append(("finetune.lora", str(error)))
+    return found
 
 
-# --- type checks ------------------------------------------------------------------------
+def _stage_specs(parsed) -> dict[str, StageSpec]:
+    specs = {}
+    for name in STAGE_ORDER:
+        section = getattr(parsed.stages, name)
+        if section is None:
+            continue
+        args = section.model_dump(exclude_unset=True)
+        extras = {key: args.pop(key) for key in ("early_stopping_patience", "early_stopping_threshold") if key in args}
+        specs[name] = StageSpec(name=name, trl_args=args, **extras)
+    return specs
 
 
-def _matches(value, annotation) -> bool:
-    if annotation is Any or annotation is object:
-        return True
-    if annotation is None or annotation is type(None):
-        return value is None
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arm) for arm in typing.get_args(annotation))
-    if origin is typing.Literal:
-        return value in typing.get_args(annotation)
-    if origin in (list, tuple, set, frozenset, typing.Sequence):
-        if not isinstance(value, (list, tuple)):
-            return False
-        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
-        return all(_matches(item, args[0]) for item in value) if args else True
-    if origin is dict:
-        return isinstance(value, dict)
-    if isinstance(annotation, type):
-        if issubclass(annotation, enum.Enum):
-            return any(value == member.value for member in annotation)
-        if annotation is bool:
-            return isinstance(value, bool)
-        if annotation is int:
-            return isinstance(value, int) and not isinstance(value, bool)
-        if annotation is float:
-            return isinstance(value, (int, float)) and not isinstance(value, bool)
-        return isinstance(value, annotation)
-    return True
+def _finetune(parsed) -> FinetuneSpec:
+    if parsed.finetune is None:
+        return FinetuneSpec()
+    lora = parsed.finetune.lora.model_dump(exclude_unset=True) if parsed.finetune.lora is not None else {}
+    return FinetuneSpec(method=parsed.finetune.method, lora=lora)
 
 
-def _type_name(annotation) -> str:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(arm) for arm in typing.get_args(annotation))
-    if annotation is None or annotation is type(None):
-        return "null"
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return "one of " + ", ".join(str(m.value) for m in annotation)
-    if isinstance(annotation, type):
-        return {
-            "bool": "true/false",
-            "int": "a whole number",
-            "float": "a number",
-            "str": "text",
-            "dict": "a mapping",
-            "list": "a list",
-        }.get(annotation.__name__, annotation.__name__)
-    return str(annotation).replace("typing.", "")
-
-
-def _describe(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (true/false)"
-    if isinstance(value, (dict, list)):
-        return type(value).__name__
-    return f"{value!r} ({type(value).__name__})"
+def _round_config(parsed, path: str, text: str) -> RoundConfig:
+    stages = _stage_specs(parsed)
+    policy = next(name for name in stages if name in POLICY_STAGES)
+    return RoundConfig(
+        path=path,
+        text=text,
+        name=parsed.name or policy,
+        parent=parsed.parent,
+        finetune=_finetune(parsed),
+        data=parsed.data or DataOptions(),
+        stages=stages,
+        evaluation=parsed.evaluation or EvalSpec(),
+        gate=parsed.gate or GateSpec(),
+        accelerate=parsed.accelerate,
+    )

@@ -15,19 +15,18 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rlhf.jobs.lifecycle import mark_ended, version_name
+from rlhf.jobs.lifecycle import mark_ended, reward_version_name, version_name
 from rlhf.models import registry
 from rlhf.training.config import RoundConfig, parse_round_config
 from rlhf.training.progress import RoundReporter, TrainerProgress
 from rlhf.training.stages import DATA_KIND, STAGES, PolicySource, StageContext, run
 from storage.crud import StoreError
-from storage.db import session_scope
+from storage.db import read_scope, session_scope
 from storage.models import ModelVersion, Round, RoundStatus, utcnow
 
 
@@ -73,6 +72,8 @@ def run_round(round_id: int, url: str) -> None:
         metrics = {"stages": stage_metrics, **evaluate(config, work, policy, source_of(parent), reward_model)}
         reporter.log("evaluated", metrics=metrics)
         reporter.update(metrics=metrics, stage="register")
+        if reward_model is not None:
+            register_reward_model(url, round_id, config, parent, reward_model, metrics)
         version = register(url, round_id, config, parent, policy, metrics)
         live = publish(url, version.name, metrics["gate"], by=f"round {round_id} gate")
         reporter.transition(
@@ -145,38 +146,40 @@ def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict, paren
     from storage.export import ExportOptions, export_dataset
 
     kinds = {DATA_KIND[name] for name in config.stages} | {"preference", "prompt"}
-    for kind in sorted(kinds):
+    missing = [kind for kind in sorted(kinds) if not (work / "data" / kind).exists()]
+    quality = annotator_quality(config, url, snapshot["max_judgment_id"]) if missing else {}
+    for kind in missing:
         out = work / "data" / kind
-        if out.exists():
-            continue
         options = ExportOptions(
             kind=kind,
-            test_fraction=config.data.eval_fraction,
+            test_fraction=config.data.test_fraction,
             seed=config.data.seed,
             aggregation=config.data.aggregation,
             min_annotators=config.data.min_annotators,
             since_round=since_round,
             max_judgment_id=snapshot["max_judgment_id"],
-            **annotator_quality(config, url),
+            **quality,
         )
         manifest = export_dataset(out, options, url=url)
         if kind == DATA_KIND[config.policy_stage] and not manifest["counts"]["train"]:
             shutil.rmtree(out)
             raise StoreError(
                 f"{config.path}: no {kind} training rows in the data snapshot "
-                f"(judgments up to id {snapshot['max_judgment_id']}, filters {asdict(config.data)})"
+                f"(judgments up to id {snapshot['max_judgment_id']}, filters {config.data.model_dump()})"
             )
 
 
-def annotator_quality(config: RoundConfig, url: str) -> dict:
+def annotator_quality(config: RoundConfig, url: str, max_judgment_id: int | None) -> dict:
+    """Annotator weights or exclusions from the judgments in the snapshot only, so a round's data does not
+    depend on votes cast while it ran; computed once for all of the round's exports."""
     if config.data.aggregation == "majority":
         return {}
     from rlhf.quality import analytics
 
-    with session_scope(url) as session:
+    with read_scope(url) as session:
         if config.data.aggregation == "weighted":
-            return {"annotator_weights": analytics.annotator_weights(session)}
-        return {"excluded_annotators": analytics.flagged_annotators(session)}
+            return {"annotator_weights": analytics.annotator_weights(session, max_judgment_id=max_judgment_id)}
+        return {"excluded_annotators": analytics.flagged_annotators(session, max_judgment_id=max_judgment_id)}
 
 
 def load_data(work: Path, kind: str):
@@ -218,36 +221,67 @@ def register(
     for as long as it takes); inside it the files are only moved. A folder left by a register
     killed before it committed is this round's own, and is replaced.
     """
-    name = version_name(config, round_id)
     with session_scope(url) as session:
         row = session.get(Round, round_id)
         if row.output_version_id is not None:
             return session.get(ModelVersion, row.output_version_id)
-        staged = Path(row.work_dir) / "scratch" / "register"
+    version = _publish_folder(
+        url, round_id, version_name(config, round_id), Path(policy.path), config.policy_stage, parent, config, metrics
+    )
+    with session_scope(url) as session:
+        row = session.get(Round, round_id)
+        row.output_version_id = version.id
+    return version
+
+
+def register_reward_model(
+    url: str, round_id: int, config: RoundConfig, parent: ModelVersion, folder: Path, metrics: dict
+) -> ModelVersion:
+    """The round's reward model as a `reward` version (never live): active selection and later rounds find it
+    through the registry, and it outlives the round's work dir."""
+    name = reward_version_name(config, round_id)
+    with read_scope(url) as session:
+        existing = registry.get_version(session, name=name)
+    if existing is not None:
+        return existing
+    reward_metrics = {key: metrics[key] for key in ("reward_model",) if key in metrics}
+    return _publish_folder(url, round_id, name, folder, "reward", parent, config, reward_metrics)
+
+
+def _publish_folder(
+    url: str,
+    round_id: int,
+    name: str,
+    source: Path,
+    kind: str,
+    parent: ModelVersion,
+    config: RoundConfig,
+    metrics: dict,
+) -> ModelVersion:
+    with session_scope(url) as session:
+        staged = Path(session.get(Round, round_id).work_dir) / "scratch" / f"register-{kind}"
     shutil.rmtree(staged, ignore_errors=True)
-    shutil.copytree(policy.path, staged)
+    shutil.copytree(source, staged)
+    is_adapter = (source / "adapter_config.json").is_file()
     leftover = registry.artifacts_root(url).resolve() / name
     with session_scope(url) as session:
         row = session.get(Round, round_id)
         if leftover.exists() and registry.get_version(session, name=name) is None:
             shutil.rmtree(leftover)
-        base_model = registry.root_base_model(parent) if policy.is_adapter else parent.base_model
-        version = registry.publish_version(
+        return registry.publish_version(
             session,
             name=name,
             write=lambda folder: [shutil.move(str(entry), str(folder / entry.name)) for entry in staged.iterdir()],
             root=registry.artifacts_root(url),
-            base_model=base_model,
-            kind=config.policy_stage,
-            is_adapter=policy.is_adapter,
+            base_model=registry.root_base_model(parent) if is_adapter else parent.base_model,
+            kind=kind,
+            is_adapter=is_adapter,
             parent_id=parent.id,
             round_id=round_id,
             data_snapshot=row.data_snapshot,
             config={"path": config.path, "yaml": config.text, "stages": list(config.stages)},
             metrics=metrics,
         )
-        row.output_version_id = version.id
-        return version
 
 
 def publish(url: str, name: str, gate: dict, by: str) -> bool:

@@ -68,24 +68,32 @@ BAD = [
         "    beta: 0.1\n    learning_rat: 0.1",
         "configs/round_dpo.yaml: stages.dpo.learning_rat: unknown key (did you mean learning_rate?)",
     ),
-    ("    beta: 0.1", "    beta: high", "stages.dpo.beta: expected a number, got 'high'"),
+    ("    beta: 0.1", "    beta: high", "stages.dpo.beta: input should be a valid number, got 'high'"),
     (
         "num_train_epochs: 2, per_device",
         "num_train_epochs: yes, per_device",
-        "stages.reward.num_train_epochs: expected a number",
+        "stages.reward.num_train_epochs: input should be a valid number, got True",
     ),
-    ("    max_length: 128\n", "    max_length: [1]\n", "stages.dpo.max_length: expected a whole number or null"),
+    (
+        "    max_length: 128\n",
+        "    max_length: [1]\n",
+        "stages.dpo.max_length: input should be a valid integer, got [1]",
+    ),
     ("stages:", "stagez:", "stagez: unknown key (did you mean stages?)"),
     ("  dpo:", "  dpoo:", "stages.dpoo: unknown key (did you mean dpo?)"),
     ("  sft:", "  kto: {}\n  sft:", "stages: needs exactly one policy stage"),
-    ("method: lora", "method: qlora", "finetune.method: 'qlora' is not one of lora, full"),
+    ("method: lora", "method: qlora", "finetune.method: 'qlora' is not one of lora or full"),
     ("r: 8", "rank: 8", "finetune.lora.rank: unknown key"),
-    ("r: 8", "r: eight", "finetune.lora.r: expected a whole number"),
+    ("r: 8", "r: eight", "finetune.lora.r: input should be a valid integer, got 'eight'"),
     ("eval_strategy: epoch", "eval_strategy: sometimes", "stages.dpo: DPOConfig rejects it"),
     ("    eval_strategy: epoch\n", "", "stages.dpo.early_stopping_patience: needs eval_strategy"),
     ("min_annotators: 1", "min_annotator: 1", "data.min_annotator: unknown key (did you mean min_annotators?)"),
-    ("eval_fraction: 0.2", "eval_fraction: 2", "data.eval_fraction: 2 is not between 0 and 1"),
-    ("gate: {min_win_rate: 0.55}", "gate: {min_win_rate: high}", "gate.min_win_rate: expected a number"),
+    ("test_fraction: 0.2", "test_fraction: 2", "data.test_fraction: input should be less than 1, got 2"),
+    (
+        "gate: {min_win_rate: 0.55}",
+        "gate: {min_win_rate: high}",
+        "gate.min_win_rate: input should be a valid number, got 'high'",
+    ),
     ("gate: {", "accelerate: eight_gpus\ngate: {", "accelerate: no configs/accelerate/eight_gpus.yaml"),
     (
         "logging_steps: 1}\n  reward",
@@ -225,3 +233,59 @@ def test_gate_degeneration_limits_are_read_and_checked_with_did_you_mean():
         r"\(did you mean max_repetition\?\)",
     ):
         parse_round_config(misspelt, "x.yaml")
+
+
+def test_every_problem_of_a_file_is_reported_at_once_each_with_its_line():
+    text = (
+        TINY.replace("    beta: 0.1", "    beta: high\n    learning_rat: 0.1")
+        .replace("min_annotators: 1", "min_annotator: 1")
+        .replace("gate: {min_win_rate: 0.55}", "gate: {min_win_rate: 2}")
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_round_config(text, "r.yaml")
+    problems = caught.value.problems
+    lines = text.splitlines()
+    expected = {
+        "stages.dpo.beta": next(i for i, line in enumerate(lines, 1) if "beta: high" in line),
+        "stages.dpo.learning_rat": next(i for i, line in enumerate(lines, 1) if "learning_rat:" in line),
+        "data.min_annotator": next(i for i, line in enumerate(lines, 1) if "min_annotator:" in line),
+        "gate.min_win_rate": next(i for i, line in enumerate(lines, 1) if "min_win_rate" in line),
+    }
+    assert len(problems) == len(expected), problems
+    for key, line in expected.items():
+        assert any(p.startswith(f"r.yaml: {key}: ") and p.endswith(f"(line {line})") for p in problems), (key, problems)
+
+
+def test_an_old_key_name_points_to_the_new_one():
+    with pytest.raises(ConfigError, match=r"data.eval_fraction: unknown key \(did you mean test_fraction\?\)"):
+        parse_round_config(TINY.replace("test_fraction: 0.2", "eval_fraction: 0.2"), "r.yaml")
+
+
+def test_overrides_are_checked_like_the_file_and_the_merged_yaml_replays_them():
+    config = parse_round_config(TINY, "r.yaml", ["stages.dpo.beta=0.3", "stages.dpo.learning_rate=5e-4", "name=swept"])
+    assert config.stages["dpo"].trl_args["beta"] == 0.3
+    assert config.stages["dpo"].trl_args["learning_rate"] == 5e-4
+    assert config.name == "swept"
+    replayed = parse_round_config(config.text, "stored")
+    assert replayed.stages["dpo"].trl_args == config.stages["dpo"].trl_args and replayed.name == "swept"
+    assert config.text.startswith("# r.yaml with stages.dpo.beta=0.3")
+    with pytest.raises(ConfigError) as caught:
+        parse_round_config(TINY, "r.yaml", ["stages.dpo.bta=0.3", "stages.dpo.beta=high", "data.seed"])
+    text = str(caught.value)
+    assert "r.yaml: override 'data.seed': expected key=value" in text
+    with pytest.raises(ConfigError) as caught:
+        parse_round_config(TINY, "r.yaml", ["stages.dpo.bta=0.3", "stages.dpo.beta=high"])
+    problems = caught.value.problems
+    assert (
+        "r.yaml: stages.dpo.bta: unknown key (did you mean beta?) (set by stages.dpo.bta=0.3 on the command line)"
+        in problems
+    )
+    assert any(
+        p.startswith("r.yaml: stages.dpo.beta: input should be a valid number, got 'high' (set by") for p in problems
+    )
+
+
+def test_load_round_config_finds_a_shipped_config_by_name_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_round_config("configs/round_dpo_tiny.yaml").policy_stage == "dpo"
+    assert load_round_config("round_kto_tiny.yaml", ["stages.kto.beta=0.2"]).stages["kto"].trl_args["beta"] == 0.2

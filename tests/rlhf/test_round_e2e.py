@@ -75,6 +75,12 @@ def test_tiny_round_registers_a_trained_version_with_metrics(kind, sqlite_url, t
     assert set(metrics["reward_model"]) >= {"accuracy", "precision", "recall", "f1", "n_pairs"}
     assert metrics["reward_model"]["n_pairs"] > 0
     assert "alarm" in metrics["length_bias"]
+    with session_scope(sqlite_url) as session:  # the round's judge is in the registry, found by lineage
+        reward = registry.reward_model_of(session, version)
+        assert reward is not None and reward.kind == "reward" and not reward.is_live
+        assert reward.name == f"{version.name}-rm" and reward.round_id == round_id and reward.parent_id == parent.id
+        assert reward.metrics["reward_model"] == metrics["reward_model"]
+        assert (Path(reward.artifact_path) / "config.json").is_file()
     passed = metrics["gate"]["passed"]
     assert passed == (metrics["win_rate"] >= config.gate.min_win_rate)
     assert version.is_live == passed and live.name == (version.name if passed else "base")

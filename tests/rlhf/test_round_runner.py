@@ -136,7 +136,9 @@ def test_round_that_raises_is_failed_with_the_reason(sqlite_url, tiny_model_dir,
 
 def test_cli_runs_a_round_in_the_foreground_and_lists_it(sqlite_url, tiny_model_dir, tmp_path, capsys):
     seed_store(sqlite_url, tiny_model_dir, tmp_path)
-    assert cli(["round", "run", str(ROOT / "configs" / "round_kto_tiny.yaml"), "--foreground", "--db", sqlite_url]) == 0
+    command = ["round", "run", "round_kto_tiny.yaml", "stages.kto.beta=0.2", "--foreground", "--db", sqlite_url]
+    assert cli(command) == 0
+    assert "beta: 0.2" in get_round(1, sqlite_url).config_yaml  # the stored config is what ran
     out, err = capsys.readouterr()
     assert "succeeded" in out and "round 1 done" in err  # the tqdm bar names the stage it is in
     assert cli(["round", "list", "--db", sqlite_url]) == 0
@@ -153,6 +155,14 @@ def test_cli_rejects_a_bad_config_before_starting(sqlite_url, tmp_path, capsys):
     bad.write_text((ROOT / "configs" / "round_dpo_tiny.yaml").read_text().replace("beta: 0.1", "betta: 0.1"))
     assert cli(["round", "run", str(bad), "--db", sqlite_url]) == 2
     assert f"{bad}: stages.dpo.betta: unknown key (did you mean beta?)" in capsys.readouterr().err
+    assert list_rounds(sqlite_url) == []
+    good = str(ROOT / "configs" / "round_dpo_tiny.yaml")
+    assert cli(["round", "run", good, "stages.dpo.betta=0.1", "--db", sqlite_url]) == 2
+    assert "stages.dpo.betta: unknown key (did you mean beta?) (set by stages.dpo.betta=0.1 on the command line)" in (
+        capsys.readouterr().err
+    )
+    assert cli(["round", "run", str(tmp_path / "none.yaml"), "--db", sqlite_url]) == 2
+    assert "none.yaml: cannot read" in capsys.readouterr().err
     assert list_rounds(sqlite_url) == []
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from sqlmodel import select
 
+from rlhf.models import registry
 from rlhf.quality.selection import ImplicitRewardScorer, Prioritizer, RewardModelScorer, reward_model_path
 from storage import priority, queue
 from storage.crud import StoreError, add_prompt, create_user, get_or_create_generation
@@ -15,18 +16,31 @@ from storage.db import session_scope
 from storage.models import AnnotationItem, ModelVersion, Round
 
 
-def _queue(url, *, prompts=6, live_round_dir=None, tmp_path=None):
-    """v0 → v1 (made by a round whose work dir is `live_round_dir`) → v2 (live, its round has no reward model)."""
+def _queue(url, *, prompts=6, reward_model_dir=None, tmp_path=None):
+    """v0 → v1 (made by a round that registered `reward_model_dir` as its reward model) → v2 (live, its round
+    has no reward model)."""
     with session_scope(url) as session:
         user = create_user(session, username="ann", password="pw").id
         v0 = ModelVersion(name="v0", base_model="tiny", artifact_path="/x", status="ready")
         session.add(v0)
         session.flush()
         parent = v0
-        for name, work_dir in (("v1", live_round_dir), ("v2", tmp_path / "round-2" if tmp_path else None)):
+        for name, work_dir in (("v1", None), ("v2", tmp_path / "round-2" if tmp_path else None)):
             row = Round(config_yaml="", status="succeeded", work_dir=str(work_dir) if work_dir else None)
             session.add(row)
             session.flush()
+            if name == "v1" and reward_model_dir is not None:
+                session.add(
+                    ModelVersion(
+                        name="v1-rm",
+                        kind="reward",
+                        base_model="tiny",
+                        artifact_path=str(reward_model_dir),
+                        status="ready",
+                        parent_id=parent.id,
+                        round_id=row.id,
+                    )
+                )
             version = ModelVersion(
                 name=name,
                 base_model="tiny",
@@ -85,10 +99,12 @@ def test_the_live_lineage_reward_model_scores_the_queue(sqlite_url, tmp_path, ti
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1).save_pretrained(reward)
     load_tokenizer(str(tiny_model_dir)).save_pretrained(reward)
-    user, items = _queue(sqlite_url, live_round_dir=tmp_path / "round-1", tmp_path=tmp_path)
+    user, items = _queue(sqlite_url, reward_model_dir=reward, tmp_path=tmp_path)
     with session_scope(sqlite_url) as session:
         live = session.exec(select(ModelVersion).where(ModelVersion.is_live)).one()
-        assert reward_model_path(session, live) == reward  # found on the parent's round
+        assert reward_model_path(session, live) == reward  # registered by the parent's round
+        with pytest.raises(StoreError, match="is a reward model"):
+            registry.set_live(session, name="v1-rm")
         pairs = priority.open_pairs(session)
 
     prioritizer = Prioritizer(sqlite_url, "uncertainty")
