@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install demo test browser bench
+.PHONY: install demo test lint browser bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,3 +26,7 @@ demo: install
 
 test: install browser
 	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest
+
+# ruff lint + format check (config in pyproject.toml); CI runs it before the tests.
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
