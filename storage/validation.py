@@ -107,14 +107,7 @@ def problems(
     prefix: str = "",
 ) -> list[str]:
     """One `FILE: key: problem (line N)` per pydantic error (`FILE:LINE: key: problem` for a record)."""
-    out = []
-    for key, message in located(error, model=model, prefix=prefix):
-        where_line = nearest_line(lines or {}, key)
-        if line is not None:
-            out.append(f"{path}:{line}: {key}: {message}")
-        else:
-            out.append(f"{path}: {key}: {message}" + (f" (line {where_line})" if where_line else ""))
-    return out
+    return problem_lines(located(error, model=model, prefix=prefix), path=path, lines=lines, line=line)
 
 
 def located(error: ValidationError, *, model: type | None, prefix: str = "") -> list[tuple[str, str]]:
@@ -230,6 +223,12 @@ def yaml_typed(annotation: Any) -> Any:
     return annotation
 
 
+class _LibraryFields(Strict):
+    """Base of `dataclass_model`s: a library's fields may be typed with its own classes."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+
 def dataclass_model(cls: type, *, name: str | None = None, exclude: Iterable[str] = (), **extra: Any):
     """A Strict pydantic model of a library's config dataclass (e.g. a TRL config): one optional field per
     init field, typed as a YAML value must be (`yaml_typed`). `extra`: more fields, as `create_model` takes them.
@@ -249,8 +248,7 @@ def dataclass_model(cls: type, *, name: str | None = None, exclude: Iterable[str
         except PydanticUserError:
             annotation = Any
         fields[item.name] = (annotation, None)
-    base = type(f"{cls.__name__}Base", (Strict,), {"model_config": ConfigDict(arbitrary_types_allowed=True)})
-    return create_model(name or cls.__name__, __base__=base, **fields, **extra)
+    return create_model(name or cls.__name__, __base__=_LibraryFields, **fields, **extra)
 
 
 def problem_lines(
@@ -258,20 +256,23 @@ def problem_lines(
     *,
     path: str,
     lines: Mapping[str, int] | None = None,
+    line: int | None = None,
     notes: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """`FILE: key: problem (line N)` for (key, problem) pairs; `notes`: key prefix → where it came from
-    instead of a line (e.g. a command-line override)."""
+    """`FILE: key: problem (line N)` for (key, problem) pairs, `FILE:LINE: key: problem` for one record at
+    `line`; `notes`: key prefix → where it came from instead of a line (e.g. a command-line override)."""
     out = []
     for key, message in found:
         note = next(
             (text for prefix, text in (notes or {}).items() if key == prefix or key.startswith(prefix + ".")), None
         )
-        if note is not None:
+        if line is not None:
+            out.append(f"{path}:{line}: {key}: {message}")
+        elif note is not None:
             out.append(f"{path}: {key}: {message} ({note})")
-            continue
-        line = nearest_line(lines or {}, key)
-        out.append(f"{path}: {key}: {message}" + (f" (line {line})" if line else ""))
+        else:
+            key_line = nearest_line(lines or {}, key)
+            out.append(f"{path}: {key}: {message}" + (f" (line {key_line})" if key_line else ""))
     return out
 
 

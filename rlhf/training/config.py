@@ -8,6 +8,7 @@ its TRL config class, so the YAML takes exactly the fields that TRL version has.
 
 from __future__ import annotations
 
+import copy
 import functools
 import tempfile
 import warnings
@@ -31,8 +32,6 @@ ROUND_OWNED = {"output_dir"}
 ACCELERATE_CONFIGS = configs.ACCELERATE
 
 ConfigError = validation.ConfigError
-
-Share = YamlFloat
 
 
 def trl_config_class(stage: str) -> type:
@@ -108,8 +107,8 @@ class GateSpec(Strict):
 
     model_config = ConfigDict(strict=True)
 
-    min_win_rate: Share = Field(0.55, ge=0, le=1)
-    min_reward_accuracy: Share | None = Field(None, ge=0, le=1)
+    min_win_rate: YamlFloat = Field(0.55, ge=0, le=1)
+    min_reward_accuracy: YamlFloat | None = Field(None, ge=0, le=1)
     block_on_length_bias: bool = False
     degeneration: DegenerationLimits = Field(default_factory=DegenerationLimits)
 
@@ -217,7 +216,7 @@ def parse_round_config(text: str, path: str = "<config>", overrides: list[str] |
 
 def apply_overrides(raw: dict, overrides, path: str) -> tuple[dict, dict[str, str]]:
     """`raw` with each `dotted.key=value` set (value read as YAML, so `0.3` is a number, `null` is None)."""
-    merged = yaml.safe_load(yaml.safe_dump(raw))
+    merged = copy.deepcopy(raw)
     notes, problems = {}, []
     for override in overrides:
         key, sep, value = override.partition("=")

@@ -225,13 +225,8 @@ def register(
         row = session.get(Round, round_id)
         if row.output_version_id is not None:
             return session.get(ModelVersion, row.output_version_id)
-    version = _publish_folder(
-        url, round_id, version_name(config, round_id), Path(policy.path), config.policy_stage, parent, config, metrics
-    )
-    with session_scope(url) as session:
-        row = session.get(Round, round_id)
-        row.output_version_id = version.id
-    return version
+    name = version_name(config, round_id)
+    return _publish_folder(url, round_id, name, Path(policy.path), config.policy_stage, parent, config, metrics)
 
 
 def register_reward_model(
@@ -244,7 +239,7 @@ def register_reward_model(
         existing = registry.get_version(session, name=name)
     if existing is not None:
         return existing
-    reward_metrics = {key: metrics[key] for key in ("reward_model",) if key in metrics}
+    reward_metrics = {"reward_model": metrics["reward_model"]} if "reward_model" in metrics else {}
     return _publish_folder(url, round_id, name, folder, "reward", parent, config, reward_metrics)
 
 
@@ -258,6 +253,8 @@ def _publish_folder(
     config: RoundConfig,
     metrics: dict,
 ) -> ModelVersion:
+    """Copy `source` beside the round, then move it into the registry as `name` in one transaction; the policy
+    version is recorded on the round in that same transaction, so a crash never leaves it registered but unowned."""
     with session_scope(url) as session:
         staged = Path(session.get(Round, round_id).work_dir) / "scratch" / f"register-{kind}"
     shutil.rmtree(staged, ignore_errors=True)
@@ -268,7 +265,7 @@ def _publish_folder(
         row = session.get(Round, round_id)
         if leftover.exists() and registry.get_version(session, name=name) is None:
             shutil.rmtree(leftover)
-        return registry.publish_version(
+        version = registry.publish_version(
             session,
             name=name,
             write=lambda folder: [shutil.move(str(entry), str(folder / entry.name)) for entry in staged.iterdir()],
@@ -282,6 +279,9 @@ def _publish_folder(
             config={"path": config.path, "yaml": config.text, "stages": list(config.stages)},
             metrics=metrics,
         )
+        if kind == config.policy_stage:
+            row.output_version_id = version.id
+        return version
 
 
 def publish(url: str, name: str, gate: dict, by: str) -> bool:

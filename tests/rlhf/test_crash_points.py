@@ -80,7 +80,10 @@ def test_round_survives_sigkill_at_every_point(sqlite_url, tiny_model_dir, tmp_p
         assert row.status == "failed" and f"died during stage {point}" in row.error
         with session_scope(sqlite_url) as session:
             registered = session.exec(select(ModelVersion).where(ModelVersion.round_id == round_id)).all()
-            assert registered == [], "no version is recorded before register commits"
+            policies = [v for v in registered if v.kind != "reward"]
+            assert policies == [], "no policy version is recorded before register commits"
+            # the reward model is registered whole, in its own transaction, just before the policy
+            assert [(v.kind, v.status) for v in registered] == ([("reward", "ready")] if point == "register" else [])
         survived.append(point)
 
     monkeypatch.setenv("CRASH_POINT", "")
@@ -93,6 +96,8 @@ def test_round_survives_sigkill_at_every_point(sqlite_url, tiny_model_dir, tmp_p
         version = session.get(ModelVersion, row.output_version_id)
         assert version.name == version_name(load_round_config(CONFIG), round_id)
         assert version.status == "ready" and Path(version.artifact_path).is_dir()
+        kinds = session.exec(select(ModelVersion.kind).where(ModelVersion.round_id == round_id)).all()
+        assert sorted(kinds) == ["dpo", "reward"]  # the resume did not register the reward model twice
     events = [json.loads(line) for line in Path(row.log_path).read_text().splitlines()]
     resumed = [e["resumed_after"] for e in events if e["event"] == "start"]
     assert resumed == [[], [], [], ["sft"], ["sft", "reward"], ["sft", "reward", "dpo"]]
