@@ -24,73 +24,66 @@ from storage.imports import (
     ImportFailed,
     ImportReport,
     RecordError,
-    _Checker,
     _ensure_generations,
     _ensure_prompts,
+    checked,
     fail_if_bad,
     parse_records,
 )
 from storage.models import AnnotationItem, utcnow
+from storage.records import GOLD as GOLD_RECORD
+from storage.records import GOLD_ARMS, GoldPair, GoldRating
 
 GOLD = "gold"
 DEFAULT_OVERLAP = 50
 """Annotators each gold item is served to: gold is meant to be seen by (nearly) everyone."""
 
-_FIELDS = {
-    "pairwise": {"kind", "prompt", "a", "b", "choice"},
-    "rating": {"kind", "prompt", "response", "score"},
-}
-
 
 @dataclass
-class _GoldRecord:
+class _GoldItem:
     where: str
-    kind: str
-    prompt: str
-    responses: list[str]
-    answer: dict[str, Any]
+    record: GoldPair | GoldRating
+
+    @property
+    def kind(self) -> str:
+        return self.record.kind
+
+    @property
+    def prompt(self) -> str:
+        return self.record.prompt
+
+    @property
+    def responses(self) -> list[str]:
+        return self.record.responses
+
+    @property
+    def answer(self) -> dict[str, Any]:
+        return self.record.answer
 
 
-def _kind_of(check: _Checker) -> str | None:
-    record = check.record
-    if "kind" in record:
-        if not isinstance(record["kind"], str) or record["kind"] not in _FIELDS:
-            check.fail("kind", f"{record['kind']!r} is not one of {', '.join(_FIELDS)}")
+def _parse(where: str, record: dict[str, Any], errors: list[RecordError], lax: bool) -> _GoldItem | None:
+    """A gold line may leave out `kind`: a, b and choice make it pairwise, response and score a rating."""
+    if "kind" not in record:
+        if {"a", "b", "choice"} & set(record):
+            record = {**record, "kind": "pairwise"}
+        elif {"response", "score"} & set(record):
+            record = {**record, "kind": "rating"}
+        else:
+            errors.append(
+                RecordError(
+                    where,
+                    "kind",
+                    "cannot tell the item's kind: give a, b and choice (pairwise) or response and score (rating)",
+                )
+            )
             return None
-        return record["kind"]
-    if {"a", "b", "choice"} & set(record):
-        return "pairwise"
-    if {"response", "score"} & set(record):
-        return "rating"
-    check.fail("kind", "cannot tell the item's kind: give a, b and choice (pairwise) or response and score (rating)")
-    return None
+    parsed = checked(GOLD_RECORD, where, record, errors, lax=lax, arms=GOLD_ARMS)
+    return _GoldItem(where, parsed) if parsed is not None else None
 
 
-def _parse(where: str, record: dict[str, Any], errors: list[RecordError]) -> _GoldRecord | None:
-    check = _Checker(where, record, errors)
-    before = len(errors)
-    kind = _kind_of(check)
-    if kind is None:
-        return None
-    check.known_fields(_FIELDS[kind])
-    prompt = check.text("prompt")
-    responses: list[str] = []
-    answer: dict[str, Any] = {}
-    if kind == "pairwise":
-        responses, choice = check.pair()
-        answer = {"choice": choice}
-    else:
-        response = check.text("response")
-        responses = [response] if response is not None else []
-        answer = {"score": check.score()}
-    if len(errors) > before:
-        return None
-    return _GoldRecord(where, kind, prompt, responses, answer)
-
-
-def _same_item_twice(parsed: list[_GoldRecord], errors: list[RecordError]) -> None:
+def _same_item_twice(parsed: list[_GoldItem], errors: list[RecordError]) -> None:
     """The same question twice in one file must carry the same answer."""
-    first: dict[tuple, _GoldRecord] = {}
+    first: dict[tuple, _GoldItem] = {}
     for record in parsed:
         key = (record.kind, record.prompt, *record.responses)
         earlier = first.setdefault(key, record)

@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from storage.crud import MAX_TEXT_BYTES, StoreError, content_hash, insert_or_ignore
 from storage.db import session_scope
-from storage.models import PAIR_CHOICES, Generation, Judgment, Prompt, User, utcnow
+from storage.models import Generation, Judgment, Prompt, User, utcnow
+from storage.records import JUDGMENT, JUDGMENT_ARMS, PROMPT, JudgmentRecord, PromptRecord, validate_record
+from storage.validation import MAX_DEPTH
 
 MAX_ERRORS_SHOWN = 20
 csv.field_size_limit(max(csv.field_size_limit(), 4 * MAX_TEXT_BYTES))  # let the 1 MiB check name the field
@@ -98,6 +101,9 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
             except json.JSONDecodeError as error:
                 yield where, RecordError(where, "json", f"not valid JSON ({error.msg} at column {error.colno})")
                 continue
+            except RecursionError:
+                yield where, RecordError(where, "json", f"nested more than {MAX_DEPTH} levels deep")
+                continue
             if not isinstance(record, dict):
                 yield where, RecordError(where, "json", f"expected an object, got {type(record).__name__}")
                 continue
@@ -144,17 +150,26 @@ def _has_lone_surrogate(record: dict[str, Any]) -> bool:
 
 
 def parse_records(path: Path, parse) -> tuple[list, list[RecordError]]:
-    """Every record of `path` through `parse(where, record, errors)` (None: rejected), and all errors found."""
+    """Every record of `path` through `parse(where, record, errors, lax)` (None: rejected), and all errors
+    found; `lax` for CSV, whose values are all text (a score of "3" is 3 there, not in JSON)."""
     errors: list[RecordError] = []
     parsed: list = []
+    lax = path.suffix.lower() in {".csv", ".tsv"}
     for where, record in read_records(path):
         if isinstance(record, RecordError):
             errors.append(record)
             continue
-        item = parse(where, record, errors)
+        item = parse(where, record, errors, lax)
         if item is not None:
             parsed.append(item)
     return parsed, errors
+
+
+def checked(adapter: TypeAdapter, where: str, record: dict[str, Any], errors: list[RecordError], **options: Any) -> Any:
+    """The record validated by `adapter` (see storage.records.validate_record), or None with its problems added."""
+    parsed, found = validate_record(adapter, record, **options)
+    errors.extend(RecordError(where, key, message) for key, message in found)
+    return parsed
 
 
 def fail_if_bad(path: Path, parsed: list, errors: list[RecordError], *, first_field: str) -> None:
@@ -165,90 +180,17 @@ def fail_if_bad(path: Path, parsed: list, errors: list[RecordError], *, first_fi
         raise ImportFailed(path, [RecordError(str(path), first_field, "the file holds no records")])
 
 
-class _Checker:
-    """Collects field errors for one record."""
-
-    def __init__(self, where: str, record: dict[str, Any], errors: list[RecordError]):
-        self.where, self.record, self.errors = where, record, errors
-
-    def fail(self, field_name: str, message: str) -> None:
-        self.errors.append(RecordError(self.where, field_name, message))
-
-    def text(self, name: str, *, required: bool = True, max_bytes: int = MAX_TEXT_BYTES) -> str | None:
-        if name not in self.record:
-            if required:
-                self.fail(name, "missing")
-            return None
-        value = self.record[name]
-        if not isinstance(value, str):
-            self.fail(name, f"expected text, got {type(value).__name__}")
-            return None
-        if not value.strip():
-            self.fail(name, "must not be empty")
-            return None
-        size = len(value.encode("utf-8"))
-        if size > max_bytes:
-            self.fail(name, f"{size} bytes is over the {max_bytes}-byte limit")
-            return None
-        return value
-
-    def pair(self) -> tuple[list[str], Any]:
-        """A pairwise record's responses [a, b] (empty if either is bad) and its choice."""
-        a, b = self.text("a"), self.text("b")
-        responses = []
-        if a is not None and b is not None:
-            if a == b:
-                self.fail("b", "is the same text as a")
-            responses = [a, b]
-        choice = self.record.get("choice")
-        if not isinstance(choice, str) or choice not in PAIR_CHOICES:
-            self.fail(
-                "choice",
-                f"{choice!r} is not one of {', '.join(PAIR_CHOICES)}" if "choice" in self.record else "missing",
-            )
-        return responses, choice
-
-    def score(self) -> Any:
-        """A rating's score, a whole number from 1 to 5."""
-        score = self.record.get("score")
-        if "score" not in self.record:
-            self.fail("score", "missing")
-        elif isinstance(score, bool) or not isinstance(score, int):
-            self.fail("score", f"expected a whole number from 1 to 5, got {type(score).__name__}")
-        elif not 1 <= score <= 5:
-            self.fail("score", f"{score} is out of range 1..5")
-        return score
-
-    def known_fields(self, allowed: set[str]) -> None:
-        for name in sorted(set(self.record) - allowed):
-            self.fail(name, f"unknown field (expected one of: {', '.join(sorted(allowed))})")
-
-
 # --- prompts --------------------------------------------------------------------
-
-
-def _parse_tags(check: _Checker) -> list[str]:
-    tags = check.record.get("tags", [])
-    if isinstance(tags, str):
-        return [tag.strip() for tag in tags.split(",") if tag.strip()]
-    if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
-        return tags
-    check.fail("tags", "expected a list of strings or comma-separated text")
-    return []
 
 
 def import_prompts(path: str | Path, *, url: str | None = None, source: str | None = None) -> ImportReport:
     path = Path(path)
 
-    def parse(where: str, record: dict[str, Any], errors: list[RecordError]) -> dict[str, Any] | None:
-        check = _Checker(where, record, errors)
-        check.known_fields({"prompt", "source", "tags", "id"})
-        text = check.text("prompt")
-        row_source = check.text("source", required=False, max_bytes=512)
-        tags = _parse_tags(check)
-        if text is None:
+    def parse(where: str, record: dict[str, Any], errors: list[RecordError], lax: bool) -> dict[str, Any] | None:
+        parsed = checked(PROMPT, where, record, errors, lax=lax, model=PromptRecord)
+        if parsed is None:
             return None
-        return {"text": text, "source": row_source or source or path.name, "tags": tags}
+        return {"text": parsed.prompt, "source": parsed.source or source or path.name, "tags": parsed.tags}
 
     rows, errors = parse_records(path, parse)
     fail_if_bad(path, rows, errors, first_field="prompt")
@@ -305,70 +247,19 @@ def _existing(session: Session, key_column, id_column, keys: list, *extra_filter
 
 # --- judgments -----------------------------------------------------------------------
 
-_COMMON = {"kind", "annotator", "prompt", "duration_ms", "comment"}
-_FIELDS = {
-    "pairwise": _COMMON | {"a", "b", "choice"},
-    "rating": _COMMON | {"response", "score"},
-    "ranking": _COMMON | {"responses"},
-    "correction": _COMMON | {"response", "corrected"},
-}
 
-
-@dataclass
-class _ParsedJudgment:
-    kind: str
-    annotator: str
-    prompt: str
-    responses: list[str]
-    payload: dict[str, Any]
-    duration_ms: int | None
-    client_key: str
-
-
-def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError]) -> _ParsedJudgment | None:
-    check = _Checker(where, record, errors)
-    before = len(errors)
-    kind = record.get("kind")
-    if not isinstance(kind, str) or kind not in _FIELDS:
-        check.fail("kind", f"{kind!r} is not one of {', '.join(_FIELDS)}" if "kind" in record else "missing")
-        return None
-    check.known_fields(_FIELDS[kind])
-    annotator = check.text("annotator", max_bytes=128)
-    prompt = check.text("prompt")
-    payload: dict[str, Any] = {}
-    responses: list[str] = []
-    if kind == "pairwise":
-        responses, payload["choice"] = check.pair()
-    elif kind == "rating":
-        response = check.text("response")
-        responses = [response] if response is not None else []
-        payload["score"] = check.score()
-    elif kind == "ranking":
-        ranked = record.get("responses")
-        if not isinstance(ranked, list) or not all(isinstance(r, str) and r.strip() for r in ranked):
-            check.fail("responses", "expected a list of non-empty texts, best first")
-        elif not 2 <= len(ranked) <= 16:
-            check.fail("responses", f"a ranking needs 2..16 responses, got {len(ranked)}")
-        elif len(set(ranked)) != len(ranked):
-            check.fail("responses", "the same response appears twice")
-        elif any(len(r.encode("utf-8")) > MAX_TEXT_BYTES for r in ranked):
-            check.fail("responses", f"a response is over the {MAX_TEXT_BYTES}-byte limit")
-        else:
-            responses = ranked
-    elif kind == "correction":
-        response, corrected = check.text("response"), check.text("corrected")
-        responses = [response] if response is not None else []
-        payload["corrected"] = corrected
-    if "comment" in record:
-        payload["comment"] = check.text("comment", required=False)
-    duration = record.get("duration_ms")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int) or duration < 0):
-        check.fail("duration_ms", f"expected a whole number ≥ 0, got {duration!r}")
-    if len(errors) > before:
+def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError], lax: bool) -> _Judgment | None:
+    parsed = checked(JUDGMENT, where, record, errors, lax=lax, arms=JUDGMENT_ARMS)
+    if parsed is None:
         return None
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
-    key = "import:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:48]
-    return _ParsedJudgment(kind, annotator, prompt, responses, payload, duration, key)
+    return _Judgment(parsed, "import:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:48])
+
+
+@dataclass(frozen=True)
+class _Judgment:
+    record: JudgmentRecord
+    client_key: str
 
 
 def import_judgments(path: str | Path, *, url: str | None = None) -> ImportReport:
@@ -379,9 +270,10 @@ def import_judgments(path: str | Path, *, url: str | None = None) -> ImportRepor
 
     report = ImportReport(path=path, what="judgments", records=len(parsed))
     with session_scope(url) as session:
-        users = _ensure_annotators(session, {j.annotator for j in parsed}, report)
-        prompt_ids = _ensure_prompts(session, [{"text": j.prompt, "source": path.name} for j in parsed]).by_hash
-        generation_ids = _ensure_generations(session, parsed, prompt_ids)
+        records = [j.record for j in parsed]
+        users = _ensure_annotators(session, {r.annotator for r in records}, report)
+        prompt_ids = _ensure_prompts(session, [{"text": r.prompt, "source": path.name} for r in records]).by_hash
+        generation_ids = _ensure_generations(session, records, prompt_ids)
         known = set(_existing(session, Judgment.client_key, Judgment.id, sorted({j.client_key for j in parsed})))
         now = utcnow()
         rows = []
@@ -390,18 +282,19 @@ def import_judgments(path: str | Path, *, url: str | None = None) -> ImportRepor
                 report.duplicates += 1
                 continue
             known.add(judgment.client_key)
-            prompt_id = prompt_ids[content_hash(judgment.prompt)]
-            ids = [generation_ids[(prompt_id, content_hash(text))] for text in judgment.responses]
+            record = judgment.record
+            prompt_id = prompt_ids[content_hash(record.prompt)]
+            ids = [generation_ids[(prompt_id, content_hash(text))] for text in record.responses]
             rows.append(
                 {
-                    "kind": judgment.kind,
-                    "user_id": users[judgment.annotator],
+                    "kind": record.kind,
+                    "user_id": users[record.annotator],
                     "prompt_id": prompt_id,
                     "item_id": None,
                     "generation_ids": ids,
-                    "payload": judgment.payload,
+                    "payload": record.payload(),
                     "shown_order": None,
-                    "duration_ms": judgment.duration_ms,
+                    "duration_ms": record.duration_ms,
                     "client_key": judgment.client_key,
                     "source": f"import:{path.name}"[:512],
                     "created_at": now,
@@ -426,14 +319,13 @@ def _ensure_annotators(session: Session, names: set[str], report: ImportReport) 
     return users
 
 
-def _ensure_generations(
-    session: Session, parsed: list[_ParsedJudgment], prompt_ids: dict[str, int]
-) -> dict[tuple[int, str], int]:
-    """Imported responses become version-less Generations, one per (prompt, text)."""
+def _ensure_generations(session: Session, records: list, prompt_ids: dict[str, int]) -> dict[tuple[int, str], int]:
+    """Imported responses (each record's `prompt` and `responses`) become version-less Generations,
+    one per (prompt, text)."""
     wanted: dict[tuple[int, str], str] = {}
-    for judgment in parsed:
-        prompt_id = prompt_ids[content_hash(judgment.prompt)]
-        for text in judgment.responses:
+    for record in records:
+        prompt_id = prompt_ids[content_hash(record.prompt)]
+        for text in record.responses:
             wanted.setdefault((prompt_id, content_hash(text)), text)
     found = _generation_ids(session, {prompt_id for prompt_id, _ in wanted})
     missing = [key for key in wanted if key not in found]

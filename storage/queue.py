@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Select, and_, bindparam, case, delete, distinct, exists, func, literal, or_, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -315,23 +316,21 @@ class QueuedItem:
     purpose: str = TRAIN
 
 
-@dataclass(frozen=True)
-class Extras:
+class Extras(BaseModel):
     """How often quality checks are mixed into a user's queue; `rng` draws (seed it for tests)."""
 
-    gold_rate: float = 0.0
-    swap_rate: float = 0.0
-    swap_gap: int = 5
-    rng: random.Random = field(default_factory=random.Random, compare=False)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, extra="forbid")
 
-    def __post_init__(self):
-        for name in ("gold_rate", "swap_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise StoreError(f"{name}: must be between 0 and 1, got {getattr(self, name)!r}")
+    gold_rate: float = Field(0.0, ge=0.0, le=1.0)
+    swap_rate: float = Field(0.0, ge=0.0, le=1.0)
+    swap_gap: int = Field(5, ge=0)
+    rng: random.Random = Field(default_factory=random.Random, exclude=True)
+
+    @model_validator(mode="after")
+    def _room_for_work(self) -> Extras:
         if self.gold_rate + self.swap_rate > 1.0:
-            raise StoreError(f"gold_rate + swap_rate: must be at most 1, got {self.gold_rate + self.swap_rate!r}")
-        if self.swap_gap < 0:
-            raise StoreError(f"swap_gap: must be >= 0, got {self.swap_gap!r}")
+            raise ValueError(f"gold_rate + swap_rate must be at most 1, got {self.gold_rate + self.swap_rate!r}")
+        return self
 
 
 NO_EXTRAS = Extras()

@@ -81,7 +81,10 @@ BAD_CASES = {
     "score out of range": ([dict(GOOD[1], score=7)], ":1: score: 7 is out of range 1..5"),
     "score as text": ([dict(GOOD[1], score="5")], ":1: score: expected a whole number"),
     "unknown choice": ([dict(GOOD[0], choice="left")], ":1: choice: 'left' is not one of"),
-    "typo in a field name": ([dict(GOOD[0], choise="a")], ":1: choise: unknown field"),
+    "typo in a field name": (
+        [dict(GOOD[0], choise="a")],
+        ":1: choise: unknown key for kind 'pairwise' (did you mean choice?)",
+    ),
     "unknown kind": ([dict(GOOD[0], kind="vote")], ":1: kind: 'vote' is not one of"),
     "over 1 MiB": ([dict(GOOD[1], response="x" * (1 << 20 + 1))], ":1: response: 2097152 bytes is over"),
     "not an object": (GOOD[:3] + ["[1, 2]"], ":4: json: expected an object"),
@@ -139,3 +142,49 @@ def test_texts_up_to_one_mebibyte_are_accepted(sqlite_url, tmp_path):
     assert report.created == 1
     with pytest.raises(ImportFailed, match="over the 1048576-byte limit"):
         import_prompts(write_jsonl(tmp_path / "bigger.jsonl", [{"prompt": big + "x"}]), url=sqlite_url)
+
+
+def test_csv_numbers_are_read_from_text_but_json_numbers_must_be_numbers(db_url, tmp_path):
+    csv_file = tmp_path / "ratings.csv"
+    csv_file.write_text(
+        "kind,annotator,prompt,response,score,duration_ms\nrating,ann1,Say hi,hi,4,1200\n", encoding="utf-8"
+    )
+    report = import_judgments(csv_file, url=db_url)
+    assert report.created == 1
+    with session_scope(db_url) as session:
+        judgment = session.exec(select(Judgment)).one()
+    assert (judgment.payload, judgment.duration_ms) == ({"score": 4}, 1200)
+
+    as_json = write_jsonl(tmp_path / "ratings.jsonl", [dict(GOOD[1], duration_ms="1200")])
+    with pytest.raises(ImportFailed, match=r"ratings\.jsonl:1: duration_ms: expected a whole number from 0 to"):
+        import_judgments(as_json, url=db_url)
+
+
+def test_every_problem_of_a_record_and_of_the_file_is_reported_at_once(sqlite_url, tmp_path):
+    path = write_jsonl(
+        tmp_path / "bad.jsonl",
+        [
+            dict(GOOD[1], score=9, duration_ms=90_000_000, annotator=""),
+            {"annotator": "ann1", "prompt": "p"},
+            dict(GOOD[2], responses=["same", "same"]),
+            dict(GOOD[0], b=GOOD[0]["a"]),
+            dict(GOOD[3], note=[[[[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]]]]),
+        ],
+    )
+    with pytest.raises(ImportFailed) as failure:
+        import_judgments(path, url=sqlite_url)
+    assert [str(e).split("bad.jsonl")[1] for e in failure.value.errors] == [
+        ":1: score: 9 is out of range 1..5",
+        ":1: annotator: must not be empty",
+        ":1: duration_ms: 90000000 is out of range 0..86400000",
+        ":2: kind: missing",
+        ":3: responses: the same response appears twice",
+        ":4: b: is the same text as a",
+        ":5: note: nested more than 20 levels deep",
+    ]
+
+
+def test_a_line_nested_past_what_json_can_read_is_one_error_not_a_crash(sqlite_url, tmp_path):
+    path = write_jsonl(tmp_path / "deep.jsonl", [GOOD[0], '{"kind": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+    with pytest.raises(ImportFailed, match=r"deep\.jsonl:2: json: (nested more than|not valid JSON)"):
+        import_judgments(path, url=sqlite_url)

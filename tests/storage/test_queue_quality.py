@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
+from pydantic import ValidationError
 from sqlmodel import select
 
 from rlhf.quality.analytics import annotator_report
@@ -243,3 +245,18 @@ def test_disagreement_priorities_serve_contested_items_first(db_url):
         priority.set_priorities(session, scores)
     with session_scope(db_url) as session:
         assert queue.next_item(session, user_id=c, kind="pairwise").id == contested
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"gold_rate": 1.5}, "gold_rate"),
+        ({"swap_rate": -0.1}, "swap_rate"),
+        ({"swap_gap": -1}, "swap_gap"),
+        ({"gold_rate": 0.6, "swap_rate": 0.6}, "gold_rate + swap_rate must be at most 1"),
+        ({"gold_rte": 0.1}, "gold_rte"),
+    ],
+)
+def test_extras_refuse_rates_that_leave_no_room_for_work(options, problem):
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        queue.Extras(**options)
