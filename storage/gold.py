@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.crud import content_hash
 from storage.db import session_scope
@@ -150,13 +150,13 @@ def import_gold(path: str | Path, *, url: str | None = None, overlap: int = DEFA
     return report
 
 
-def _stored_gold(session: Session, prompt_ids: set[int]) -> dict[tuple, dict[str, Any]]:
+def _stored_gold(session: Session, prompt_ids: set[int]) -> dict[tuple, Any]:
     """(kind, prompt id, generation ids) → answer of the gold items already stored for these prompts."""
     query = select(
         AnnotationItem.kind, AnnotationItem.prompt_id, AnnotationItem.generation_ids, AnnotationItem.gold_answer
     ).where(AnnotationItem.purpose == GOLD)
     ordered, found = sorted(prompt_ids), {}
     for start in range(0, len(ordered), _CHUNK):
-        chunk = query.where(AnnotationItem.prompt_id.in_(ordered[start : start + _CHUNK]))
+        chunk = query.where(col(AnnotationItem.prompt_id).in_(ordered[start : start + _CHUNK]))
         found.update({(kind, prompt_id, tuple(ids)): answer for kind, prompt_id, ids, answer in session.exec(chunk)})
     return found

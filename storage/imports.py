@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.crud import MAX_TEXT_BYTES, StoreError, content_hash, insert_or_ignore
 from storage.db import session_scope
@@ -354,8 +354,8 @@ def _generation_ids(session: Session, prompt_ids: set[int]) -> dict[tuple[int, s
     found: dict[tuple[int, str], int] = {}
     ordered = sorted(prompt_ids)
     for start in range(0, len(ordered), _CHUNK):
-        query = select(Generation.prompt_id, Generation.text_hash, Generation.id).where(
-            Generation.prompt_id.in_(ordered[start : start + _CHUNK]), Generation.model_version_id.is_(None)
+        query = select(col(Generation.prompt_id), col(Generation.text_hash), col(Generation.id)).where(
+            col(Generation.prompt_id).in_(ordered[start : start + _CHUNK]), col(Generation.model_version_id).is_(None)
         )
         for prompt_id, text_hash, generation_id in session.execute(query):
             found.setdefault((prompt_id, text_hash), generation_id)
