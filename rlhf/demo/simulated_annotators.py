@@ -8,6 +8,7 @@ benchmark and the analytics tests use them to have something to find.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -37,16 +38,63 @@ def mentions(keyword: str) -> Rule:
     return score
 
 
+def concise(tolerance: float = 0.15) -> Rule:
+    """Prefers the shorter response; lengths within `tolerance` of each other are a tie (people do not count
+    characters), so only clearly shorter answers win."""
+    step = math.log1p(tolerance)
+    return lambda text: -float(math.floor(math.log1p(len(text)) / step))
+
+
+NUMBERED_LINE = re.compile(r"^\s*(?:\d+[.)]|step \d+[:.])\s+\S", re.IGNORECASE | re.MULTILINE)
+
+
+def numbered_steps(cap: int = 6) -> Rule:
+    """Prefers answers laid out as a numbered list (more numbered lines, up to `cap`): what a reader wants
+    when the prompt asks for steps. Meant for the demo's `steps` prompts."""
+    return lambda text: float(min(cap, len(NUMBERED_LINE.findall(text))))
+
+
+APOLOGY = re.compile(
+    r"\b(?:sorry|apologi[sz]e|apologies|unfortunately|as an ai|language model|i (?:can ?not|can't|cannot|am unable|'m unable"
+    r"|am not able|'m not able|don't have (?:access|the ability)|do not have (?:access|the ability)))\b",
+    re.IGNORECASE,
+)
+
+
+def no_apology() -> Rule:
+    """Prefers answers without apologies or refusals ("I'm sorry", "as an AI", "I can't"): an answer that helps
+    with what it can, or says plainly what it cannot, beats one that apologises. Meant for the `cannot` prompts."""
+    return lambda text: -float(len(APOLOGY.findall(text)))
+
+
+FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'll|i'd|me|my|mine|myself)\b", re.IGNORECASE)
+
+
+def impersonal(cap: int = 6) -> Rule:
+    """Prefers answers about the request rather than about the assistant: fewer I / me / my (up to `cap`).
+    Asked to do what it cannot (book a table, read a camera), SmolLM2 role-plays a person ("I'm Sarah…");
+    a reader wants the facts or a plain "this needs a booking site". Meant for the `cannot` prompts."""
+    return lambda text: -float(min(cap, len(FIRST_PERSON.findall(text))))
+
+
 RULES: dict[str, Callable[[str], Rule]] = {
+    "concise": lambda _arg: concise(),
+    "impersonal": lambda _arg: impersonal(),
+    "numbered_steps": lambda _arg: numbered_steps(),
+    "no_apology": lambda _arg: no_apology(),
     "more_e": lambda _arg: more_of("e"),
     "more": more_of,
     "shorter": lambda _arg: shorter(),
     "mentions": mentions,
 }
+REAL_TEXT_RULES = {"concise": None, "numbered_steps": "steps", "impersonal": "cannot"}
+"""The rules the real-model demo ships, and the tag of the bundled prompts each is judged on (None: all).
+`no_apology` is kept but not shipped: SmolLM2-135M seldom apologises, so 3 of 16 sampled pairs on the
+`cannot` prompts differed under it (13 of 16 under `impersonal`)."""
 
 
 def rule_by_name(spec: str) -> Rule:
-    """`more_e`, `shorter`, `more:TOKEN` or `mentions:WORD`."""
+    """`concise`, `numbered_steps`, `impersonal`, `no_apology` (real text), `more_e`, `shorter`, `more:TOKEN` or `mentions:WORD`."""
     name, _, argument = spec.partition(":")
     if name not in RULES:
         raise ValueError(f"rule: {spec!r} is not one of {', '.join(RULES)} (use NAME or NAME:ARG)")
