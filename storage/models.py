@@ -166,7 +166,7 @@ class AnnotationItem(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-_item = AnnotationItem.__table__.c
+_item = AnnotationItem.__table__.c  # type: ignore[attr-defined]  # set by SQLAlchemy; SQLModel's stubs omit it
 _item_open = _item.judged_count < _item.overlap
 # Open items (fewer than `overlap` judges) in serving order, so serving stops at the first free one and
 # counting a kind's open items reads only this index (hence judged_count and overlap at the end).
