@@ -112,7 +112,6 @@ def reset_priorities(session: Session) -> int:
     """Every open ordinary item back to priority 0 (queue order)."""
     return (
         session.connection()
-        .execute(update(AnnotationItem).where(*_open_train, col(AnnotationItem.priority) != 0.0)
-.values(priority=0.0))
+        .execute(update(AnnotationItem).where(*_open_train, col(AnnotationItem.priority) != 0.0).values(priority=0.0))
         .rowcount
     )

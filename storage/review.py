@@ -57,7 +57,9 @@ def side_by_side(session: Session, *, left_version_id: int, right_version_id: in
         )
         .order_by(col(Generation.id))
     ).all()
-    texts = {pid: text for pid, text in session.exec(select(Prompt.id, Prompt.text).where(col(Prompt.id).in_(prompt_ids)))}
+    texts = {
+        pid: text for pid, text in session.exec(select(Prompt.id, Prompt.text).where(col(Prompt.id).in_(prompt_ids)))
+    }
     out = []
     for pid in prompt_ids:
         mine = [g for g in rows if g.prompt_id == pid]
