@@ -149,6 +149,7 @@ class PolicyPool:
                 raise
             tokenizer = load_tokenizer(tokenizer_source(version))
         base.users.add(version.name)
+        assert version.id is not None  # a registered version
         loaded = self._loaded[version.name] = _Loaded(
             version_id=version.id, base_key=key, adapter_name=adapter_name, tokenizer=tokenizer
         )
