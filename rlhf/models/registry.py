@@ -105,7 +105,7 @@ def publish_version(
     session: Session,
     *,
     name: str,
-    write: Callable[[Path], None],
+    write: Callable[[Path], object],
     root: Path,
     base_model: str,
     kind: str,
