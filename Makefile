@@ -27,6 +27,6 @@ demo: install
 test: install browser
 	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest
 
-# ruff lint + format check (config in pyproject.toml); CI runs it before the tests.
+# ruff lint + format check and mypy type check (config in pyproject.toml); CI runs it before the tests.
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
@@ -55,9 +55,9 @@ _DEFAULT = AppConfig()
 
 Rate = Annotated[YamlFloat, Field(ge=0.0, le=1.0)]
 Share = Annotated[YamlFloat, Field(ge=0.0)]
-ItemKind = Literal[ITEM_KINDS]
-Selection = Literal[SELECTIONS]
-Scorer = Literal[SCORERS]
+ItemKind = Literal[ITEM_KINDS]  # type: ignore[valid-type]  # built at run time from the tuple
+Selection = Literal[SELECTIONS]  # type: ignore[valid-type]  # built at run time from the tuple
+Scorer = Literal[SCORERS]  # type: ignore[valid-type]  # built at run time from the tuple
 
 
 class Section(Strict):
@@ -125,7 +125,11 @@ class AppFile(Strict):
 
 
 _SETTINGS = ("server", "queue", "ui", "rounds")
-_SECTION_OF = {name: section for section in _SETTINGS for name in AppFile.model_fields[section].annotation.model_fields}
+_SECTION_OF = {
+    name: section
+    for section in _SETTINGS
+    for name in cast(type[Section], AppFile.model_fields[section].annotation).model_fields
+}
 
 
 def _resolve(path: Path | str | None) -> Path:

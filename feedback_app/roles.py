@@ -61,7 +61,7 @@ class Guard:
         """
         with read_scope(self.url) as session:
             stored = login_hash(session, username=username)
-        if not password_matches(stored, password):
+        if stored is None or not password_matches(stored, password):
             return False
         if needs_rehash(stored):
             fresh = hash_password(password)
@@ -108,10 +108,10 @@ class Guard:
                 except StoreError as error:
                     raise gr.Error(str(error), print_exception=False) from None
 
-            guarded.__signature__ = signature.replace(parameters=params)
+            guarded.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]  # gradio reads it
             guarded.__name__ = fn.__name__
             guarded.__doc__ = fn.__doc__
-            guarded.capability = capability
+            guarded.capability = capability  # type: ignore[attr-defined]  # a function attribute, read by the tests
             return guarded
 
         return wrap

@@ -130,7 +130,7 @@ def cmd_report(args) -> None:
 
     if args.round is not None and (args.since or args.until):
         raise UserError("report: give either --round or --since/--until, not both")
-    bounds = {}
+    bounds: dict[str, datetime] = {}
     for name in ("since", "until"):
         value = getattr(args, name)
         if value is not None:
@@ -138,14 +138,16 @@ def cmd_report(args) -> None:
                 bounds[name] = datetime.fromisoformat(value)
             except ValueError:
                 raise UserError(f"--{name}: {value!r} is not a date (use YYYY-MM-DD or an ISO time)") from None
-    path = write_report(args.out, url=args.db, round_id=args.round, **bounds)
+    path = write_report(
+        args.out, url=args.db, round_id=args.round, since=bounds.get("since"), until=bounds.get("until")
+    )
     print(f"wrote the feedback-quality report to {path}")
 
 
 def cmd_export(args) -> None:
     from storage.export import ExportOptions, export_dataset
 
-    weights, excluded = None, frozenset()
+    weights, excluded = None, frozenset[int]()
     if args.aggregation != "majority":
         from rlhf.quality.analytics import annotator_weights, flagged_annotators
         from storage.db import session_scope

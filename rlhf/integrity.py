@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage.backup import sqlite_integrity
 from storage.db import database_url, session_scope, sqlite_path
@@ -50,7 +50,7 @@ def check_store(url: str | None = None, *, repair: bool = True) -> IntegrityRepo
                 report.problems.append(
                     f"version {version.name}: ready but its artifact {version.artifact_path} is missing"
                 )
-        live = session.exec(select(ModelVersion.name).where(ModelVersion.is_live.is_(True))).all()
+        live = session.exec(select(ModelVersion.name).where(col(ModelVersion.is_live).is_(True))).all()
         if len(live) > 1:
             report.problems.append(f"versions {', '.join(live)} are all marked live")
         from rlhf.jobs.runner import process_alive

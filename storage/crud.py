@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from storage.models import (
     PAIR_CHOICES,
@@ -38,7 +38,7 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def check_text(text: str, *, what: str) -> str:
+def check_text(text: object, *, what: str) -> str:
     if not isinstance(text, str):
         raise StoreError(f"{what}: expected text, got {type(text).__name__}")
     try:
@@ -65,7 +65,8 @@ def insert_or_ignore(
     if not rows:
         return []
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(table.id)
+    # type[SQLModel] declares no columns; every table passed here has an integer id.
+    statement = insert(table).on_conflict_do_nothing(index_elements=list(unique)).returning(table.id)  # type: ignore[attr-defined]
     if isinstance(rows, Mapping):
         return list(session.execute(statement.values(**rows)).scalars())
     return list(session.execute(statement, list(rows)).scalars())
@@ -139,7 +140,7 @@ def deactivate_user(session: Session, *, username: str) -> User:
 
 
 def list_users(session: Session) -> Sequence[User]:
-    return session.exec(select(User).order_by(User.id)).all()
+    return session.exec(select(User).order_by(col(User.id))).all()
 
 
 def _require_user(session: Session, username: str) -> User:
@@ -182,7 +183,7 @@ def get_or_create_generation(
         Generation.text_hash == digest,
         Generation.model_version_id == model_version_id
         if model_version_id is not None
-        else Generation.model_version_id.is_(None),
+        else col(Generation.model_version_id).is_(None),
     )
     existing = session.exec(query).first()
     if existing is not None:
@@ -274,7 +275,7 @@ def add_judgment(
         unique=["client_key"],
     )
     if created:
-        return session.get(Judgment, created[0]), True
+        return session.get_one(Judgment, created[0]), True
     return session.exec(select(Judgment).where(Judgment.client_key == client_key)).one(), False
 
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Text, cast, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.crud import StoreError, content_hash
 from storage.db import session_scope
@@ -41,7 +41,7 @@ from storage.validation import ConfigError, Strict, YamlFloat, problems, shown
 KINDS = ("sft", "preference", "unpaired", "prompt")
 FORMATS = ("jsonl", "parquet", "hf")
 AGGREGATIONS = ("majority", "weighted", "drop_flagged")
-SFT_SOURCES = ("corrections", "ratings", "chosen")
+SFT_SOURCES: tuple[SftSource, ...] = ("corrections", "ratings", "chosen")
 _CHUNK = 5000
 _EXPORTED_KINDS = ("pairwise", "ranking", "correction", "rating")
 
@@ -149,20 +149,20 @@ def _read_judgments(
 ) -> tuple[list[tuple], str]:
     """Judgment rows and their hash; JSON columns are fetched as text and decoded in one call (fast)."""
     query = select(
-        Judgment.id,
-        Judgment.kind,
-        Judgment.user_id,
-        Judgment.prompt_id,
+        col(Judgment.id),
+        col(Judgment.kind),
+        col(Judgment.user_id),
+        col(Judgment.prompt_id),
         cast(Judgment.generation_ids, Text),
         cast(Judgment.payload, Text),
     )
     if kinds is not None:
-        query = query.where(Judgment.kind.in_(kinds))
+        query = query.where(col(Judgment.kind).in_(kinds))
     if lower is not None:
-        query = query.where(Judgment.id > lower)
+        query = query.where(col(Judgment.id) > lower)
     if upper is not None:
-        query = query.where(Judgment.id <= upper)
-    fetched = session.connection().execute(query.order_by(Judgment.id)).all()
+        query = query.where(col(Judgment.id) <= upper)
+    fetched = session.connection().execute(query.order_by(col(Judgment.id))).all()
     digest = hashlib.sha256()
     for row in fetched:
         digest.update("\x1f".join(map(str, row)).encode("utf-8") + b"\n")
@@ -177,13 +177,17 @@ def _read(session: Session, options: ExportOptions, kinds: tuple[str, ...]) -> _
 
     prompt_ids = sorted({j[3] for j in judgments})
     prompt_text, prompt_hash = {}, {}
-    for rows in _chunked_select(session, select(Prompt.id, Prompt.text, Prompt.content_hash), Prompt.id, prompt_ids):
+    prompts = select(col(Prompt.id), col(Prompt.text), col(Prompt.content_hash))
+    for rows in _chunked_select(session, prompts, Prompt.id, prompt_ids):
         for prompt_id, text, content in rows:
             prompt_text[prompt_id], prompt_hash[prompt_id] = text, content
     generation_ids = sorted({g for j in judgments for g in j[4]})
     generation = {}
     for rows in _chunked_select(
-        session, select(Generation.id, Generation.text_hash, Generation.text), Generation.id, generation_ids
+        session,
+        select(col(Generation.id), col(Generation.text_hash), col(Generation.text)),
+        Generation.id,
+        generation_ids,
     ):
         for generation_id, content, text in rows:
             generation[generation_id] = (content, text)
@@ -220,7 +224,7 @@ class _Votes:
     source: Counter = field(default_factory=Counter)
 
     def vote(self, prompt_id: int, x: str, y: str, user_id: int, outcome: str, source: str) -> None:
-        key = (prompt_id, *sorted((x, y)))
+        key = (prompt_id, min(x, y), max(x, y))
         self.pairs[key][user_id] = outcome
         self.source[source] += 1
 
@@ -279,7 +283,7 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
             continue
         tally: Counter = Counter()
         for user_id, outcome in by_user.items():
-            tally[outcome] += weights.get(user_id, 1.0) if weights else 1.0
+            tally[outcome] += weights.get(user_id, 1.0) if weights else 1.0  # type: ignore[assignment]  # float weights in a Counter
         (top, top_votes), *rest = tally.most_common()
         if rest and (rest[0][1] > top_votes or math.isclose(rest[0][1], top_votes)):
             left_out["no_majority"] += 1
@@ -385,7 +389,9 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
     """The dataset's rows per split and its manifest, without writing anything."""
     if options.kind == "prompt":
         raw = _Raw([], {}, {}, {})
-        for prompt_id, text, digest in session.execute(select(Prompt.id, Prompt.text, Prompt.content_hash)):
+        for prompt_id, text, digest in session.execute(
+            select(col(Prompt.id), col(Prompt.text), col(Prompt.content_hash))
+        ):
             raw.prompt_text[prompt_id], raw.prompt_hash[prompt_id] = text, digest
         keyed = [(p, {"prompt": _user(text)}) for p, text in raw.prompt_text.items()]
         agg = _Aggregate({}, [], {}, [], Counter(), Counter())

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def save_atomically(out: Path, write: Callable[[Path], None], *, folder: bool = True, replace: bool = False) -> Path:
+def save_atomically(out: Path, write: Callable[[Path], object], *, folder: bool = True, replace: bool = False) -> Path:
     """Call `write(tmp)` and rename tmp to `out`, so `out` is whole or absent.
 
     `tmp` is a fresh empty folder, or with `folder=False` an empty file with `out`'s suffix

@@ -35,7 +35,9 @@ def upgrade(url: str | None = None) -> str:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # storage/migrations/versions has revisions
+    return head
 
 
 def current_revision(url: str | None = None) -> str | None:

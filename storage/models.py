@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -18,6 +18,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: None) -> None: ...
 def aware(moment: datetime | None) -> datetime | None:
     """`moment` in UTC if it has no zone: SQLite returns the UTC times it stores without one."""
     if moment is None or moment.tzinfo is not None:
@@ -166,7 +170,7 @@ class AnnotationItem(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-_item = AnnotationItem.__table__.c
+_item = AnnotationItem.__table__.c  # type: ignore[attr-defined]  # set by SQLAlchemy; SQLModel's stubs omit it
 _item_open = _item.judged_count < _item.overlap
 # Open items (fewer than `overlap` judges) in serving order, so serving stops at the first free one and
 # counting a kind's open items reads only this index (hence judged_count and overlap at the end).

@@ -16,18 +16,21 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import bindparam, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.models import AnnotationItem, Generation, Judgment, JudgmentKind, Prompt
 from storage.queue import TRAIN
 
 SELECTIONS = ("random", "uncertainty", "margin", "disagreement")
 
-_open_train = (AnnotationItem.judged_count < AnnotationItem.overlap, AnnotationItem.purpose == TRAIN)
+_open_train = (col(AnnotationItem.judged_count) < AnnotationItem.overlap, col(AnnotationItem.purpose) == TRAIN)
 _SET = (
-    update(AnnotationItem).where(AnnotationItem.id == bindparam("item_id")).values(priority=bindparam("new_priority"))
+    update(AnnotationItem)
+    .where(col(AnnotationItem.id) == bindparam("item_id"))
+    .values(priority=bindparam("new_priority"))
 )
 
 
@@ -43,19 +46,19 @@ def open_pairs(session: Session, *, item_ids: set[int] | None = None) -> list[Op
     """Open ordinary pairwise items with their texts, for a scorer."""
     rows = session.exec(
         select(AnnotationItem.id, AnnotationItem.generation_ids, Prompt.text)
-        .join(Prompt, Prompt.id == AnnotationItem.prompt_id)
-        .where(AnnotationItem.kind == JudgmentKind.pairwise.value, *_open_train)
-        .order_by(AnnotationItem.id)
+        .join(Prompt, col(Prompt.id) == AnnotationItem.prompt_id)
+        .where(col(AnnotationItem.kind) == JudgmentKind.pairwise.value, *_open_train)
+        .order_by(col(AnnotationItem.id))
     ).all()
     if item_ids is not None:
         rows = [row for row in rows if row[0] in item_ids]
     wanted = {g for _, ids, _ in rows for g in ids}
     texts = (
-        dict(session.exec(select(Generation.id, Generation.text).where(Generation.id.in_(wanted))).all())
+        dict(session.exec(select(Generation.id, Generation.text).where(col(Generation.id).in_(wanted))).all())
         if wanted
         else {}
     )
-    return [OpenPair(item_id, prompt, texts[ids[0]], texts[ids[1]]) for item_id, ids, prompt in rows]
+    return [OpenPair(cast(int, item_id), prompt, texts[ids[0]], texts[ids[1]]) for item_id, ids, prompt in rows]
 
 
 def uncertainty(p_a_wins: float) -> float:
@@ -72,17 +75,18 @@ def disagreement_priorities(session: Session) -> dict[int, float]:
     """Per open ordinary pair or rating item with judgments: how much its judges disagree so far (0: not at all)."""
     rows = session.exec(
         select(Judgment.item_id, Judgment.kind, Judgment.generation_ids, Judgment.payload)
-        .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
+        .join(AnnotationItem, col(AnnotationItem.id) == Judgment.item_id)
         .where(
-            AnnotationItem.kind.in_([JudgmentKind.pairwise.value, JudgmentKind.rating.value]),
-            Judgment.kind != JudgmentKind.skip.value,
+            col(AnnotationItem.kind).in_([JudgmentKind.pairwise.value, JudgmentKind.rating.value]),
+            col(Judgment.kind) != JudgmentKind.skip.value,
             *_open_train,
         )
     ).all()
     votes: dict[int, list] = defaultdict(list)
     for item_id, kind, generation_ids, payload in rows:
+        assert item_id is not None  # joined to its item
         if kind == JudgmentKind.pairwise.value:
-            choice = payload.get("choice")
+            choice: Any = payload.get("choice")
             votes[item_id].append({"a": generation_ids[0], "b": generation_ids[1]}.get(choice, "none"))
         else:
             votes[item_id].append(float(payload["score"]))
@@ -108,6 +112,6 @@ def reset_priorities(session: Session) -> int:
     """Every open ordinary item back to priority 0 (queue order)."""
     return (
         session.connection()
-        .execute(update(AnnotationItem).where(*_open_train, AnnotationItem.priority != 0.0).values(priority=0.0))
+        .execute(update(AnnotationItem).where(*_open_train, col(AnnotationItem.priority) != 0.0).values(priority=0.0))
         .rowcount
     )

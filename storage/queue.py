@@ -30,11 +30,26 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Select, and_, bindparam, case, delete, distinct, exists, func, literal, or_, union_all, update
+from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    distinct,
+    exists,
+    func,
+    literal,
+    or_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.crud import StoreError, check_client_key, insert_or_ignore, validate_judgment_payload
 from storage.models import (
@@ -66,14 +81,17 @@ SWAP_CANDIDATES = 50
 def _generations_by_prompt(
     session: Session, *, version_id: int | None, prompt_ids: Iterable[int] | None
 ) -> dict[int, list[int]]:
-    query = select(Generation.prompt_id, Generation.id).order_by(Generation.prompt_id, Generation.id)
+    query = select(Generation.prompt_id, Generation.id).order_by(col(Generation.prompt_id), col(Generation.id))
     query = query.where(
-        Generation.model_version_id == version_id if version_id is not None else Generation.model_version_id.is_(None)
+        col(Generation.model_version_id) == version_id
+        if version_id is not None
+        else col(Generation.model_version_id).is_(None)
     )
     if prompt_ids is not None:
-        query = query.where(Generation.prompt_id.in_(list(prompt_ids)))
+        query = query.where(col(Generation.prompt_id).in_(list(prompt_ids)))
     grouped: dict[int, list[int]] = {}
     for prompt_id, generation_id in session.exec(query).all():
+        assert generation_id is not None  # a stored row's id
         grouped.setdefault(prompt_id, []).append(generation_id)
     return grouped
 
@@ -81,7 +99,7 @@ def _generations_by_prompt(
 def _queued_generation_ids(session: Session, *, kind: str, prompt_ids: Iterable[int]) -> set[int]:
     rows = session.exec(
         select(AnnotationItem.generation_ids).where(
-            AnnotationItem.kind == kind, AnnotationItem.prompt_id.in_(list(prompt_ids))
+            col(AnnotationItem.kind) == kind, col(AnnotationItem.prompt_id).in_(list(prompt_ids))
         )
     ).all()
     return {generation_id for ids in rows for generation_id in ids}
@@ -184,16 +202,20 @@ def enqueue_mix(
 # The statements on the annotators' hot path are built once, with bound parameters, so
 # each request pays for executing them and not for composing them.
 
-_USER, _KIND, _ITEM = bindparam("user_id"), bindparam("kind"), bindparam("item_id")
-_NOW = bindparam("now", type_=ItemClaim.__table__.c.expires_at.type)
-_judged_by_user = exists().where(Judgment.user_id == _USER, Judgment.item_id == AnnotationItem.id)
+_USER: BindParameter[int] = bindparam("user_id")
+_KIND: BindParameter[str] = bindparam("kind")
+_ITEM: BindParameter[int] = bindparam("item_id")
+_NOW = bindparam("now", type_=ItemClaim.__table__.c.expires_at.type)  # type: ignore[attr-defined]  # see storage.models
+_judged_by_user = exists().where(col(Judgment.user_id) == _USER, col(Judgment.item_id) == AnnotationItem.id)
 _held_by_others = (
-    select(func.count(ItemClaim.id))
-    .where(ItemClaim.item_id == AnnotationItem.id, ItemClaim.user_id != _USER, ItemClaim.expires_at > _NOW)
+    select(func.count(col(ItemClaim.id)))
+    .where(
+        col(ItemClaim.item_id) == AnnotationItem.id, col(ItemClaim.user_id) != _USER, col(ItemClaim.expires_at) > _NOW
+    )
     .scalar_subquery()
 )
-_still_open = AnnotationItem.judged_count < AnnotationItem.overlap  # the predicate of ix_annotationitem_open
-_open_to_user = and_(AnnotationItem.kind == _KIND, _still_open, ~_judged_by_user)
+_still_open = col(AnnotationItem.judged_count) < AnnotationItem.overlap  # the predicate of ix_annotationitem_open
+_open_to_user = and_(col(AnnotationItem.kind) == _KIND, _still_open, ~_judged_by_user)
 _ITEM_COLUMNS = (
     AnnotationItem.id,
     AnnotationItem.kind,
@@ -202,14 +224,14 @@ _ITEM_COLUMNS = (
     AnnotationItem.overlap,
     AnnotationItem.purpose,
 )
-_free = AnnotationItem.judged_count + _held_by_others < AnnotationItem.overlap
-_SERVING_ORDER = (AnnotationItem.priority.desc(), AnnotationItem.id)
+_free = col(AnnotationItem.judged_count) + _held_by_others < AnnotationItem.overlap
+_SERVING_ORDER = (col(AnnotationItem.priority).desc(), col(AnnotationItem.id))
 
 
 def _first_open(*conditions) -> Select:
     """The first item open to the user in serving order among those meeting `conditions` (priority last, to merge)."""
     return (
-        select(*_ITEM_COLUMNS, AnnotationItem.priority)
+        select(*_ITEM_COLUMNS, AnnotationItem.priority)  # type: ignore[call-overload]  # typed for up to 4 columns
         .where(_open_to_user, *conditions)
         .order_by(*_SERVING_ORDER)
         .limit(1)
@@ -220,40 +242,40 @@ def _first_open(*conditions) -> Select:
 # claims (ix_itemclaim_user_id_expires_at), open items of one purpose (ix_annotationitem_open), the
 # items assigned to the user (ix_annotationitem_assigned_user_id). "Ordinary" work is purpose train
 # or assigned to the user, and its best item is the better of the two branches' first rows.
-_MY_CLAIM = _first_open(ItemClaim.user_id == _USER, ItemClaim.expires_at > _NOW).join_from(
-    ItemClaim, AnnotationItem, AnnotationItem.id == ItemClaim.item_id
+_MY_CLAIM = _first_open(col(ItemClaim.user_id) == _USER, col(ItemClaim.expires_at) > _NOW).join_from(
+    ItemClaim, AnnotationItem, col(AnnotationItem.id) == ItemClaim.item_id
 )
 _ordinary = union_all(
     *(
         select(branch)
         for branch in (
-            _first_open(AnnotationItem.purpose == TRAIN, _free).subquery("train"),
-            _first_open(AnnotationItem.assigned_user_id == _USER, _free).subquery("assigned"),
+            _first_open(col(AnnotationItem.purpose) == TRAIN, _free).subquery("train"),
+            _first_open(col(AnnotationItem.assigned_user_id) == _USER, _free).subquery("assigned"),
         )
     )
 )
 _NEXT = _ordinary.order_by(_ordinary.selected_columns.priority.desc(), _ordinary.selected_columns.id).limit(1)
-_NEXT_GOLD = _first_open(AnnotationItem.purpose == GOLD, _free)
+_NEXT_GOLD = _first_open(col(AnnotationItem.purpose) == GOLD, _free)
 _checked = aliased(AnnotationItem)
 _gap_bound = (
     select(Judgment.id)
-    .where(Judgment.user_id == _USER, Judgment.kind == JudgmentKind.pairwise.value)
-    .order_by(Judgment.id.desc())
+    .where(col(Judgment.user_id) == _USER, col(Judgment.kind) == JudgmentKind.pairwise.value)
+    .order_by(col(Judgment.id).desc())
     .offset(bindparam("swap_gap"))
     .limit(1)
     .scalar_subquery()
 )
 _SWAP_SOURCES = (
     select(Judgment.id, Judgment.prompt_id, Judgment.shown_order)
-    .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
+    .join(AnnotationItem, col(AnnotationItem.id) == Judgment.item_id)
     .where(
-        Judgment.user_id == _USER,
-        Judgment.kind == JudgmentKind.pairwise.value,
-        AnnotationItem.purpose == TRAIN,
-        Judgment.id <= _gap_bound,
-        ~exists().where(_checked.source_judgment_id == Judgment.id),
+        col(Judgment.user_id) == _USER,
+        col(Judgment.kind) == JudgmentKind.pairwise.value,
+        col(AnnotationItem.purpose) == TRAIN,
+        col(Judgment.id) <= _gap_bound,
+        ~exists().where(col(_checked.source_judgment_id) == Judgment.id),
     )
-    .order_by(Judgment.id.desc())
+    .order_by(col(Judgment.id).desc())
     .limit(SWAP_CANDIDATES)
 )
 # Remaining = open train items of the kind (counted in ix_annotationitem_open alone) + open items assigned
@@ -263,37 +285,39 @@ _SWAP_SOURCES = (
 _open_train = (
     select(func.count())
     .select_from(AnnotationItem)
-    .where(AnnotationItem.kind == _KIND, AnnotationItem.purpose == TRAIN, _still_open)
+    .where(col(AnnotationItem.kind) == _KIND, col(AnnotationItem.purpose) == TRAIN, _still_open)
     .scalar_subquery()
 )
 _open_assigned = (
     select(func.count())
     .select_from(AnnotationItem)
-    .where(_open_to_user, AnnotationItem.assigned_user_id == _USER, AnnotationItem.purpose != TRAIN)
+    .where(_open_to_user, col(AnnotationItem.assigned_user_id) == _USER, col(AnnotationItem.purpose) != TRAIN)
     .scalar_subquery()
 )
-_judged_open_train = func.count(distinct(case((and_(_still_open, AnnotationItem.purpose == TRAIN), AnnotationItem.id))))
+_judged_open_train = func.count(
+    distinct(case((and_(_still_open, col(AnnotationItem.purpose) == TRAIN), AnnotationItem.id)))
+)
 _PROGRESS = (
     select(
-        func.count().filter(Judgment.kind != JudgmentKind.skip.value),
-        func.count().filter(Judgment.kind == JudgmentKind.skip.value),
+        func.count().filter(col(Judgment.kind) != JudgmentKind.skip.value),
+        func.count().filter(col(Judgment.kind) == JudgmentKind.skip.value),
         _open_train + _open_assigned - _judged_open_train,
     )
     .select_from(Judgment)
-    .join(AnnotationItem, AnnotationItem.id == Judgment.item_id)
-    .where(Judgment.user_id == _USER, AnnotationItem.kind == _KIND)
+    .join(AnnotationItem, col(AnnotationItem.id) == Judgment.item_id)
+    .where(col(Judgment.user_id) == _USER, col(AnnotationItem.kind) == _KIND)
 )
-_KEY = bindparam("client_key")
-_BY_KEY = select(Judgment.id, Judgment.user_id, Judgment.item_id).where(Judgment.client_key == _KEY)
-_EARLIER = select(Judgment.id, Judgment.user_id, Judgment.item_id, Judgment.client_key == _KEY).where(
-    or_(Judgment.client_key == _KEY, and_(Judgment.item_id == _ITEM, Judgment.user_id == _USER))
+_KEY: BindParameter[str] = bindparam("client_key")
+_BY_KEY = select(Judgment.id, Judgment.user_id, Judgment.item_id).where(col(Judgment.client_key) == _KEY)
+_EARLIER = select(Judgment.id, Judgment.user_id, Judgment.item_id, col(Judgment.client_key) == _KEY).where(
+    or_(col(Judgment.client_key) == _KEY, and_(col(Judgment.item_id) == _ITEM, col(Judgment.user_id) == _USER))
 )
 _TAKE_SLOT = (
     update(AnnotationItem)
-    .where(AnnotationItem.id == _ITEM, AnnotationItem.judged_count < AnnotationItem.overlap)
-    .values(judged_count=AnnotationItem.judged_count + 1)
+    .where(col(AnnotationItem.id) == _ITEM, col(AnnotationItem.judged_count) < AnnotationItem.overlap)
+    .values(judged_count=col(AnnotationItem.judged_count) + 1)
 )
-_RELEASE = delete(ItemClaim).where(ItemClaim.item_id == _ITEM, ItemClaim.user_id == _USER)
+_RELEASE = delete(ItemClaim).where(col(ItemClaim.item_id) == _ITEM, col(ItemClaim.user_id) == _USER)
 
 
 def _upsert_claim(session: Session, *, item_id: int, user_id: int, expires_at: datetime) -> None:
@@ -336,7 +360,7 @@ class Extras(BaseModel):
 NO_EXTRAS = Extras()
 
 
-_ITEM_ROW = select(*_ITEM_COLUMNS).where(AnnotationItem.id == _ITEM)
+_ITEM_ROW = select(*_ITEM_COLUMNS).where(col(AnnotationItem.id) == _ITEM)  # type: ignore[call-overload]  # as above
 
 
 def _item_row(session: Session, item_id: int) -> QueuedItem | None:
@@ -400,6 +424,7 @@ def _new_swap_check(session: Session, *, user_id: int, gap: int, rng: random.Ran
     )
     session.add(item)
     session.flush()
+    assert item.id is not None  # set by the flush
     return QueuedItem(item.id, item.kind, item.prompt_id, list(item.generation_ids), item.overlap, item.purpose)
 
 
@@ -408,7 +433,7 @@ def open_count(session: Session) -> int:
     return session.exec(
         select(func.count())
         .select_from(AnnotationItem)
-        .where(AnnotationItem.judged_count < AnnotationItem.overlap, AnnotationItem.purpose == TRAIN)
+        .where(col(AnnotationItem.judged_count) < AnnotationItem.overlap, col(AnnotationItem.purpose) == TRAIN)
     ).one()
 
 
@@ -491,7 +516,9 @@ def _insert_judgment(
         unique=["client_key"],
     )
     if not created:
-        return _repeat(session, client_key=client_key, user_id=user_id, item_id=item.id), False
+        earlier = _repeat(session, client_key=client_key, user_id=user_id, item_id=item.id)
+        assert earlier is not None  # the insert met the stored judgment with this key
+        return earlier, False
     session.execute(_RELEASE, {"item_id": item.id, "user_id": user_id})
     return created[0], True
 
@@ -520,7 +547,7 @@ def submit(
     item = _require_item(session, item_id)
     if sorted(generation_ids) != sorted(item.generation_ids):
         raise StoreError(f"generation_ids: {list(generation_ids)} are not item {item_id}'s responses")
-    if session.execute(_TAKE_SLOT, {"item_id": item_id}).rowcount != 1:
+    if session.execute(_TAKE_SLOT, {"item_id": item_id}).rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
         raise StoreError(f"item: {item_id} already has its {item.overlap} judgments")
     return _insert_judgment(
         session,
@@ -571,14 +598,14 @@ def item_judges(session: Session, *, item_id: int) -> list[int]:
         session.exec(
             select(Judgment.user_id)
             .distinct()
-            .where(Judgment.item_id == item_id, Judgment.kind != JudgmentKind.skip.value)
+            .where(col(Judgment.item_id) == item_id, col(Judgment.kind) != JudgmentKind.skip.value)
         ).all()
     )
 
 
-_TEXTS = union_all(
-    select(literal(None).label("id"), Prompt.text).where(Prompt.id == bindparam("prompt_id")),
-    select(Generation.id, Generation.text).where(Generation.id.in_(bindparam("generation_ids", expanding=True))),
+_TEXTS: CompoundSelect = union_all(
+    select(literal(None).label("id"), Prompt.text).where(col(Prompt.id) == bindparam("prompt_id")),
+    select(Generation.id, Generation.text).where(col(Generation.id).in_(bindparam("generation_ids", expanding=True))),
 )
 
 

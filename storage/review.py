@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.crud import StoreError, check_client_key, insert_or_ignore
 from storage.models import PAIR_CHOICES, BlindVote, Generation, ModelVersion, Prompt
@@ -27,19 +27,21 @@ class SideBySide:
 
 def versions_with_responses(session: Session) -> list[ModelVersion]:
     """Versions that have at least one stored response, oldest first."""
-    with_responses = select(Generation.model_version_id).where(Generation.model_version_id.is_not(None)).distinct()
+    with_responses = select(Generation.model_version_id).where(col(Generation.model_version_id).is_not(None)).distinct()
     return list(
-        session.exec(select(ModelVersion).where(ModelVersion.id.in_(with_responses)).order_by(ModelVersion.id)).all()
+        session.exec(
+            select(ModelVersion).where(col(ModelVersion.id).in_(with_responses)).order_by(col(ModelVersion.id))
+        ).all()
     )
 
 
 def _shared_prompts(session: Session, version_ids: Sequence[int]) -> list[int]:
     query = (
         select(Generation.prompt_id)
-        .where(Generation.model_version_id.in_(list(version_ids)))
-        .group_by(Generation.prompt_id)
+        .where(col(Generation.model_version_id).in_(list(version_ids)))
+        .group_by(col(Generation.prompt_id))
         .having(func.count(func.distinct(Generation.model_version_id)) == len(set(version_ids)))
-        .order_by(Generation.prompt_id)
+        .order_by(col(Generation.prompt_id))
     )
     return list(session.exec(query).all())
 
@@ -50,11 +52,14 @@ def side_by_side(session: Session, *, left_version_id: int, right_version_id: in
     rows = session.exec(
         select(Generation)
         .where(
-            Generation.prompt_id.in_(prompt_ids), Generation.model_version_id.in_([left_version_id, right_version_id])
+            col(Generation.prompt_id).in_(prompt_ids),
+            col(Generation.model_version_id).in_([left_version_id, right_version_id]),
         )
-        .order_by(Generation.id)
+        .order_by(col(Generation.id))
     ).all()
-    texts = {pid: text for pid, text in session.exec(select(Prompt.id, Prompt.text).where(Prompt.id.in_(prompt_ids)))}
+    texts = {
+        pid: text for pid, text in session.exec(select(Prompt.id, Prompt.text).where(col(Prompt.id).in_(prompt_ids)))
+    }
     out = []
     for pid in prompt_ids:
         mine = [g for g in rows if g.prompt_id == pid]
@@ -85,7 +90,7 @@ def blind_pair(
             select(Generation).where(Generation.prompt_id == prompt_id, Generation.model_version_id == version_id)
         ).all()
         pick.append(rng.choice(list(options)))
-    return session.get(Prompt, prompt_id), pick[0], pick[1]
+    return session.get_one(Prompt, prompt_id), pick[0], pick[1]
 
 
 def add_blind_vote(
@@ -124,7 +129,7 @@ def add_blind_vote(
         unique=["client_key"],
     )
     if created:
-        return session.get(BlindVote, created[0]), True
+        return session.get_one(BlindVote, created[0]), True
     return session.exec(select(BlindVote).where(BlindVote.client_key == client_key)).one(), False
 
 
@@ -133,7 +138,7 @@ def blind_outcomes(session: Session) -> list[tuple[str, str]]:
     names = dict(session.exec(select(ModelVersion.id, ModelVersion.name)).all())
     outcomes = []
     for a, b, choice in session.exec(
-        select(BlindVote.version_a_id, BlindVote.version_b_id, BlindVote.choice).order_by(BlindVote.id)
+        select(BlindVote.version_a_id, BlindVote.version_b_id, BlindVote.choice).order_by(col(BlindVote.id))
     ):
         if choice == "a":
             outcomes.append((names[a], names[b]))

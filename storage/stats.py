@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.models import AnnotationItem, Judgment, Round, User
 
@@ -21,7 +21,7 @@ class DataSummary:
 
 def last_snapshot_round(session: Session) -> Round | None:
     """The newest round that took a data snapshot (its `data_snapshot.max_judgment_id`)."""
-    for round_ in session.exec(select(Round).order_by(Round.id.desc())):
+    for round_ in session.exec(select(Round).order_by(col(Round.id).desc())):
         if isinstance(round_.data_snapshot, dict) and "max_judgment_id" in round_.data_snapshot:
             return round_
     return None
@@ -32,7 +32,7 @@ def data_summary(session: Session) -> DataSummary:
     by_annotator = dict(
         session.exec(
             select(User.username, func.count())
-            .join(Judgment, Judgment.user_id == User.id)
+            .join(Judgment, col(Judgment.user_id) == User.id)
             .where(Judgment.kind != "skip")
             .group_by(User.username)
             .order_by(User.username)
@@ -41,7 +41,7 @@ def data_summary(session: Session) -> DataSummary:
     last = last_snapshot_round(session)
     bound = int(last.data_snapshot["max_judgment_id"] or 0) if last else 0
     new = session.exec(
-        select(func.count()).select_from(Judgment).where(Judgment.id > bound, Judgment.kind != "skip")
+        select(func.count()).select_from(Judgment).where(col(Judgment.id) > bound, Judgment.kind != "skip")
     ).one()
     items = session.exec(select(func.count()).select_from(AnnotationItem)).one()
     return DataSummary(

@@ -129,7 +129,7 @@ def nearest_line(lines: Mapping[str, int], key: str) -> int | None:
     return None
 
 
-def describe(item: dict, model: type | None, loc: list[str]) -> str:
+def describe(item: Mapping[str, Any], model: type | None, loc: list[str]) -> str:
     kind, value = item["type"], item.get("input")
     if kind == "extra_forbidden":
         known = field_names(model, loc[:-1])
@@ -217,9 +217,9 @@ def yaml_typed(annotation: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         return typing.Union[tuple(yaml_typed(arm) for arm in args)]  # noqa: UP007 (built at run time)
     if origin in (list, abc.Sequence) and len(args) == 1:
-        return list[yaml_typed(args[0])]
+        return list[yaml_typed(args[0])]  # type: ignore[misc]  # built at run time
     if origin is dict and len(args) == 2:
-        return dict[args[0], yaml_typed(args[1])]
+        return dict[args[0], yaml_typed(args[1])]  # type: ignore[misc,valid-type]  # built at run time
     return annotation
 
 

@@ -86,7 +86,7 @@ def panel(
 
 def shown_values(shown: Shown, slots: int) -> list:
     """Values for prompt, response slots, token and counter; only slots past the second can hide (rankings of 3)."""
-    boxes = [shown.responses[i] if i < len(shown.responses) else "" for i in range(slots)]
+    boxes: list[Any] = [shown.responses[i] if i < len(shown.responses) else "" for i in range(slots)]
     boxes[2:] = [gr.update(value=text, visible=bool(text) or not shown.token) for text in boxes[2:]]
     return [shown.prompt, *boxes, shown.token, shown.counter]
 

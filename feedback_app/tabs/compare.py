@@ -40,4 +40,5 @@ def build(ctx: AppContext) -> TabView:
         "**4** both bad · **Enter** submit · **S** skip.",
     )
     wire(ctx, p, inputs=[p.extra], judge=judge, outputs=[p.extra], reset=lambda shown: [None])
+    assert p.view is not None  # set by wire
     return p.view

@@ -40,4 +40,5 @@ def build(ctx: AppContext) -> TabView:
         outputs=[edit],
         reset=lambda shown: [shown.responses[0] if shown.responses else ""],
     )
+    assert p.view is not None  # set by wire
     return p.view

@@ -39,4 +39,5 @@ def build(ctx: AppContext) -> TabView:
         "**Enter** submit · **S** skip.",
     )
     wire(ctx, p, inputs=[p.extra], judge=judge, outputs=[p.extra], reset=lambda shown: [""])
+    assert p.view is not None  # set by wire
     return p.view

@@ -16,7 +16,7 @@ SCORES = ["1", "2", "3", "4", "5"]
 def judge(view: ItemView, score: str | None, comment: str | None) -> tuple[list[int], dict]:
     if score not in SCORES:
         raise StoreError("Pick a score from 1 to 5 first (keys 1–5).")
-    payload = {"score": int(score)}
+    payload: dict[str, object] = {"score": int(score)}
     if comment and comment.strip():
         payload["comment"] = comment.strip()
     return view.generation_ids, payload
@@ -37,4 +37,5 @@ def build(ctx: AppContext) -> TabView:
     )
     score, comment = p.extra
     wire(ctx, p, inputs=[score, comment], judge=judge, outputs=[score, comment], reset=lambda shown: [None, ""])
+    assert p.view is not None  # set by wire
     return p.view

@@ -305,7 +305,9 @@ def run_one_round(
     seconds = {}
     started = time.perf_counter()
     with session_scope(url) as session:
-        parent = live_version(session).name
+        live = live_version(session)
+        assert live is not None  # prepare_store makes one live
+        parent = live.name
     filled = fill_queue(base_url, passwords)
     seconds["generate"] = time.perf_counter() - started
     print(f"  queue    {filled}")
@@ -340,6 +342,7 @@ def run_one_round(
         return result
 
     started = time.perf_counter()
+    assert result.version is not None  # a succeeded round registered one
     result.rule_win_rate, result.rule_ci95 = rule_win_rate(url, result.version, parent, held_out, settings, pool)
     seconds["measure"] = time.perf_counter() - started
     record_rule_win_rate(url, round_id, result)
@@ -354,6 +357,7 @@ def review_live_against_parent(url: str, base_url: str, passwords: dict[str, str
 
     with session_scope(url) as session:
         live = live_version(session)
+        assert live is not None  # prepare_store makes one live
         parent = session.get(ModelVersion, live.parent_id) if live.parent_id else None
     if parent is not None:
         votes = blind_review(base_url, passwords, settings, live.name, parent.name)
@@ -365,11 +369,12 @@ def record_rule_win_rate(url: str, round_id: int, result: RoundResult) -> None:
     from storage.db import session_scope
     from storage.models import ModelVersion, Round
 
+    assert result.rule_ci95 is not None  # measured by run_one_round
     measured = {"rule_win_rate": result.rule_win_rate, "rule_win_rate_ci95": list(result.rule_ci95)}
     with session_scope(url) as session:
-        row = session.get(Round, round_id)
+        row = session.get_one(Round, round_id)
         row.metrics = {**row.metrics, "simulation": measured}
-        version = session.get(ModelVersion, row.output_version_id)
+        version = session.get_one(ModelVersion, row.output_version_id)
         version.metrics = {**version.metrics, "simulation": measured}
 
 
@@ -403,7 +408,7 @@ def describe(result: RoundResult) -> str:
             f"  text     4-gram repetition {parent.get('repetition') or 0:.3f} → {child.get('repetition') or 0:.3f}, "
             f"length {parent.get('mean_chars', 0):.0f} → {child.get('mean_chars', 0):.0f} characters"
         )
-    if result.rule_win_rate is not None:
+    if result.rule_win_rate is not None and result.rule_ci95 is not None:
         low, high = result.rule_ci95
         lines.append(f"  vs parent (hidden rule)   win-rate {result.rule_win_rate:.2f} [{low:.2f}, {high:.2f}]")
     lines.append("  time     " + ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items()))

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from tqdm.auto import tqdm
 
 import configs
@@ -106,13 +106,13 @@ def _missing(
     session: Session, version_id: int, per_prompt: int, prompt_ids: Sequence[int] | None, fresh_limit: int | None
 ) -> tuple[list[tuple[int, str, int]], dict[int, set[str]]]:
     """(prompt id, text, how many more candidates it needs) and the hashes each prompt already has."""
-    query = select(Prompt.id, Prompt.text).order_by(Prompt.id)
+    query = select(Prompt.id, Prompt.text).order_by(col(Prompt.id))
     if prompt_ids is not None:
-        query = query.where(Prompt.id.in_(list(prompt_ids)))
+        query = query.where(col(Prompt.id).in_(list(prompt_ids)))
     if fresh_limit is not None:
         answered = select(Generation.prompt_id).where(Generation.model_version_id == version_id)
-        query = query.where(Prompt.id.not_in(answered)).limit(fresh_limit)
-    prompts = session.exec(query).all()
+        query = query.where(col(Prompt.id).not_in(answered)).limit(fresh_limit)
+    prompts = cast("Sequence[tuple[int, str]]", session.exec(query).all())  # stored rows: ids are set
     seen: dict[int, set[str]] = {}
     if fresh_limit is None:
         for prompt_id, digest in session.exec(
@@ -155,6 +155,7 @@ def answer_prompts(
     keeps finished batches, and a rerun fills in the rest) and no transaction is
     open while the model runs; with a session the caller owns the transaction.
     """
+    assert version.id is not None  # a registered version
     with _session(session_or_url, read=True) as session:
         missing, seen = _missing(session, version.id, per_prompt, prompt_ids, fresh_limit)
     asked = [pid for pid, _, _ in missing]

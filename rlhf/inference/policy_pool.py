@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rlhf.inference.generation import generate_texts
 from rlhf.models.artifacts import attach_adapter, tokenizer_source
@@ -24,8 +25,8 @@ from storage.models import ModelVersion
 
 @dataclass
 class _Base:
-    model: object
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     users: set[str] = field(default_factory=set)
 
 
@@ -34,7 +35,7 @@ class _Loaded:
     version_id: int
     base_key: str
     adapter_name: str | None
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
 
 
 class PolicyPool:
@@ -148,6 +149,7 @@ class PolicyPool:
                 raise
             tokenizer = load_tokenizer(tokenizer_source(version))
         base.users.add(version.name)
+        assert version.id is not None  # a registered version
         loaded = self._loaded[version.name] = _Loaded(
             version_id=version.id, base_key=key, adapter_name=adapter_name, tokenizer=tokenizer
         )

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from rlhf.models import registry
 from storage.crud import StoreError
 from storage.db import session_scope
-from storage.models import Round, RoundStatus, utcnow
+from storage.models import ModelVersion, Round, RoundStatus, utcnow
 
 if TYPE_CHECKING:
     from rlhf.training.config import RoundConfig
@@ -55,6 +55,7 @@ def reward_version_name(config: RoundConfig, round_id: int) -> str:
 
 def create_round(session: Session, *, config: RoundConfig, url: str | None, created_by: str | None = None) -> Round:
     """A queued Round row for `config`, with its parent resolved now (the config's, else the live version)."""
+    parent: ModelVersion | None
     if config.parent:
         parent = registry.require_version(session, name=config.parent)
     else:
@@ -71,6 +72,7 @@ def create_round(session: Session, *, config: RoundConfig, url: str | None, crea
     )
     session.add(row)
     session.flush()
+    assert row.id is not None  # set by the flush
     row.work_dir = str(round_dir(url, row.id))
     row.log_path = str(Path(row.work_dir) / "log.jsonl")
     return row
@@ -79,7 +81,7 @@ def create_round(session: Session, *, config: RoundConfig, url: str | None, crea
 def mark_ended(url: str, round_id: int, status: str, error: str | None) -> None:
     """Record how the round's process ended, unless `cancel` (or success) already did."""
     with session_scope(url) as session:
-        row = session.get(Round, round_id)
+        row = session.get_one(Round, round_id)
         if row.status in (C, S):
             return
         if row.status == Q:

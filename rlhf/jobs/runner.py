@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from rlhf.jobs.lifecycle import ACTIVE, create_round, round_dir, transition
 from rlhf.training.config import ACCELERATE_CONFIGS, RoundConfig, load_round_config
@@ -52,7 +52,7 @@ def _spawn(config: RoundConfig, round_id: int, url: str) -> int:
             cwd=Path.cwd(),
         )
     with session_scope(url) as session:
-        row = session.get(Round, round_id)
+        row = session.get_one(Round, round_id)
         row.pid = process.pid
         if row.status == RoundStatus.queued.value:
             transition(row, RoundStatus.running.value)
@@ -67,6 +67,7 @@ def start_round(
     config = load_round_config(config_path, overrides)
     with session_scope(url) as session:
         round_id = create_round(session, config=config, url=url, created_by=created_by).id
+    assert round_id is not None  # create_round flushes it
     _spawn(config, round_id, url)
     return round_id
 
@@ -155,7 +156,7 @@ def reap_dead_rounds(session: Session) -> list[Round]:
 def list_rounds(url: str | None = None) -> list[Round]:
     with session_scope(url) as session:
         reap_dead_rounds(session)
-        return list(session.exec(select(Round).order_by(Round.id)).all())
+        return list(session.exec(select(Round).order_by(col(Round.id))).all())
 
 
 def get_round(round_id: int, url: str | None = None) -> Round:

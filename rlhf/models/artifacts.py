@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from rlhf.models.modeling import load_policy, load_tokenizer
 from rlhf.models.registry import root_base_model
@@ -44,7 +44,9 @@ def attach_adapter(model: PreTrainedModel, path: str, adapter_name: str) -> None
     model.eval()
 
 
-def load_version(version: ModelVersion, device: torch.device | None = None) -> tuple[PreTrainedModel, object]:
+def load_version(
+    version: ModelVersion, device: torch.device | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model and tokenizer for a version: its full model, or its root base with its LoRA adapter on top."""
     model, _ = load_policy(root_base_model(version), device=device)
     if version.is_adapter:

@@ -77,7 +77,8 @@ def supported_tensor_types(architecture: str) -> frozenset[str]:
             gguf.GGMLQuantizationType.F16,
             gguf.GGMLQuantizationType.BF16,
         }
-        return frozenset(gguf.GGMLQuantizationType(i).name for i in ids if i in gguf.GGMLQuantizationType)
+        known = {member.value for member in gguf.GGMLQuantizationType}  # `int in EnumClass` raises on 3.11
+        return frozenset(gguf.GGMLQuantizationType(i).name for i in ids if i in known)
     # the other architectures go through gguf-py's `dequantize`, which has no public list of what it handles
     from gguf.quants import _type_traits
 
@@ -194,7 +195,7 @@ def smol_gguf_file() -> Path:
         ) from None
     for entry in distribution.files or ():
         if entry.name == SMOL_FILE:
-            path = Path(distribution.locate_file(entry))
+            path = Path(str(distribution.locate_file(entry)))  # typed as a SimplePath, which Path() does not take
             if path.is_file():
                 return path
     raise StoreError(

@@ -19,6 +19,7 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
 
@@ -130,7 +131,7 @@ def preferred_dtype() -> torch.dtype:
     return torch.float32
 
 
-def load_tokenizer(path_or_hub_id: str):
+def load_tokenizer(path_or_hub_id: str) -> PreTrainedTokenizerBase:
     tokenizer = AutoTokenizer.from_pretrained(path_or_hub_id)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -138,10 +139,12 @@ def load_tokenizer(path_or_hub_id: str):
     return tokenizer
 
 
-def load_policy(path_or_hub_id: str, device: torch.device | None = None) -> tuple[PreTrainedModel, object]:
+def load_policy(
+    path_or_hub_id: str, device: torch.device | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model and tokenizer from a local folder or a hub id (the hub needs network)."""
     tokenizer = load_tokenizer(path_or_hub_id)
     model = AutoModelForCausalLM.from_pretrained(path_or_hub_id, dtype=preferred_dtype())
-    model.to(device or preferred_device())
+    model.to(device or preferred_device())  # type: ignore[arg-type]  # transformers' @wraps(Module.to) types self
     model.eval()
     return model, tokenizer

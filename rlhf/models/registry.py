@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import case, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.crud import StoreError
 from storage.db import database_url, sqlite_path
@@ -49,7 +49,7 @@ def require_version(session: Session, *, name: str) -> ModelVersion:
 
 
 def live_version(session: Session) -> ModelVersion | None:
-    return session.exec(select(ModelVersion).where(ModelVersion.is_live.is_(True))).first()
+    return session.exec(select(ModelVersion).where(col(ModelVersion.is_live).is_(True))).first()
 
 
 def _check_new_version(session: Session, *, name: str, kind: str, parent_id: int | None) -> None:
@@ -105,7 +105,7 @@ def publish_version(
     session: Session,
     *,
     name: str,
-    write: Callable[[Path], None],
+    write: Callable[[Path], object],
     root: Path,
     base_model: str,
     kind: str,
@@ -127,7 +127,7 @@ def publish_version(
     target = Path(root).resolve() / name
     if target.exists():
         raise FileExistsError(f"{target}: already exists but no version records it; move it away first")
-    fields = dict(
+    fields: dict[str, Any] = dict(
         name=name,
         base_model=base_model,
         kind=kind,
@@ -159,11 +159,12 @@ def set_live(session: Session, *, name: str, by: str | None = None) -> ModelVers
     if version.status != VersionStatus.ready.value:
         raise StoreError(f"model: {name!r} is {version.status}, only a ready version can be live")
     if not version.is_live:
+        assert version.id is not None  # a stored version
         session.add(LiveChange(version_id=version.id, changed_by=by))
     session.flush()
     session.exec(
         update(ModelVersion)
-        .values(is_live=case((ModelVersion.id == version.id, True), else_=False))
+        .values(is_live=case((col(ModelVersion.id) == version.id, True), else_=False))
         .execution_options(synchronize_session=False)
     )
     for loaded in list(session.identity_map.values()):
@@ -201,7 +202,7 @@ def reward_model_of(session: Session, version: ModelVersion | None) -> ModelVers
 
 def live_periods(session: Session) -> list[LivePeriod]:
     """When each version was live, oldest first, from the recorded changes."""
-    changes = session.exec(select(LiveChange).order_by(LiveChange.changed_at, LiveChange.id)).all()
+    changes = session.exec(select(LiveChange).order_by(col(LiveChange.changed_at), col(LiveChange.id))).all()
     return [
         LivePeriod(
             version_id=change.version_id,
@@ -224,7 +225,7 @@ def retire(session: Session, *, name: str) -> ModelVersion:
 
 def lineage(session: Session) -> list[tuple[int, ModelVersion]]:
     """Every version as (depth, version), parents before their children, siblings oldest first."""
-    versions = session.exec(select(ModelVersion).order_by(ModelVersion.id)).all()
+    versions = session.exec(select(ModelVersion).order_by(col(ModelVersion.id))).all()
     known = {v.id for v in versions}
     children: dict[int | None, list[ModelVersion]] = {}
     for version in versions:
@@ -256,7 +257,7 @@ def root_version(session: Session, version: ModelVersion) -> ModelVersion:
     seen = {version.id}
     while version.parent_id is not None and version.parent_id not in seen:
         seen.add(version.parent_id)
-        version = session.get(ModelVersion, version.parent_id)
+        version = session.get_one(ModelVersion, version.parent_id)  # the foreign key keeps parents
     return version
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.models import PAIR_CHOICES, AnnotationItem, Judgment, JudgmentKind, User, aware
 
@@ -339,7 +339,7 @@ class _Judgments:
 def _read_judgments(session: Session, since: datetime | None = None, max_judgment_id: int | None = None) -> _Judgments:
     """Every judgment the statistics need, in one query."""
     query = (
-        select(
+        select(  # type: ignore[call-overload]  # sqlmodel types select() for up to 4 columns
             Judgment.id,
             Judgment.kind,
             Judgment.user_id,
@@ -352,15 +352,15 @@ def _read_judgments(session: Session, since: datetime | None = None, max_judgmen
             AnnotationItem.generation_ids,
             AnnotationItem.gold_answer,
         )
-        .join(User, User.id == Judgment.user_id)
-        .outerjoin(AnnotationItem, AnnotationItem.id == Judgment.item_id)
-        .where(Judgment.kind != JudgmentKind.skip.value)
-        .order_by(Judgment.id)
+        .join(User, col(User.id) == Judgment.user_id)
+        .outerjoin(AnnotationItem, col(AnnotationItem.id) == Judgment.item_id)
+        .where(col(Judgment.kind) != JudgmentKind.skip.value)
+        .order_by(col(Judgment.id))
     )
     if since is not None:
-        query = query.where(Judgment.created_at >= aware(since))
+        query = query.where(col(Judgment.created_at) >= aware(since))
     if max_judgment_id is not None:
-        query = query.where(Judgment.id <= max_judgment_id)
+        query = query.where(col(Judgment.id) <= max_judgment_id)
     rows = session.exec(query).all()
 
     users: dict[int, str] = {}
@@ -433,7 +433,8 @@ def _read_judgments(session: Session, since: datetime | None = None, max_judgmen
 
 
 def _winner(choice: str | None, generation_ids: Sequence[int]) -> int | None:
-    return {"a": generation_ids[0], "b": generation_ids[1]}.get(choice)
+    sides: dict[str | None, int] = {"a": generation_ids[0], "b": generation_ids[1]}
+    return sides.get(choice)
 
 
 def _outcome(winner: int | None, first_id: int) -> int:
@@ -602,19 +603,24 @@ def _swap_inconsistency(pw: _Pairwise, user_ids: np.ndarray) -> tuple[np.ndarray
 
 def _flags(row: AnnotatorStats, t: QualityThresholds) -> list[str]:
     flags = []
-    if row.consensus_votes >= t.min_consensus_votes and row.agreement_with_consensus < t.min_agreement:
+    # A rate is None only when its count is 0; the `is not None` tests matter for a threshold of 0.
+    agreement, rating = row.agreement_with_consensus, row.rating_agreement
+    if row.consensus_votes >= t.min_consensus_votes and agreement is not None and agreement < t.min_agreement:
         flags.append("low_agreement")
-    if row.rating_votes >= t.min_consensus_votes and row.rating_agreement < t.min_agreement:
+    if row.rating_votes >= t.min_consensus_votes and rating is not None and rating < t.min_agreement:
         flags.append("low_rating_agreement")
     if (
         row.decisive_choices >= t.min_decisive_choices
+        and row.position_bias_p is not None
+        and row.position_bias_rate is not None
         and row.position_bias_p < t.position_bias_p
         and abs(row.position_bias_rate - 0.5) >= t.position_bias_effect
     ):
         flags.append("position_bias")
-    if row.gold_judgments >= t.min_gold_judgments and row.gold_accuracy < t.min_gold_accuracy:
+    gold, swap = row.gold_accuracy, row.swap_inconsistency
+    if row.gold_judgments >= t.min_gold_judgments and gold is not None and gold < t.min_gold_accuracy:
         flags.append("gold_failures")
-    if row.swapped_pairs >= t.min_swapped_pairs and row.swap_inconsistency > t.max_swap_inconsistency:
+    if row.swapped_pairs >= t.min_swapped_pairs and swap is not None and swap > t.max_swap_inconsistency:
         flags.append("swap_inconsistent")
     return flags
 

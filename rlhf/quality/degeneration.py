@@ -77,8 +77,8 @@ def repetition(texts: Sequence[str], n: int = REPETITION_N) -> float | None:
 
 
 def truncated(
-    ended_by_eos: Sequence[bool] | None = None,
-    token_counts: Sequence[int] | None = None,
+    ended_by_eos: Sequence[bool] | np.ndarray | None = None,
+    token_counts: Sequence[int] | np.ndarray | None = None,
     max_new_tokens: int | None = None,
 ) -> np.ndarray | None:
     """Which responses were cut off: no EOS (and, when the counts are known, at the cap).
@@ -95,8 +95,8 @@ def truncated(
 def degeneration_figures(
     texts: Sequence[str],
     *,
-    ended_by_eos: Sequence[bool] | None = None,
-    token_counts: Sequence[int] | None = None,
+    ended_by_eos: Sequence[bool] | np.ndarray | None = None,
+    token_counts: Sequence[int] | np.ndarray | None = None,
     max_new_tokens: int | None = None,
 ) -> dict[str, Any]:
     """All the figures for one policy's samples (``None`` where a figure is undefined)."""

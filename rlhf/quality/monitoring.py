@@ -30,12 +30,12 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import stats
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from rlhf.models.registry import live_periods
 from storage.models import Generation, Judgment, JudgmentKind, ModelVersion, aware
@@ -127,13 +127,13 @@ def _read_events(session: Session, owner: dict[int, int], since: datetime | None
     """Rating and pairwise judgments in the window, in one query."""
     query = (
         select(Judgment.kind, Judgment.generation_ids, Judgment.payload, Judgment.created_at)
-        .where(Judgment.kind.in_([JudgmentKind.rating.value, JudgmentKind.pairwise.value]))
-        .order_by(Judgment.created_at, Judgment.id)
+        .where(col(Judgment.kind).in_([JudgmentKind.rating.value, JudgmentKind.pairwise.value]))
+        .order_by(col(Judgment.created_at), col(Judgment.id))
     )
     if since is not None:
-        query = query.where(Judgment.created_at >= aware(since))
+        query = query.where(col(Judgment.created_at) >= aware(since))
     if until is not None:
-        query = query.where(Judgment.created_at < aware(until))
+        query = query.where(col(Judgment.created_at) < aware(until))
     by_version: dict[int, list] = defaultdict(list)
     vs: dict[tuple[int, int], list[float]] = defaultdict(list)
     for kind, generation_ids, payload, created_at in session.exec(query):
@@ -146,7 +146,8 @@ def _read_events(session: Session, owner: dict[int, int], since: datetime | None
         first, second = (owner.get(g) for g in generation_ids)
         if first is None or second is None or first == second:
             continue
-        outcome = {"a": 1.0, "b": 0.0}.get(payload.get("choice"), 0.5)
+        choice: Any = payload.get("choice")
+        outcome = {"a": 1.0, "b": 0.0}.get(choice, 0.5)
         by_version[first].append((created_at, kind, outcome))
         by_version[second].append((created_at, kind, 1.0 - outcome))
         vs[(first, second)].append(outcome)
@@ -199,14 +200,15 @@ def monitor(
     """
     if bucket != "day" and (isinstance(bucket, bool) or not isinstance(bucket, int) or bucket < 1):
         raise ValueError(f"bucket: {bucket!r} is neither 'day' nor a positive number of judgments")
-    versions = {v.id: v for v in session.exec(select(ModelVersion).order_by(ModelVersion.id))}
+    versions = {cast(int, v.id): v for v in session.exec(select(ModelVersion).order_by(col(ModelVersion.id)))}
     owner: dict[int, int] = {}
     length: dict[int, list[int]] = defaultdict(list)
     for generation_id, version_id, chars in session.exec(
         select(Generation.id, Generation.model_version_id, func.length(Generation.text)).where(
-            Generation.model_version_id.is_not(None)
+            col(Generation.model_version_id).is_not(None)
         )
     ):
+        assert generation_id is not None and version_id is not None  # stored rows, versions only
         owner[generation_id] = version_id
         length[version_id].append(chars)
     events = _read_events(session, owner, since, until)
@@ -217,9 +219,9 @@ def monitor(
         mine = events.by_version.get(version_id, [])
         if not mine and not version.is_live and version_id not in periods:
             continue
-        parent = versions.get(version.parent_id)
+        parent = versions.get(version.parent_id) if version.parent_id is not None else None
         outcomes = [value for _, kind, value in mine if kind == JudgmentKind.pairwise.value]
-        head_to_head = events.vs.get((version_id, version.parent_id), [])
+        head_to_head = events.vs.get((version_id, version.parent_id), []) if version.parent_id is not None else []
         series.append(
             VersionSeries(
                 version_id=version_id,
@@ -331,6 +333,8 @@ def _reward_alarm(row: VersionSeries, parent_scores: list[float], t: MonitorThre
 def _length_alarm(
     row: VersionSeries, version: ModelVersion, parent_lengths: list[int], t: MonitorThresholds
 ) -> list[Alarm]:
+    mine: float | None
+    theirs: float | None
     if row.mean_length is not None and parent_lengths:
         mine, theirs, unit = row.mean_length, float(np.mean(parent_lengths)), "characters, stored responses"
     else:

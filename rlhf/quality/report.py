@@ -13,13 +13,15 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from rlhf.quality.analytics import AnnotatorStats, annotator_report, bradley_terry, dataset_agreement
 from rlhf.quality.monitoring import Monitoring, monitor, plain_label, plot_version_timeline
@@ -55,7 +57,7 @@ class Bullets:
 @dataclass
 class Table:
     headers: list[str]
-    rows: list[list[Any]]
+    rows: Sequence[Sequence[Any]]
 
 
 @dataclass
@@ -185,7 +187,7 @@ def resolve_window(session: Session, *, round_id: int | None, since: datetime | 
         raise StoreError(f"--until: {until.isoformat()} is not after --since {since.isoformat()}")
     bound = None
     if until is not None:
-        first_after = session.exec(select(func.min(Judgment.id)).where(Judgment.created_at >= until)).one()
+        first_after = session.exec(select(func.min(Judgment.id)).where(col(Judgment.created_at) >= until)).one()
         if first_after is not None:
             bound = first_after - 1
     return Window(since=since, until=until, max_judgment_id=bound)
@@ -194,26 +196,28 @@ def resolve_window(session: Session, *, round_id: int | None, since: datetime | 
 def _judgments_in(session: Session, window: Window) -> tuple[Counter, dict[str, Counter], list]:
     """Counts per kind and annotator, and the latest comments, from one query over the window."""
     query = (
-        select(Judgment.kind, User.username, Judgment.payload, Judgment.created_at, Judgment.prompt_id)
-        .join(User, User.id == Judgment.user_id)
-        .order_by(Judgment.id.desc())
+        select(Judgment.kind, User.username, Judgment.payload, Judgment.created_at, Judgment.prompt_id)  # type: ignore[call-overload]  # over 4 columns
+        .join(User, col(User.id) == Judgment.user_id)
+        .order_by(col(Judgment.id).desc())
     )
     if window.since is not None:
-        query = query.where(Judgment.created_at >= window.since)
+        query = query.where(col(Judgment.created_at) >= window.since)
     if window.until is not None:
-        query = query.where(Judgment.created_at < window.until)
+        query = query.where(col(Judgment.created_at) < window.until)
     if window.max_judgment_id is not None:
-        query = query.where(Judgment.id <= window.max_judgment_id)
+        query = query.where(col(Judgment.id) <= window.max_judgment_id)
     by_kind: Counter = Counter()
     by_annotator: dict[str, Counter] = {}
-    comments = []
+    comments: list[tuple[str, str, int, str]] = []
     for kind, username, payload, created_at, prompt_id in session.exec(query):
         by_kind[kind] += 1
         by_annotator.setdefault(username, Counter())[kind] += 1
         comment = (payload or {}).get("comment") or (payload or {}).get("reason")
         if comment and len(comments) < MAX_COMMENTS:
             comments.append((aware(created_at).strftime("%Y-%m-%d %H:%M"), username, prompt_id, _clip(comment)))
-    prompts = dict(session.exec(select(Prompt.id, Prompt.text).where(Prompt.id.in_({c[2] for c in comments}))).all())
+    prompts = dict(
+        session.exec(select(Prompt.id, Prompt.text).where(col(Prompt.id).in_({c[2] for c in comments}))).all()
+    )
     return by_kind, by_annotator, [(when, who, _clip(prompts[pid]), text) for when, who, pid, text in comments]
 
 
@@ -231,7 +235,7 @@ def collect(
 ) -> ReportData:
     window = resolve_window(session, round_id=round_id, since=since, until=until)
     by_kind, by_annotator, comments = _judgments_in(session, window)
-    bounds = {"since": window.since, "max_judgment_id": window.max_judgment_id}
+    bounds: dict[str, Any] = {"since": window.since, "max_judgment_id": window.max_judgment_id}
     outcomes = blind_outcomes(session)
     return ReportData(
         window=window,
@@ -443,7 +447,7 @@ def _figures(data: ReportData) -> dict:
         axis = figure.subplots()
         axis.barh(
             [plain_label(row.username) for row in scored],
-            [row.agreement_with_consensus for row in scored],
+            [cast(float, row.agreement_with_consensus) for row in scored],
             color=["tab:red" if row.flags else "tab:blue" for row in scored],
         )
         axis.set_xlim(0, 1)
@@ -489,7 +493,7 @@ def write_report(
     for name, figure in figures.items():
         save_atomically(
             out.parent / plots[name],
-            lambda path, figure=figure: figure.savefig(path, dpi=100),
+            partial(figure.savefig, dpi=100),
             folder=False,
             replace=True,
         )

@@ -196,7 +196,7 @@ def parse_round_config(text: str, path: str = "<config>", overrides: list[str] |
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: (top level): expected a mapping of sections, got {type(raw).__name__}")
-    notes = {}
+    notes: dict[str, str] = {}
     if overrides:
         raw, notes = apply_overrides(raw, overrides, path)
         text = f"# {path} with {' '.join(overrides)}\n" + yaml.safe_dump(raw, sort_keys=False)

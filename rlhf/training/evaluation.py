@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ def load_causal_lm(source: PolicySource, device: torch.device):
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, source.path).merge_and_unload()
-    return model.to(device).eval()
+    return model.to(device).eval()  # type: ignore[arg-type]  # transformers' @wraps(Module.to) types self
 
 
 def load_reward_model(path: Path, device: torch.device):
@@ -175,7 +175,7 @@ def length_bias(rewards: np.ndarray, lengths: np.ndarray, reward_gain: float, le
 def text_figures(samples: list[Samples], max_new_tokens: int) -> dict[str, Any]:
     return degeneration_figures(
         [t for s in samples for t in s.texts],
-        ended_by_eos=np.concatenate([s.ended_by_eos.numpy() for s in samples]) if samples else [],
+        ended_by_eos=np.concatenate([cast(torch.Tensor, s.ended_by_eos).numpy() for s in samples]) if samples else [],
         token_counts=np.concatenate([s.lengths for s in samples]) if samples else [],
         max_new_tokens=max_new_tokens,
     )

@@ -52,7 +52,7 @@ class RoundReporter:
         from rlhf.jobs.lifecycle import transition
 
         with session_scope(self.url) as session:
-            transition(session.get(Round, self.round_id), to, **changes)
+            transition(session.get_one(Round, self.round_id), to, **changes)
 
 
 def _first(logs: dict[str, float], *names: str) -> float | None:

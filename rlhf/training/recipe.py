@@ -51,7 +51,8 @@ def run_round(round_id: int, url: str) -> None:
         row = session.get(Round, round_id)
         if row is None:
             raise StoreError(f"round: no round {round_id}")
-        parent = session.get(ModelVersion, row.parent_version_id)
+        parent = session.get_one(ModelVersion, row.parent_version_id)
+    assert row.work_dir is not None and row.log_path is not None  # create_round sets both
     if row.status == RoundStatus.cancelled.value:
         return
     config = parse_round_config(row.config_yaml, row.config_path or f"round {round_id}")
@@ -89,6 +90,7 @@ def run_round(round_id: int, url: str) -> None:
 
 
 def mark_running(reporter: RoundReporter, row: Round) -> None:
+    assert row.work_dir is not None  # create_round sets it
     Path(row.work_dir).mkdir(parents=True, exist_ok=True)
     fields = {"started_at": row.started_at or utcnow(), "error": None, "finished_at": None}
     if row.status == RoundStatus.queued.value:
@@ -222,9 +224,9 @@ def register(
     killed before it committed is this round's own, and is replaced.
     """
     with session_scope(url) as session:
-        row = session.get(Round, round_id)
+        row = session.get_one(Round, round_id)
         if row.output_version_id is not None:
-            return session.get(ModelVersion, row.output_version_id)
+            return session.get_one(ModelVersion, row.output_version_id)
     name = version_name(config, round_id)
     return _publish_folder(url, round_id, name, Path(policy.path), config.policy_stage, parent, config, metrics)
 
@@ -256,13 +258,15 @@ def _publish_folder(
     """Copy `source` beside the round, then move it into the registry as `name` in one transaction; the policy
     version is recorded on the round in that same transaction, so a crash never leaves it registered but unowned."""
     with session_scope(url) as session:
-        staged = Path(session.get(Round, round_id).work_dir) / "scratch" / f"register-{kind}"
+        work_dir = session.get_one(Round, round_id).work_dir
+        assert work_dir is not None  # create_round sets it
+        staged = Path(work_dir) / "scratch" / f"register-{kind}"
     shutil.rmtree(staged, ignore_errors=True)
     shutil.copytree(source, staged)
     is_adapter = (source / "adapter_config.json").is_file()
     leftover = registry.artifacts_root(url).resolve() / name
     with session_scope(url) as session:
-        row = session.get(Round, round_id)
+        row = session.get_one(Round, round_id)
         if leftover.exists() and registry.get_version(session, name=name) is None:
             shutil.rmtree(leftover)
         version = registry.publish_version(

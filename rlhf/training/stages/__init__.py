@@ -71,7 +71,10 @@ class PolicySource:
 
     @property
     def full_model(self) -> str:
-        return self.base if self.is_adapter else self.path
+        if self.is_adapter:
+            assert self.base is not None  # an adapter names its base
+            return self.base
+        return self.path
 
 
 @dataclass
@@ -110,7 +113,7 @@ def trainable_policy(source: PolicySource, finetune: FinetuneSpec, args):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(source.base, **(args.model_init_kwargs or {}))
+    base = AutoModelForCausalLM.from_pretrained(source.full_model, **(args.model_init_kwargs or {}))
     model = PeftModel.from_pretrained(base, source.path, is_trainable=finetune.method == "lora")
     if finetune.method == "full":
         model = model.merge_and_unload()

@@ -6,7 +6,7 @@ Create Date: 2026-11-25 01:44:13.904241
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0001'

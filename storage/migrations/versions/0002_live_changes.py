@@ -9,7 +9,7 @@ live since it was created, which is the best that store knows.
 """
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 
 
 revision = '0002'
