@@ -10,7 +10,7 @@ import uuid
 import httpx
 
 from storage.db import sqlite_path
-from tests.feedback_app.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 REFUSALS = ("Please log in.", "Your account is not active.", "Not allowed: ")
 

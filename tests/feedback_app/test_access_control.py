@@ -19,8 +19,8 @@ from feedback_app.sessions import ExpiringTokens
 from storage.crud import create_user, deactivate_user, set_role
 from storage.db import dispose_engines, session_scope
 from storage.models import ItemClaim, User
-from tests.feedback_app.conftest import free_port, seed
 from tests.feedback_app.http_api import REFUSALS, Tab, error_of
+from tests.helpers import free_port, seed
 
 ROLES = ("annotator", "reviewer", "engineer", "admin")
 ALLOWED = {

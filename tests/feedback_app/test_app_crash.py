@@ -17,13 +17,11 @@ import pytest
 from sqlmodel import select
 
 from rlhf.integrity import check_store
-from storage import queue
-from storage.crud import add_prompt, create_user, get_or_create_generation
 from storage.db import dispose_engines, session_scope
 from storage.migrate import upgrade
-from storage.models import Judgment, ModelVersion, User
-from tests.feedback_app.conftest import PASSWORD, free_port
+from storage.models import Judgment, User
 from tests.feedback_app.http_api import Tab, error_of
+from tests.helpers import free_port, seed_store
 
 ANNOTATORS, PROMPTS, KILL_AFTER = 4, 200, 120
 TOKEN = 3
@@ -31,19 +29,15 @@ pytestmark = pytest.mark.slow
 
 
 def seed(url: str, artifact: Path) -> None:
-    with session_scope(url) as session:
-        for i in range(ANNOTATORS):
-            create_user(session, username=f"a{i}", password=PASSWORD)
-        version = ModelVersion(name="v0", base_model="tiny", artifact_path=str(artifact), status="ready", is_live=True)
-        session.add(version)
-        session.flush()
-        for p in range(PROMPTS):
-            prompt, _ = add_prompt(session, text=f"crash prompt {p}")
-            for g in range(2):
-                get_or_create_generation(
-                    session, prompt_id=prompt.id, text=f"answer {p}.{g}", model_version_id=version.id
-                )
-        queue.enqueue_pairs(session, prompt_ids=None, version_id=version.id, overlap=ANNOTATORS)
+    seed_store(
+        url,
+        users=[f"a{i}" for i in range(ANNOTATORS)],
+        prompts=PROMPTS,
+        prompt_text="crash prompt {p}",
+        artifact=str(artifact),
+        enqueue=["pairwise"],
+        overlap=ANNOTATORS,
+    )
 
 
 def serve(url: str, port: int, log: Path) -> subprocess.Popen:

@@ -19,12 +19,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
-from storage import queue
-from storage.crud import MAX_TEXT_BYTES, add_prompt, create_user, get_or_create_generation
+from storage.crud import MAX_TEXT_BYTES
 from storage.db import session_scope
-from storage.models import Judgment, ModelVersion, User
-from tests.feedback_app.conftest import running_app, seed
+from storage.models import Judgment, User
 from tests.feedback_app.http_api import Tab, error_of, fingerprint
+from tests.helpers import running_app, seed, seed_store
 
 CLIENTS, SUBMITS, RETRY_EVERY = 16, 50, 10
 TOKEN = {"pairwise": 3, "rating": 2, "ranking": 5, "correction": 2}
@@ -48,18 +47,17 @@ PAYLOADS = [
 
 @pytest.fixture(scope="module")
 def server(module_store):
-    seed(module_store, users={"ann": "annotator", "other": "annotator"}, prompts=4, overlap=3)
-    with session_scope(module_store) as session:
-        for i in range(CLIENTS):
-            create_user(session, username=f"c{i}", password="pw-for-tests")
-        version = session.exec(select(ModelVersion).where(ModelVersion.name == "v0")).one()
-        for p in range(SUBMITS):
-            prompt, _ = add_prompt(session, text=f"load prompt {p}")
-            for g in range(2):
-                get_or_create_generation(
-                    session, prompt_id=prompt.id, text=f"load answer {p}.{g}", model_version_id=version.id
-                )
-        queue.enqueue_pairs(session, prompt_ids=None, version_id=version.id, overlap=CLIENTS)
+    v0 = seed(module_store, users={"ann": "annotator", "other": "annotator"}, prompts=4, overlap=3)
+    seed_store(
+        module_store,
+        users=[f"c{i}" for i in range(CLIENTS)],
+        prompts=SUBMITS,
+        prompt_text="load prompt {p}",
+        answer_text="load answer {p}.{g}",
+        version=v0,
+        enqueue=["pairwise"],
+        overlap=CLIENTS,
+    )
     with running_app(module_store) as running:
         yield running
 
