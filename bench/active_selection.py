@@ -122,13 +122,10 @@ class Arm:
         return fill_queue(self.base_url, self.passwords)
 
     def rescore(self) -> str:
-        from rlhf.demo.loop import AppSession
+        from feedback_app.http_client import AppClient
 
-        engineer = AppSession(self.base_url, "engineer", self.passwords["engineer"])
-        try:
-            return str(engineer.call("annotators_rescore", [])[0])
-        finally:
-            engineer.close()
+        with AppClient(self.base_url, "engineer", self.passwords["engineer"]) as engineer:
+            return str(engineer.call("annotators_rescore")[0])
 
     def label(self, count: int) -> int:
         from rlhf.demo.loop import annotate

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,24 +30,22 @@ PASSWORD = "bench-password"
 
 
 def annotate(base: str, username: str, submits: int, retry_every: int, out: list) -> None:
-    import httpx
+    from feedback_app.http_client import AppCallError, AppClient
 
-    with httpx.Client(base_url=base, timeout=30) as http:
-        http.post("/login", data={"username": username, "password": PASSWORD}).raise_for_status()
-        session = {"session_hash": uuid.uuid4().hex[:11]}  # one browser tab: Gradio keeps its session state
-        token = http.post("/gradio_api/run/pairwise_next", json={"data": [], **session}).json()["data"][TOKEN_INDEX]
+    with AppClient(base, username, PASSWORD, timeout=30) as tab:  # one browser tab: its own Gradio session
+        token = tab.call("pairwise_next")[TOKEN_INDEX]
         latencies, acknowledged, retries = [], 0, 0
         for i in range(submits):
             if not token:
                 break
             started = time.perf_counter()
-            reply = http.post("/gradio_api/run/pairwise_submit", json={"data": [token, "A (left)"], **session})
+            reply = tab.post("pairwise_submit", token, "A (left)")
             latencies.append(time.perf_counter() - started)
-            reply.raise_for_status()
+            if reply.status_code != 200:
+                raise AppCallError("pairwise_submit", reply)
             acknowledged += 1
             if i % retry_every == 0:
-                again = http.post("/gradio_api/run/pairwise_submit", json={"data": [token, "A (left)"], **session})
-                again.raise_for_status()
+                tab.call("pairwise_submit", token, "A (left)")
                 retries += 1
             token = reply.json()["data"][TOKEN_INDEX]
         out.append((latencies, acknowledged, retries))

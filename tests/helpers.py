@@ -1,4 +1,4 @@
-"""What the tests share besides fixtures: a free port, a running app, and one factory that seeds a store.
+"""What the tests share besides fixtures: one factory that seeds a store, a running app, what a client sees.
 
 Fixtures live in the conftest.py files; everything a test module imports by name lives here
 (`from tests.helpers import ...`). The benchmarks in bench/ seed their stores with the same factory.
@@ -6,7 +6,9 @@ Fixtures live in the conftest.py files; everything a test module imports by name
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 from feedback_app.http_client import free_port
 from storage import queue
 from storage.crud import add_judgment, add_prompt, create_user, get_or_create_generation
-from storage.db import dispose_engines, session_scope
+from storage.db import dispose_engines, session_scope, sqlite_path
 from storage.models import ModelVersion
 
 if TYPE_CHECKING:
@@ -24,10 +26,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PASSWORD",
+    "REFUSALS",
     "TOPICS",
     "XSS",
     "Seeded",
     "Server",
+    "fingerprint",
     "free_port",
     "running_app",
     "seed",
@@ -238,3 +242,24 @@ def running_app(url: str, config: AppConfig | None = None):
         if ctx.filler is not None:
             ctx.filler.stop()
         dispose_engines()
+
+
+# --- what a client of the app sees -------------------------------------------------------------
+
+REFUSALS = ("Please log in.", "Your account is not active.", "Not allowed: ")  # how refused calls begin
+
+
+def fingerprint(url: str) -> str:
+    """A hash of every row of every table, read from the SQLite file (WAL readers do not block the app)."""
+    connection = sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True)
+    digest = hashlib.sha256()
+    try:
+        tables = [
+            name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
+        for table in tables:
+            for row in connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid'):
+                digest.update(repr(row).encode())
+    finally:
+        connection.close()
+    return digest.hexdigest()

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from feedback_app.http_client import AppClient, error_of
 from rlhf.integrity import check_store
 from storage.db import dispose_engines, session_scope
 from storage.migrate import upgrade
 from storage.models import Judgment, User
-from tests.feedback_app.http_api import Tab, error_of
-from tests.helpers import free_port, seed_store
+from tests.helpers import PASSWORD, free_port, seed_store
 
 ANNOTATORS, PROMPTS, KILL_AFTER = 4, 200, 120
 TOKEN = 3
@@ -66,11 +66,11 @@ def serve(url: str, port: int, log: Path) -> subprocess.Popen:
 
 
 def hammer(base: str, user: str, acked: dict, stop: threading.Event, errors: list) -> None:
-    tab = Tab(base, user)
-    token = tab.ok("pairwise_next")[TOKEN]
+    tab = AppClient(base, user, PASSWORD)
+    token = tab.call("pairwise_next")[TOKEN]
     while token and not stop.is_set():
         try:
-            reply = tab.call("pairwise_submit", token, "B (right)")
+            reply = tab.post("pairwise_submit", token, "B (right)")
         except httpx.TransportError:
             return  # the server died under this request: its outcome is unknown
         if reply.status_code != 200:
@@ -105,8 +105,8 @@ def test_sigkilled_app_loses_nothing_acknowledged_and_serves_on(tmp_path):
     try:
         names = [f"a{i}" for i in range(ANNOTATORS)]
         threads = [threading.Thread(target=hammer, args=(base, name, acked, stop, errors)) for name in names]
-        old_tab = Tab(base, "a0")
-        old_token = old_tab.ok("pairwise_next")[TOKEN]
+        old_tab = AppClient(base, "a0", PASSWORD)
+        old_token = old_tab.call("pairwise_next")[TOKEN]
         for thread in threads:
             thread.start()
         while sum(acked.values()) < KILL_AFTER and any(t.is_alive() for t in threads):
@@ -126,13 +126,13 @@ def test_sigkilled_app_loses_nothing_acknowledged_and_serves_on(tmp_path):
         assert distinct == rows, "an item judged twice by one user"
 
         process = serve(url, port, tmp_path / "serve.log")
-        assert old_tab.call("pairwise_next").status_code == 401, "logins do not survive a restart"
-        fresh = Tab(base, "a0")
-        token = fresh.ok("pairwise_next")[TOKEN]
-        stale = error_of(fresh.call("pairwise_submit", old_token, "A (left)"))
+        assert old_tab.post("pairwise_next").status_code == 401, "logins do not survive a restart"
+        fresh = AppClient(base, "a0", PASSWORD)
+        token = fresh.call("pairwise_next")[TOKEN]
+        stale = error_of(fresh.post("pairwise_submit", old_token, "A (left)"))
         assert stale.startswith("view: this page is out of date")
         for _ in range(5):
-            token = fresh.ok("pairwise_submit", token, "A (left)")[TOKEN]
+            token = fresh.call("pairwise_submit", token, "A (left)")[TOKEN]
         after, distinct, rows = stored(url)
         assert after["a0"] == counts.get("a0", 0) + 5 and distinct == rows
         print(
