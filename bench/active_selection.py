@@ -32,7 +32,6 @@ import json
 import os
 import platform
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -45,12 +44,6 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 TARGET = 0.80
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_configs(folder: Path) -> tuple[Path, Path]:
@@ -108,6 +101,7 @@ class Arm:
     ):
         from feedback_app.app import launch
         from feedback_app.config import load_app_config
+        from feedback_app.http_client import free_port
         from rlhf.inference.policy_pool import PolicyPool
 
         self.name, self.index, self.url, self.settings, self.held_out = name, index, url, settings, held_out
@@ -128,13 +122,10 @@ class Arm:
         return fill_queue(self.base_url, self.passwords)
 
     def rescore(self) -> str:
-        from rlhf.demo.loop import AppSession
+        from feedback_app.http_client import AppClient
 
-        engineer = AppSession(self.base_url, "engineer", self.passwords["engineer"])
-        try:
-            return str(engineer.call("annotators_rescore", [])[0])
-        finally:
-            engineer.close()
+        with AppClient(self.base_url, "engineer", self.passwords["engineer"]) as engineer:
+            return str(engineer.call("annotators_rescore")[0])
 
     def label(self, count: int) -> int:
         from rlhf.demo.loop import annotate

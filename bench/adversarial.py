@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -25,12 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 SHIPPED = ROOT / "configs" / "round_dpo_demo.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def config_with(aggregation: str, folder: Path) -> Path:
@@ -44,6 +37,7 @@ def config_with(aggregation: str, folder: Path) -> Path:
 
 
 def main() -> None:
+    from feedback_app.http_client import free_port
     from rlhf.demo.loop import DemoSettings, run_demo
 
     parser = argparse.ArgumentParser()

@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,24 +30,22 @@ PASSWORD = "bench-password"
 
 
 def annotate(base: str, username: str, submits: int, retry_every: int, out: list) -> None:
-    import httpx
+    from feedback_app.http_client import AppCallError, AppClient
 
-    with httpx.Client(base_url=base, timeout=30) as http:
-        http.post("/login", data={"username": username, "password": PASSWORD}).raise_for_status()
-        session = {"session_hash": uuid.uuid4().hex[:11]}  # one browser tab: Gradio keeps its session state
-        token = http.post("/gradio_api/run/pairwise_next", json={"data": [], **session}).json()["data"][TOKEN_INDEX]
+    with AppClient(base, username, PASSWORD, timeout=30) as tab:  # one browser tab: its own Gradio session
+        token = tab.call("pairwise_next")[TOKEN_INDEX]
         latencies, acknowledged, retries = [], 0, 0
         for i in range(submits):
             if not token:
                 break
             started = time.perf_counter()
-            reply = http.post("/gradio_api/run/pairwise_submit", json={"data": [token, "A (left)"], **session})
+            reply = tab.post("pairwise_submit", token, "A (left)")
             latencies.append(time.perf_counter() - started)
-            reply.raise_for_status()
+            if reply.status_code != 200:
+                raise AppCallError("pairwise_submit", reply)
             acknowledged += 1
             if i % retry_every == 0:
-                again = http.post("/gradio_api/run/pairwise_submit", json={"data": [token, "A (left)"], **session})
-                again.raise_for_status()
+                tab.call("pairwise_submit", token, "A (left)")
                 retries += 1
             token = reply.json()["data"][TOKEN_INDEX]
         out.append((latencies, acknowledged, retries))
@@ -66,24 +63,17 @@ def worker(base: str, usernames: list[str], submits: int, retry_every: int, star
 
 
 def seed(url: str, annotators: int, submits: int) -> None:
-    from storage import queue
-    from storage.crud import add_prompt, create_user, get_or_create_generation
-    from storage.db import session_scope
-    from storage.models import ModelVersion
+    from tests.helpers import seed_store
 
-    with session_scope(url) as session:
-        for i in range(annotators):
-            create_user(session, username=f"ann{i}", password=PASSWORD)
-        version = ModelVersion(name="v0", base_model="tiny", artifact_path="/nowhere", status="ready", is_live=True)
-        session.add(version)
-        session.flush()
-        for p in range(submits):
-            prompt, _ = add_prompt(session, text=f"bench prompt {p}")
-            for g in range(2):
-                get_or_create_generation(
-                    session, prompt_id=prompt.id, text=f"answer {p}.{g}", model_version_id=version.id
-                )
-        queue.enqueue_pairs(session, prompt_ids=None, version_id=version.id, overlap=annotators)
+    seed_store(
+        url,
+        users=[f"ann{i}" for i in range(annotators)],
+        password=PASSWORD,
+        prompts=submits,
+        prompt_text="bench prompt {p}",
+        enqueue=["pairwise"],
+        overlap=annotators,
+    )
 
 
 def check_store(url: str) -> dict:
@@ -113,6 +103,7 @@ def main() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from feedback_app.app import launch
     from feedback_app.config import AppConfig
+    from feedback_app.http_client import free_port
     from storage.migrate import upgrade
 
     workdir = Path(tempfile.mkdtemp(prefix="app_load_"))
@@ -124,11 +115,7 @@ def main() -> None:
     start, results = ctx.Event(), ctx.Queue()
     names = [f"ann{i}" for i in range(args.annotators)]
     groups = [names[i :: args.processes] for i in range(args.processes)]
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     demo, _ = launch(url, AppConfig(host="127.0.0.1", port=port), block=False, generate=False)
     base = f"http://127.0.0.1:{port}"
     procs = [

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import sys
 import tempfile
 import time
@@ -26,13 +25,8 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main() -> None:
+    from feedback_app.http_client import free_port
     from rlhf.demo.loop import DemoSettings, run_demo
 
     parser = argparse.ArgumentParser()

@@ -24,29 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-WORDS = [
-    "rivers",
-    "bread",
-    "stars",
-    "bees",
-    "chess",
-    "rain",
-    "maps",
-    "clocks",
-    "tea",
-    "owls",
-    "ships",
-    "snow",
-    "glass",
-    "salt",
-    "wolves",
-    "bridges",
-    "paper",
-    "moss",
-    "kites",
-    "wells",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: storage, rlhf, tests.helpers
 
 PLAIN = textwrap.dedent("""
     import json, sys, time
@@ -71,35 +49,15 @@ PLAIN = textwrap.dedent("""
 
 
 def build_store(workdir: Path, prompts: int, size: str) -> tuple[str, Path]:
+    """The round tests' store (polite answers beat curt ones), one annotator, `prompts` pairs, on a model of `size`."""
     from rlhf.models.modeling import init_tiny
-    from rlhf.models.registry import register_version
-    from storage.crud import add_judgment, add_prompt, create_user, get_or_create_generation
-    from storage.db import session_scope
     from storage.migrate import upgrade
+    from tests.helpers import seed_round_store
 
     url = f"sqlite:///{workdir / 'store.db'}"
     upgrade(url)
     model_dir = init_tiny(workdir / "base", size=size)
-    with session_scope(url) as session:
-        register_version(session, name="base", base_model=str(model_dir), artifact_path=str(model_dir), make_live=True)
-        user = create_user(session, username="ann")
-        for i in range(prompts):
-            topic = f"{WORDS[i % len(WORDS)]} number {i}"
-            prompt, _ = add_prompt(session, text=f"Tell me one fact about {topic}.")
-            good = get_or_create_generation(
-                session, prompt_id=prompt.id, text=f"{topic.capitalize()} are interesting, thank you for asking."
-            )
-            bad = get_or_create_generation(session, prompt_id=prompt.id, text=f"No. {topic}.")
-            add_judgment(
-                session,
-                kind="pairwise",
-                user_id=user.id,
-                prompt_id=prompt.id,
-                generation_ids=[good.id, bad.id],
-                payload={"choice": "a"},
-                client_key=f"b-{i}",
-                source="bench",
-            )
+    seed_round_store(url, model_dir, n_prompts=prompts, annotators=1, source="bench")
     return url, model_dir
 
 

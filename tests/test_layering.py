@@ -42,6 +42,8 @@ RULES = (
     Rule("rlhf.models", "rlhf.training", "models and the registry are below training"),
     Rule("rlhf.inference", "rlhf.training", "serving a policy never needs the training code"),
     Rule("rlhf.quality", "rlhf.training.recipe", "quality figures read the store, they do not run rounds"),
+    Rule("feedback_app.http_client", "rlhf", "the app's HTTP client serves any script: the demo, tests, benchmarks"),
+    *(Rule(package, "tests", "product code never imports the tests") for package in PACKAGES),
 )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import configs
+from feedback_app.http_client import AppClient
 from rlhf.demo.simulated_annotators import SimulatedAnnotator, rule_by_name
 
 PACKAGE = Path(__file__).parent
@@ -133,26 +134,7 @@ def prepare_store(settings: DemoSettings) -> tuple[str, dict[str, str], list[str
 # --- simulated annotators over HTTP -------------------------------------------------------
 
 
-class AppSession:
-    """One logged-in browser tab on the app, driven over its HTTP API."""
-
-    def __init__(self, base_url: str, username: str, password: str):
-        import httpx
-
-        self.http = httpx.Client(base_url=base_url, timeout=60)
-        self.session = {"session_hash": secrets.token_hex(6)}  # one browser tab: Gradio keeps its state
-        self.http.post("/login", data={"username": username, "password": password}).raise_for_status()
-
-    def call(self, endpoint: str, data: list) -> list:
-        reply = self.http.post(f"/gradio_api/run/{endpoint}", json={"data": data, **self.session})
-        reply.raise_for_status()
-        return reply.json()["data"]
-
-    def close(self) -> None:
-        self.http.close()
-
-
-class HttpAnnotator(AppSession):
+class HttpAnnotator(AppClient):
     """A simulated annotator comparing pairs in the app, as a browser would: login, next, submit."""
 
     def __init__(self, base_url: str, username: str, password: str, judge: SimulatedAnnotator):
@@ -164,11 +146,11 @@ class HttpAnnotator(AppSession):
         from feedback_app.tabs.compare import CHOICES
 
         labels = {"left": CHOICES[0], "right": CHOICES[1], "tie": CHOICES[2]}
-        shown = self.call("pairwise_next", [])
+        shown = self.call("pairwise_next")
         done = 0
         while shown[3] and budget.take():
             _prompt, left, right, token = shown[:4]
-            shown = self.call("pairwise_submit", [token, labels[self.judge.compare(left, right)]])
+            shown = self.call("pairwise_submit", token, labels[self.judge.compare(left, right)])
             done += 1
         return done
 
@@ -179,17 +161,14 @@ def blind_review(
     """The simulated reviewer's blind A/B votes between two versions in the Review tab (it cannot tell which is which)."""
     from feedback_app.tabs.review import VOTES
 
-    reviewer = AppSession(base_url, "reviewer", passwords["reviewer"])
     judge = SimulatedAnnotator("reviewer", rule_by_name(settings.rule), seed=settings.seed)
     labels = {"left": VOTES[0], "right": VOTES[1], "tie": VOTES[2]}
-    try:
-        reviewer.call("review_versions", [])
+    with AppClient(base_url, "reviewer", passwords["reviewer"]) as reviewer:
+        reviewer.call("review_versions")
         for _ in range(votes):
-            _prompt, first, second, _vote, _result, token = reviewer.call("blind_next", [new, old])
-            reviewer.call("blind_vote", [token, labels[judge.compare(first, second)]])
+            _prompt, first, second, _vote, _result, token = reviewer.call("blind_next", new, old)
+            reviewer.call("blind_vote", token, labels[judge.compare(first, second)])
         return votes
-    finally:
-        reviewer.close()
 
 
 class Budget:
@@ -285,13 +264,8 @@ def rule_win_rate(
 
 def fill_queue(base_url: str, passwords: dict[str, str]) -> str:
     """Ask the app, as the engineer, to answer prompts with the live version and queue the answers."""
-    from gradio_client import Client
-
-    client = Client(base_url, auth=("engineer", passwords["engineer"]), verbose=False)
-    try:
-        return str(client.predict(api_name="/fill_queue")[0])
-    finally:
-        client.close()
+    with AppClient(base_url, "engineer", passwords["engineer"]) as engineer:
+        return str(engineer.predict("fill_queue")[0])
 
 
 def run_one_round(

@@ -15,12 +15,12 @@ from sqlmodel import delete, select
 
 from feedback_app.app import launch
 from feedback_app.config import AppConfig
+from feedback_app.http_client import AppClient, error_of
 from feedback_app.sessions import ExpiringTokens
 from storage.crud import create_user, deactivate_user, set_role
 from storage.db import dispose_engines, session_scope
 from storage.models import ItemClaim, User
-from tests.feedback_app.conftest import free_port, seed
-from tests.feedback_app.http_api import REFUSALS, Tab, error_of
+from tests.helpers import PASSWORD, REFUSALS, free_port, seed
 
 ROLES = ("annotator", "reviewer", "engineer", "admin")
 ALLOWED = {
@@ -80,7 +80,7 @@ def app(module_store):
 
 def endpoints(base: str) -> dict[str, int]:
     """api_name -> number of inputs, for every event the app registered."""
-    tab = Tab(base, "adm")
+    tab = AppClient(base, "adm", PASSWORD)
     dependencies = tab.http.get("/config").json()["dependencies"]
     tab.close()
     unnamed = [d["id"] for d in dependencies if not d.get("api_name")]
@@ -102,16 +102,16 @@ def test_matrix_of_endpoints_and_roles(app):
     demo, _, base = app
     found = endpoints(base)
     assert set(found) == set(ENDPOINTS), f"add new endpoints to ENDPOINTS: {set(found) ^ set(ENDPOINTS)}"
-    tabs = {role: Tab(base, name) for name, role in USERS.items()}
-    anonymous = Tab(base, None)
+    tabs = {role: AppClient(base, name, PASSWORD) for name, role in USERS.items()}
+    anonymous = AppClient(base)
     cells = 0
     for api_name, inputs in sorted(found.items()):
         capability = ENDPOINTS[api_name]
-        reply = anonymous.call(api_name, *[None] * inputs)
+        reply = anonymous.post(api_name, *[None] * inputs)
         assert reply.status_code == 401, (api_name, reply.status_code)
         cells += 1
         for role in ROLES:
-            reply = tabs[role].call(api_name, *[None] * inputs)
+            reply = tabs[role].post(api_name, *[None] * inputs)
             message = error_of(reply)
             if role in ALLOWED[capability]:
                 assert not (message or "").startswith(REFUSALS), (api_name, role, message)
@@ -124,19 +124,23 @@ def test_matrix_of_endpoints_and_roles(app):
 
 def test_demoted_or_removed_user_loses_access_on_the_next_call(app):
     _, ctx, base = app
-    demoted, removed, gone = Tab(base, "demoted"), Tab(base, "removed"), Tab(base, "gone")
-    assert demoted.ok("pairwise_next")[3] and removed.ok("rating_next")[2] and gone.ok("on_load")
+    demoted, removed, gone = (
+        AppClient(base, "demoted", PASSWORD),
+        AppClient(base, "removed", PASSWORD),
+        AppClient(base, "gone", PASSWORD),
+    )
+    assert demoted.call("pairwise_next")[3] and removed.call("rating_next")[2] and gone.call("on_load")
     with session_scope(ctx.url) as session:
         set_role(session, username="demoted", role="reviewer")
         deactivate_user(session, username="removed")
         gone_id = session.exec(select(User.id).where(User.username == "gone")).one()
         session.exec(delete(ItemClaim).where(ItemClaim.user_id == gone_id))
         session.exec(delete(User).where(User.id == gone_id))
-    assert error_of(demoted.call("pairwise_next")) == "Not allowed: a reviewer cannot do this (annotate only)."
-    assert error_of(removed.call("rating_next")) == "Your account is not active."
-    assert error_of(gone.call("on_load")) == "Your account is not active."
+    assert error_of(demoted.post("pairwise_next")) == "Not allowed: a reviewer cannot do this (annotate only)."
+    assert error_of(removed.post("rating_next")) == "Your account is not active."
+    assert error_of(gone.post("on_load")) == "Your account is not active."
     assert (
-        Tab(base, None).http.post("/login", data={"username": "removed", "password": "pw-for-tests"}).status_code == 400
+        AppClient(base).http.post("/login", data={"username": "removed", "password": "pw-for-tests"}).status_code == 400
     )
 
 
@@ -149,13 +153,13 @@ def test_a_login_expires_after_session_hours(tmp_path):
         create_user(session, username="ann", role="annotator", password="pw-for-tests")
     demo, _, base = start(url, session_hours=3 / 3600)
     try:
-        tab = Tab(base, "ann")
-        assert tab.call("on_load").status_code == 200
+        tab = AppClient(base, "ann", PASSWORD)
+        assert tab.post("on_load").status_code == 200
         time.sleep(3.5)
-        assert tab.call("on_load").status_code == 401
+        assert tab.post("on_load").status_code == 401
         assert tab.http.get("/config").status_code == 401
-        again = Tab(base, "ann")
-        assert again.call("on_load").status_code == 200
+        again = AppClient(base, "ann", PASSWORD)
+        assert again.post("on_load").status_code == 200
     finally:
         demo.close()
         dispose_engines()

@@ -14,7 +14,7 @@ from feedback_app.config import ConfigError, load_app_config
 from storage.db import session_scope
 from storage.models import AnnotationItem, Judgment
 from storage.queue import SWAP_CHECK, Extras
-from tests.feedback_app.conftest import PASSWORD, XSS, running_app, seed
+from tests.helpers import PASSWORD, XSS, running_app, seed
 
 USERS = {"ann1": "annotator", XSS: "annotator", "rev": "reviewer", "eng": "engineer"}
 TOKEN = 3  # /pairwise_next outputs: prompt, left, right, token, counter, choice

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from storage.db import session_scope
 from storage.models import Judgment, User
-from tests.feedback_app.conftest import PASSWORD, running_app, seed
+from tests.helpers import PASSWORD, running_app, seed
 
 TOKEN = {"pairwise": 3, "rating": 2, "ranking": 5, "correction": 2}  # outputs: prompt, responses..., token, ...
 USERS = {"ann1": "annotator", "ann2": "annotator", "ann3": "annotator", "rev": "reviewer", "eng": "engineer"}

@@ -16,14 +16,12 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from feedback_app.http_client import AppClient, error_of
 from rlhf.integrity import check_store
-from storage import queue
-from storage.crud import add_prompt, create_user, get_or_create_generation
 from storage.db import dispose_engines, session_scope
 from storage.migrate import upgrade
-from storage.models import Judgment, ModelVersion, User
-from tests.feedback_app.conftest import PASSWORD, free_port
-from tests.feedback_app.http_api import Tab, error_of
+from storage.models import Judgment, User
+from tests.helpers import PASSWORD, free_port, seed_store
 
 ANNOTATORS, PROMPTS, KILL_AFTER = 4, 200, 120
 TOKEN = 3
@@ -31,19 +29,15 @@ pytestmark = pytest.mark.slow
 
 
 def seed(url: str, artifact: Path) -> None:
-    with session_scope(url) as session:
-        for i in range(ANNOTATORS):
-            create_user(session, username=f"a{i}", password=PASSWORD)
-        version = ModelVersion(name="v0", base_model="tiny", artifact_path=str(artifact), status="ready", is_live=True)
-        session.add(version)
-        session.flush()
-        for p in range(PROMPTS):
-            prompt, _ = add_prompt(session, text=f"crash prompt {p}")
-            for g in range(2):
-                get_or_create_generation(
-                    session, prompt_id=prompt.id, text=f"answer {p}.{g}", model_version_id=version.id
-                )
-        queue.enqueue_pairs(session, prompt_ids=None, version_id=version.id, overlap=ANNOTATORS)
+    seed_store(
+        url,
+        users=[f"a{i}" for i in range(ANNOTATORS)],
+        prompts=PROMPTS,
+        prompt_text="crash prompt {p}",
+        artifact=str(artifact),
+        enqueue=["pairwise"],
+        overlap=ANNOTATORS,
+    )
 
 
 def serve(url: str, port: int, log: Path) -> subprocess.Popen:
@@ -72,11 +66,11 @@ def serve(url: str, port: int, log: Path) -> subprocess.Popen:
 
 
 def hammer(base: str, user: str, acked: dict, stop: threading.Event, errors: list) -> None:
-    tab = Tab(base, user)
-    token = tab.ok("pairwise_next")[TOKEN]
+    tab = AppClient(base, user, PASSWORD)
+    token = tab.call("pairwise_next")[TOKEN]
     while token and not stop.is_set():
         try:
-            reply = tab.call("pairwise_submit", token, "B (right)")
+            reply = tab.post("pairwise_submit", token, "B (right)")
         except httpx.TransportError:
             return  # the server died under this request: its outcome is unknown
         if reply.status_code != 200:
@@ -111,8 +105,8 @@ def test_sigkilled_app_loses_nothing_acknowledged_and_serves_on(tmp_path):
     try:
         names = [f"a{i}" for i in range(ANNOTATORS)]
         threads = [threading.Thread(target=hammer, args=(base, name, acked, stop, errors)) for name in names]
-        old_tab = Tab(base, "a0")
-        old_token = old_tab.ok("pairwise_next")[TOKEN]
+        old_tab = AppClient(base, "a0", PASSWORD)
+        old_token = old_tab.call("pairwise_next")[TOKEN]
         for thread in threads:
             thread.start()
         while sum(acked.values()) < KILL_AFTER and any(t.is_alive() for t in threads):
@@ -132,13 +126,13 @@ def test_sigkilled_app_loses_nothing_acknowledged_and_serves_on(tmp_path):
         assert distinct == rows, "an item judged twice by one user"
 
         process = serve(url, port, tmp_path / "serve.log")
-        assert old_tab.call("pairwise_next").status_code == 401, "logins do not survive a restart"
-        fresh = Tab(base, "a0")
-        token = fresh.ok("pairwise_next")[TOKEN]
-        stale = error_of(fresh.call("pairwise_submit", old_token, "A (left)"))
+        assert old_tab.post("pairwise_next").status_code == 401, "logins do not survive a restart"
+        fresh = AppClient(base, "a0", PASSWORD)
+        token = fresh.call("pairwise_next")[TOKEN]
+        stale = error_of(fresh.post("pairwise_submit", old_token, "A (left)"))
         assert stale.startswith("view: this page is out of date")
         for _ in range(5):
-            token = fresh.ok("pairwise_submit", token, "A (left)")[TOKEN]
+            token = fresh.call("pairwise_submit", token, "A (left)")[TOKEN]
         after, distinct, rows = stored(url)
         assert after["a0"] == counts.get("a0", 0) + 5 and distinct == rows
         print(

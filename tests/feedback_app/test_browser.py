@@ -9,7 +9,7 @@ from sqlmodel import select
 from storage.crud import get_or_create_generation
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, ModelVersion
-from tests.feedback_app.conftest import PASSWORD, XSS, running_app, seed
+from tests.helpers import PASSWORD, XSS, running_app, seed
 
 USERS = {"ann": "annotator", "boss": "admin"}
 CHROMIUM_ARGS = [

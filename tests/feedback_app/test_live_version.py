@@ -14,7 +14,7 @@ from rlhf.models.registry import register_version
 from storage.crud import add_prompt, create_user
 from storage.db import session_scope
 from storage.models import AnnotationItem, Generation, ModelVersion
-from tests.feedback_app.conftest import PASSWORD, running_app
+from tests.helpers import PASSWORD, running_app
 
 CONFIG = AppConfig(
     overlap=1,

@@ -19,12 +19,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
-from storage import queue
-from storage.crud import MAX_TEXT_BYTES, add_prompt, create_user, get_or_create_generation
+from feedback_app.http_client import AppClient, error_of
+from storage.crud import MAX_TEXT_BYTES
 from storage.db import session_scope
-from storage.models import Judgment, ModelVersion, User
-from tests.feedback_app.conftest import running_app, seed
-from tests.feedback_app.http_api import Tab, error_of, fingerprint
+from storage.models import Judgment, User
+from tests.helpers import PASSWORD, fingerprint, running_app, seed, seed_store
 
 CLIENTS, SUBMITS, RETRY_EVERY = 16, 50, 10
 TOKEN = {"pairwise": 3, "rating": 2, "ranking": 5, "correction": 2}
@@ -48,35 +47,34 @@ PAYLOADS = [
 
 @pytest.fixture(scope="module")
 def server(module_store):
-    seed(module_store, users={"ann": "annotator", "other": "annotator"}, prompts=4, overlap=3)
-    with session_scope(module_store) as session:
-        for i in range(CLIENTS):
-            create_user(session, username=f"c{i}", password="pw-for-tests")
-        version = session.exec(select(ModelVersion).where(ModelVersion.name == "v0")).one()
-        for p in range(SUBMITS):
-            prompt, _ = add_prompt(session, text=f"load prompt {p}")
-            for g in range(2):
-                get_or_create_generation(
-                    session, prompt_id=prompt.id, text=f"load answer {p}.{g}", model_version_id=version.id
-                )
-        queue.enqueue_pairs(session, prompt_ids=None, version_id=version.id, overlap=CLIENTS)
+    v0 = seed(module_store, users={"ann": "annotator", "other": "annotator"}, prompts=4, overlap=3)
+    seed_store(
+        module_store,
+        users=[f"c{i}" for i in range(CLIENTS)],
+        prompts=SUBMITS,
+        prompt_text="load prompt {p}",
+        answer_text="load answer {p}.{g}",
+        version=v0,
+        enqueue=["pairwise"],
+        overlap=CLIENTS,
+    )
     with running_app(module_store) as running:
         yield running
 
 
 def annotate(base: str, user: str, results: list, problems: list) -> None:
-    tab = Tab(base, user)
-    token = tab.ok("pairwise_next")[TOKEN["pairwise"]]
+    tab = AppClient(base, user, PASSWORD)
+    token = tab.call("pairwise_next")[TOKEN["pairwise"]]
     latencies, acknowledged = [], 0
     for i in range(SUBMITS):
         if not token:
             break
         began = time.perf_counter()
-        reply = tab.call("pairwise_submit", token, "A (left)")
+        reply = tab.post("pairwise_submit", token, "A (left)")
         latencies.append(time.perf_counter() - began)
         sends = [reply]
         if i % RETRY_EVERY == 0:
-            sends.append(tab.call("pairwise_submit", token, "A (left)"))
+            sends.append(tab.post("pairwise_submit", token, "A (left)"))
         for sent in sends:
             if sent.status_code != 200 or "locked" in sent.text:
                 problems.append((user, sent.status_code, sent.text[:300]))
@@ -149,8 +147,8 @@ def ranking_valid(order) -> bool:
     return digits in ([1, 2], [1, 2, 3], [1, 2, 3, 4])
 
 
-def check_refused(server, tab: Tab, api_name: str, args: list, before: str) -> None:
-    reply = tab.call(api_name, *args)
+def check_refused(server, tab: AppClient, api_name: str, args: list, before: str) -> None:
+    reply = tab.post(api_name, *args)
     message = error_of(reply)
     assert message, f"{api_name}{args!r:.200}: was accepted"
     if message == "Internal Server Error":  # Gradio cannot echo a lone surrogate in its "not in the list" error
@@ -166,9 +164,9 @@ def check_refused(server, tab: Tab, api_name: str, args: list, before: str) -> N
 @pytest.fixture(scope="module")
 def views(server):
     """A tab for 'ann' with a current view token of every kind, and one of another user's."""
-    tab, other = Tab(server.base, "ann"), Tab(server.base, "other")
-    tokens = {kind: tab.ok(f"{kind}_next")[index] for kind, index in TOKEN.items()}
-    foreign = other.ok("pairwise_next")[TOKEN["pairwise"]]
+    tab, other = AppClient(server.base, "ann", PASSWORD), AppClient(server.base, "other", PASSWORD)
+    tokens = {kind: tab.call(f"{kind}_next")[index] for kind, index in TOKEN.items()}
+    foreign = other.call("pairwise_next")[TOKEN["pairwise"]]
     assert all(tokens.values()) and foreign
     return tab, tokens, foreign
 
@@ -275,18 +273,18 @@ def test_raw_garbage_bodies_are_refused_and_change_nothing(server, views, body, 
 def test_text_that_is_not_unicode_is_refused_by_name(server, views):
     tab, tokens, _ = views
     before = fingerprint(server.url)
-    reply = tab.call("rating_submit", tokens["rating"], "4", "fine \ud800")
+    reply = tab.post("rating_submit", tokens["rating"], "4", "fine \ud800")
     assert error_of(reply) == "comment: not valid Unicode text (a lone surrogate at character 5)"
-    reply = tab.call("correction_submit", tokens["correction"], "\udfff better", "the original")
+    reply = tab.post("correction_submit", tokens["correction"], "\udfff better", "the original")
     assert error_of(reply) == "corrected: not valid Unicode text (a lone surrogate at character 0)"
-    altered = error_of(tab.call("rating_submit", "é.é", "4", ""))
+    altered = error_of(tab.post("rating_submit", "é.é", "4", ""))
     assert altered == "view: this page is out of date or was altered; reload the tab"
     assert fingerprint(server.url) == before
 
 
 def test_the_server_still_serves_after_the_garbage(server, views):
     tab, tokens, _ = views
-    data = tab.ok("rating_submit", tokens["rating"], "5", "<script>alert(1)</script>")
+    data = tab.call("rating_submit", tokens["rating"], "5", "<script>alert(1)</script>")
     assert data[TOKEN["rating"]] != tokens["rating"]
     with session_scope(server.url) as session:
         comment = session.exec(
@@ -294,7 +292,7 @@ def test_the_server_still_serves_after_the_garbage(server, views):
         ).first()["comment"]
         assert comment == "<script>alert(1)</script>"  # stored as data; the app shows it in a Textbox
         assert session.exec(select(func.count()).select_from(Judgment)).one() > 0
-    assert Tab(server.base, None).call("pairwise_next").status_code == 401
+    assert AppClient(server.base).post("pairwise_next").status_code == 401
     print(
         f"\nfuzz over HTTP: {ran['cases']} garbage calls refused, store unchanged; "
         f"{ran['gradio_500']} of them a bare 500 from Gradio (lone surrogate in a choice); "

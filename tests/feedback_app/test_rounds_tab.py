@@ -16,7 +16,7 @@ from feedback_app.tabs.rounds import LogReader, log_line, loss_figure, status_te
 from rlhf.jobs.runner import process_alive
 from storage.db import session_scope
 from storage.models import Round
-from tests.feedback_app.conftest import PASSWORD, running_app, seed
+from tests.helpers import PASSWORD, running_app, seed
 
 
 def test_log_reader_reads_only_new_complete_lines(tmp_path):

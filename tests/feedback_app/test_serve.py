@@ -8,7 +8,7 @@ import httpx
 
 from storage.crud import create_user
 from storage.db import session_scope
-from tests.feedback_app.conftest import free_port
+from tests.helpers import free_port
 
 
 def test_rlhf_serve_listens_and_logs_users_in(sqlite_url):

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from crash_hooks import RUN
-from round_store import seed_store
 from sqlmodel import select
 
 from rlhf.integrity import check_store
@@ -27,6 +26,7 @@ from rlhf.jobs.runner import get_round, process_alive, resume_round, start_round
 from rlhf.training.config import load_round_config
 from storage.db import session_scope
 from storage.models import ModelVersion
+from tests.helpers import seed_round_store
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE.parents[1] / "configs" / "round_dpo_tiny.yaml"
@@ -54,7 +54,7 @@ def sigkill(pid: int) -> None:
 
 
 def test_round_survives_sigkill_at_every_point(sqlite_url, tiny_model_dir, tmp_path, monkeypatch):
-    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setattr(
         runner, "launch_command", lambda config, round_id, url: [sys.executable, "-c", RUN, str(round_id), "--db", url]

@@ -1,6 +1,5 @@
 """The closed loop, headless: two DPO rounds through the real app with simulated annotators."""
 
-import socket
 from pathlib import Path
 
 from sqlmodel import select
@@ -9,14 +8,9 @@ from rlhf.demo.loop import DemoSettings, run_demo
 from rlhf.quality.degeneration import DegenerationLimits
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, Judgment, ModelVersion, Round
+from tests.helpers import free_port
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "round_dpo_demo.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_dpo_rounds_end_to_end(tmp_path):

@@ -189,9 +189,9 @@ def test_since_parent_exports_only_judgments_made_after_the_parents_round(sqlite
     from storage.crud import add_judgment, create_user
     from storage.db import session_scope
     from storage.models import Judgment, ModelVersion, Round
-    from tests.rlhf.round_store import seed_store
+    from tests.helpers import seed_round_store
 
-    seed_store(sqlite_url, tiny_model_dir, tmp_path, n_prompts=10)  # 20 judgments before round 1
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path, n_prompts=10)  # 20 judgments before round 1
     with session_scope(sqlite_url) as session:
         first = Round(config_yaml="", status="succeeded", data_snapshot=take_snapshot(sqlite_url))
         session.add(first)

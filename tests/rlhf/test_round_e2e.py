@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from round_store import seed_store
 
 from rlhf.jobs.lifecycle import create_round
 from rlhf.models import registry
@@ -16,6 +15,7 @@ from rlhf.training.config import load_round_config
 from rlhf.training.recipe import run_round
 from storage.db import session_scope
 from storage.models import ModelVersion, Round
+from tests.helpers import seed_round_store
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def weights_differ(a: ModelVersion, b: ModelVersion) -> bool:
 
 @pytest.mark.parametrize("kind", ["dpo", "kto", "rlhf", "rloo"])
 def test_tiny_round_registers_a_trained_version_with_metrics(kind, sqlite_url, tiny_model_dir, tmp_path):
-    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     config = load_round_config(ROOT / "configs" / f"round_{kind}_tiny.yaml")
     with session_scope(sqlite_url) as session:
         round_id = create_round(session, config=config, url=sqlite_url).id
@@ -93,7 +93,7 @@ def test_tiny_round_registers_a_trained_version_with_metrics(kind, sqlite_url, t
 
 
 def test_lora_round_on_an_adapter_parent_keeps_the_lineage_on_one_base(sqlite_url, tiny_model_dir, tmp_path):
-    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     first = load_round_config(ROOT / "configs" / "round_rloo_tiny.yaml")
     with session_scope(sqlite_url) as session:
         first_id = create_round(session, config=first, url=sqlite_url).id

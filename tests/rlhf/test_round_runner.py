@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from round_store import seed_store
 
 from rlhf.cli import main as cli
 from rlhf.jobs.lifecycle import create_round
@@ -19,6 +18,7 @@ from rlhf.training.config import load_round_config
 from rlhf.training.recipe import main as round_main
 from storage.db import session_scope
 from storage.models import ModelVersion, Round
+from tests.helpers import seed_round_store
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def no_versions_but_base(url: str) -> bool:
 
 
 def test_sigkilled_round_is_marked_failed_and_resume_completes_it(sqlite_url, tiny_model_dir, tmp_path):
-    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     round_id = start_round(slow_reward_config(tmp_path), url=sqlite_url)
     pid = get_round(round_id, sqlite_url).pid
     try:
@@ -98,7 +98,7 @@ def test_sigkilled_round_is_marked_failed_and_resume_completes_it(sqlite_url, ti
 
 
 def test_cancel_stops_the_process_and_leaves_no_version(sqlite_url, tiny_model_dir, tmp_path):
-    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     round_id = start_round(slow_reward_config(tmp_path), url=sqlite_url)
     pid = get_round(round_id, sqlite_url).pid
     try:
@@ -119,7 +119,7 @@ def test_cancel_stops_the_process_and_leaves_no_version(sqlite_url, tiny_model_d
 
 
 def test_round_that_raises_is_failed_with_the_reason(sqlite_url, tiny_model_dir, tmp_path):
-    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     text = (ROOT / "configs" / "round_dpo_tiny.yaml").read_text().replace("min_annotators: 1", "min_annotators: 3")
     config_path = tmp_path / "round_strict.yaml"
     config_path.write_text(text)
@@ -135,7 +135,7 @@ def test_round_that_raises_is_failed_with_the_reason(sqlite_url, tiny_model_dir,
 
 
 def test_cli_runs_a_round_in_the_foreground_and_lists_it(sqlite_url, tiny_model_dir, tmp_path, capsys):
-    seed_store(sqlite_url, tiny_model_dir, tmp_path)
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     command = ["round", "run", "round_kto_tiny.yaml", "stages.kto.beta=0.2", "--foreground", "--db", sqlite_url]
     assert cli(command) == 0
     assert "beta: 0.2" in get_round(1, sqlite_url).config_yaml  # the stored config is what ran

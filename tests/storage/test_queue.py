@@ -3,24 +3,17 @@ from datetime import timedelta
 import pytest
 
 from storage import queue
-from storage.crud import StoreError, add_prompt, create_user, get_or_create_generation
+from storage.crud import StoreError
 from storage.db import session_scope
-from storage.models import AnnotationItem, Judgment, ModelVersion, utcnow
+from storage.models import AnnotationItem, Judgment, utcnow
+from tests.helpers import seed_store
 
 
 def _setup(url, *, prompts=3, per_prompt=4):
-    with session_scope(url) as session:
-        version = ModelVersion(name="v0", base_model="tiny", artifact_path="/x", status="ready")
-        session.add(version)
-        session.flush()
-        users = [create_user(session, username=f"u{i}", password="pw").id for i in range(4)]
-        for p in range(prompts):
-            prompt, _ = add_prompt(session, text=f"prompt {p}")
-            for g in range(per_prompt):
-                get_or_create_generation(
-                    session, prompt_id=prompt.id, text=f"answer {p}.{g}", model_version_id=version.id
-                )
-        return version.id, users
+    seeded = seed_store(
+        url, users=[f"u{i}" for i in range(4)], password="pw", prompts=prompts, answers=per_prompt, live=False
+    )
+    return seeded.version_id, seeded.user_ids
 
 
 def test_enqueue_groups_by_kind_and_never_twice(db_url):

@@ -12,28 +12,26 @@ from sqlmodel import select
 
 from rlhf.quality.analytics import annotator_report
 from storage import priority, queue
-from storage.crud import add_prompt, create_user, get_or_create_generation
+from storage.crud import add_prompt, get_or_create_generation
 from storage.db import session_scope
 from storage.export import ExportOptions, build_export
 from storage.gold import import_gold
 from storage.models import AnnotationItem, Judgment, ModelVersion
+from tests.helpers import seed_store
 
 
 def _store(url, *, prompts, overlap=1, users=2):
     """A version with two responses per prompt, one pairwise item per prompt, and `users` annotators."""
-    with session_scope(url) as session:
-        version = ModelVersion(name="v0", base_model="tiny", artifact_path="/x", status="ready")
-        session.add(version)
-        session.flush()
-        user_ids = [create_user(session, username=f"u{i}", password="pw").id for i in range(users)]
-        for p in range(prompts):
-            prompt, _ = add_prompt(session, text=f"prompt {p}")
-            for g in range(2):
-                get_or_create_generation(
-                    session, prompt_id=prompt.id, text=f"answer {p}.{g}", model_version_id=version.id
-                )
-        items = queue.enqueue(session, kind="pairwise", version_id=version.id, overlap=overlap)
-        return user_ids, [item.id for item in items]
+    seeded = seed_store(
+        url,
+        users=[f"u{i}" for i in range(users)],
+        password="pw",
+        prompts=prompts,
+        live=False,
+        enqueue=["pairwise"],
+        overlap=overlap,
+    )
+    return seeded.user_ids, seeded.item_ids
 
 
 def _judge(url, user_id, *, extras=queue.NO_EXTRAS, answer=lambda item, shown: "left", key=""):
