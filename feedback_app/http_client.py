@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from typing import Any
 
 import httpx
 
@@ -49,7 +50,7 @@ class AppClient:
         self.base_url, self.username, self._password = base_url, username, password
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
         self.session = {"session_hash": uuid.uuid4().hex[:11]}
-        self._gradio = None
+        self._gradio: Any = None
         if username is not None:
             self.http.post("/login", data={"username": username, "password": password or ""}).raise_for_status()
 
