@@ -183,11 +183,12 @@ class Arm:
 
 
 def run_seed(seed: int, folder: Path, args) -> dict[str, list[dict]]:
-    from rlhf.demo.loop import DemoSettings, prepare_store
+    from rlhf.demo.loop import DemoSettings, prepare_store, register_base
 
     app_config, round_config = write_configs(folder)
     settings = DemoSettings(
         workdir=folder / "seed",
+        model="tiny",
         app_config=app_config,
         round_config=round_config,
         eval_prompts=args.eval_prompts,
@@ -197,6 +198,7 @@ def run_seed(seed: int, folder: Path, args) -> dict[str, list[dict]]:
         seed=seed,
     )
     url, passwords, held_out = prepare_store(settings)
+    register_base(settings, url)
     first = Arm("random", 0, url, settings, app_config, round_config, held_out, passwords)
     try:
         print(f"seed {seed}: {first.fill()}", flush=True)

@@ -55,6 +55,7 @@ def main() -> None:
             results = run_demo(
                 DemoSettings(
                     workdir=Path(tmp) / "demo",
+                    model="tiny",
                     rounds=1,
                     round_config=config_with(aggregation, Path(tmp)),
                     judgments=args.judgments,

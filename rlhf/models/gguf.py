@@ -203,10 +203,11 @@ def smol_gguf_file() -> Path:
     )
 
 
-def smol_cache_folder(url: str | None = None) -> Path:
-    """Where the imported SmolLM2 folder lives: `<artifacts>/.gguf-cache/<wheel version>/<file stem>`."""
+def smol_cache_folder(url: str | None = None, cache: Path | None = None) -> Path:
+    """Where the imported SmolLM2 folder lives: `<cache or artifacts/.gguf-cache>/<wheel version>/<file stem>`."""
     version = importlib.metadata.version(SMOL_DISTRIBUTION)
-    return artifacts_root(url).resolve() / CACHE_FOLDER / f"{SMOL_DISTRIBUTION}-{version}" / Path(SMOL_FILE).stem
+    root = cache.expanduser().resolve() if cache is not None else artifacts_root(url).resolve() / CACHE_FOLDER
+    return root / f"{SMOL_DISTRIBUTION}-{version}" / Path(SMOL_FILE).stem
 
 
 @dataclass(frozen=True)
@@ -217,14 +218,21 @@ class SmolResult:
 
 
 def init_smol(
-    session: Session, *, name: str = "smol", url: str | None = None, make_live: bool = False, on_import=None
+    session: Session,
+    *,
+    name: str = "smol",
+    url: str | None = None,
+    make_live: bool = False,
+    on_import=None,
+    cache: Path | None = None,
 ) -> SmolResult:
     """Import the wheel's SmolLM2 once into the cache and register it; calling again reuses both.
 
     `on_import(file, folder)` is called before the slow import (about 20 s on a CPU), to say so.
+    `cache`: a folder shared by several stores (the demo's, which `--fresh` deletes), instead of the store's own.
     """
     file = smol_gguf_file()
-    folder = smol_cache_folder(url)
+    folder = smol_cache_folder(url, cache)
     existing = get_version(session, name=name)
     if existing is not None and Path(existing.artifact_path) != folder:
         raise StoreError(

@@ -13,7 +13,7 @@ from tests.helpers import free_port
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "round_dpo_demo.yaml"
 
 
-def test_two_dpo_rounds_end_to_end(tmp_path):
+def test_two_dpo_rounds_end_to_end(tmp_path, capsys):
     # The demo's DPO config, with the publish gate opened: 40 judgments are too few to pass it reliably,
     # and this test is about the loop (lineage, serving, measuring), not about efficacy (bench/efficacy.py).
     config = tmp_path / "round_dpo_demo_open_gate.yaml"
@@ -27,6 +27,7 @@ def test_two_dpo_rounds_end_to_end(tmp_path):
     assert "min_win_rate: 0.0" in config.read_text()
     settings = DemoSettings(
         workdir=tmp_path / "demo",
+        model="tiny",
         rounds=2,
         round_config=config,
         prompts=24,
@@ -40,6 +41,11 @@ def test_two_dpo_rounds_end_to_end(tmp_path):
     results = run_demo(settings)
 
     assert [r.status for r in results] == ["succeeded", "succeeded"]
+    out = capsys.readouterr().out
+    # The URL and logins come before the base model and the rounds, so people can judge from the start.
+    assert out.index("log in as any of") < out.index("base       ") < out.index("round 1/2")
+    assert all(f"  {name:10s} " in out for name in ("admin", "engineer", "reviewer", "annotator"))
+    assert out.count("before (parent)") >= 2 and len(results[0].examples) == 16
     url = f"sqlite:///{(tmp_path / 'demo' / 'rlhf.db').resolve()}"
     with session_scope(url) as session:
         versions = {v.name: v for v in session.exec(select(ModelVersion))}
