@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install demo test lint browser bench
+.PHONY: install demo test test-fast lint browser bench
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: install
 
 test: install browser
 	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest
+
+# The suite without the tests marked slow (real training, a real server or a subprocess): for quick iteration.
+test-fast: install
+	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest -m "not slow"
 
 # ruff lint + format check (config in pyproject.toml); CI runs it before the tests.
 lint: install
