@@ -98,6 +98,7 @@ def test_every_registered_handler_checks_the_role_itself(app):
     assert unguarded == []
 
 
+@pytest.mark.slow  # every endpoint × 5 sessions over HTTP
 def test_matrix_of_endpoints_and_roles(app):
     demo, _, base = app
     found = endpoints(base)
@@ -144,6 +145,7 @@ def test_demoted_or_removed_user_loses_access_on_the_next_call(app):
     )
 
 
+@pytest.mark.slow  # waits for a login to expire
 def test_a_login_expires_after_session_hours(tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     from storage.migrate import upgrade

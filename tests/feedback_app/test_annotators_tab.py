@@ -59,6 +59,7 @@ def test_annotators_and_monitoring_refuse_an_annotator(server):
         client(server, "rev").predict(api_name="/annotators_show")
 
 
+@pytest.mark.slow  # many submits over HTTP
 def test_swap_checks_come_back_reversed_and_show_as_inconsistent(server):
     c = client(server, "ann1")
     seen: dict[int, tuple[str, str]] = {}  # item id → (left text, right text)
@@ -86,6 +87,7 @@ def test_swap_checks_come_back_reversed_and_show_as_inconsistent(server):
     assert "Krippendorff" in summary and "pairwise" in summary
 
 
+@pytest.mark.slow  # a real browser (Chromium)
 def test_the_tab_escapes_usernames(server):
     c = client(server, XSS)
     token = c.predict(api_name="/rating_next")[2]

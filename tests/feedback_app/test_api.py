@@ -103,6 +103,7 @@ def test_roles_are_checked_on_the_server(server):
             session.exec(select(User).where(User.username == "ann3")).one().role = "annotator"
 
 
+@pytest.mark.slow  # many users drain the queue over HTTP
 def test_overlap_gives_each_item_to_k_different_users(server):
     clients = {name: client(server, name) for name in ("ann1", "ann2", "ann3")}
     served: dict[str, list[int]] = {name: [] for name in clients}

@@ -82,6 +82,7 @@ def log_in(browser, server, username):
     return page
 
 
+@pytest.mark.slow  # a real browser (Chromium)
 def test_annotator_compares_with_the_keyboard_and_sees_text_not_html(browser, server, tmp_path):
     page = log_in(browser, server, "ann")
     expect(page.get_by_role("tab", name="Rounds")).to_have_count(0)
@@ -116,6 +117,7 @@ def test_annotator_compares_with_the_keyboard_and_sees_text_not_html(browser, se
     assert page.evaluate("window.__pwned") is None
 
 
+@pytest.mark.slow  # a real browser (Chromium)
 def test_admin_sees_every_tab_and_escaped_review(browser, server, tmp_path):
     page = log_in(browser, server, "boss")
     for name in ("Rounds", "Models", "Review", "Leaderboard"):

@@ -85,6 +85,7 @@ def annotate(base: str, user: str, results: list, problems: list) -> None:
     results.append((user, acknowledged, latencies))
 
 
+@pytest.mark.slow  # 16 clients × 50 submits
 def test_sixteen_annotators_at_once_lose_and_duplicate_nothing(server):
     names = [f"c{i}" for i in range(CLIENTS)]
     results, problems = [], []
@@ -174,6 +175,7 @@ def views(server):
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.slow  # 60 hypothesis examples over HTTP
 @FUZZ
 @given(data=st.data())
 def test_submit_with_a_bad_token_is_refused_and_changes_nothing(server, views, data):
@@ -192,6 +194,7 @@ def test_submit_with_a_bad_token_is_refused_and_changes_nothing(server, views, d
     check_refused(server, tab, f"{kind}_{action}", args, fingerprint(server.url))
 
 
+@pytest.mark.slow  # 60 hypothesis examples over HTTP
 @FUZZ
 @given(data=st.data())
 def test_submit_with_a_bad_answer_is_refused_and_changes_nothing(server, views, data):

@@ -82,6 +82,7 @@ def server(module_store):
         yield running
 
 
+@pytest.mark.slow  # starts a round: a training subprocess
 def test_engineer_starts_and_cancels_a_round(server):
     engineer = Client(server.base, auth=("eng", PASSWORD), verbose=False)
     chosen, status, *_ = engineer.predict("configs/round_dpo_tiny.yaml", api_name="/start_round")

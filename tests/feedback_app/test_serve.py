@@ -5,10 +5,13 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from storage.crud import create_user
 from storage.db import session_scope
 from tests.helpers import free_port
+
+pytestmark = pytest.mark.slow  # `rlhf serve` in a subprocess
 
 
 def test_rlhf_serve_listens_and_logs_users_in(sqlite_url):

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from rlhf.demo.loop import DemoSettings, run_demo
@@ -9,6 +10,8 @@ from rlhf.quality.degeneration import DegenerationLimits
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, Judgment, ModelVersion, Round
 from tests.helpers import free_port
+
+pytestmark = pytest.mark.slow  # two rounds: training subprocesses and the app
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "round_dpo_demo.yaml"
 

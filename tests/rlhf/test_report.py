@@ -202,6 +202,7 @@ def test_html_report_for_a_round_escapes_text_and_lists_round_metrics(judged_sto
         assert f'src="{name}"' in text and (tmp_path / name).stat().st_size > 1000
 
 
+@pytest.mark.slow  # six reports with plots
 def test_date_window_and_bad_arguments(judged_store, tmp_path, capsys):
     url, _ = judged_store
     out = tmp_path / "window.md"

@@ -21,7 +21,6 @@ from storage.models import ModelVersion, Round
 from tests.helpers import seed_round_store
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
 
 
 def slow_reward_config(tmp_path: Path) -> Path:
@@ -56,6 +55,7 @@ def no_versions_but_base(url: str) -> bool:
         return [v.name for _, v in registry.lineage(session)] == ["base"]
 
 
+@pytest.mark.slow  # a round subprocess, killed and resumed
 def test_sigkilled_round_is_marked_failed_and_resume_completes_it(sqlite_url, tiny_model_dir, tmp_path):
     seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     round_id = start_round(slow_reward_config(tmp_path), url=sqlite_url)
@@ -97,6 +97,7 @@ def test_sigkilled_round_is_marked_failed_and_resume_completes_it(sqlite_url, ti
         assert version.status == "ready" and version.round_id == round_id
 
 
+@pytest.mark.slow  # a round subprocess, cancelled
 def test_cancel_stops_the_process_and_leaves_no_version(sqlite_url, tiny_model_dir, tmp_path):
     seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     round_id = start_round(slow_reward_config(tmp_path), url=sqlite_url)
@@ -134,6 +135,7 @@ def test_round_that_raises_is_failed_with_the_reason(sqlite_url, tiny_model_dir,
         resume_round(99, sqlite_url)
 
 
+@pytest.mark.slow  # a whole round (reward model and KTO)
 def test_cli_runs_a_round_in_the_foreground_and_lists_it(sqlite_url, tiny_model_dir, tmp_path, capsys):
     seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
     command = ["round", "run", "round_kto_tiny.yaml", "stages.kto.beta=0.2", "--foreground", "--db", sqlite_url]

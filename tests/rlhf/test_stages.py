@@ -11,8 +11,6 @@ from datasets import Dataset, DatasetDict
 from rlhf.training.config import FinetuneSpec, StageSpec
 from rlhf.training.stages import STAGES, PolicySource, StageContext, run
 
-pytestmark = pytest.mark.slow
-
 
 def preference_data(n: int = 16) -> DatasetDict:
     rows = [
@@ -26,6 +24,7 @@ def preference_data(n: int = 16) -> DatasetDict:
     return DatasetDict({"train": Dataset.from_list(rows[4:]), "test": Dataset.from_list(rows[:4])})
 
 
+@pytest.mark.slow  # trains until early stopping
 def test_early_stopping_ends_a_stage_whose_validation_loss_stops_improving(tiny_model_dir, tmp_path):
     spec = StageSpec(
         name="dpo",

@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from storage import crud
 from storage.db import session_scope
 from storage.models import Judgment
+
+pytestmark = pytest.mark.slow  # 16 writer subprocesses
 
 WORKERS, PER_WORKER = 16, 500
 
