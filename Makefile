@@ -37,14 +37,10 @@ demo-tiny: install
 test: install browser
 	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest
 
-<<<<<<< HEAD
-# ruff lint + format check and mypy type check (config in pyproject.toml); CI runs it before the tests.
-=======
 # The suite without the tests marked slow (real training, a real server or a subprocess): for quick iteration.
 test-fast: install
 	TRL_EXPERIMENTAL_SILENCE=1 $(PY) -m pytest -m "not slow"
 
-# ruff lint + format check (config in pyproject.toml); CI runs it before the tests.
->>>>>>> tests-tooling
+# ruff lint + format check and mypy type check (config in pyproject.toml); CI runs it before the tests.
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
