@@ -23,7 +23,15 @@ from sqlmodel import Session, col
 from storage.crud import MAX_TEXT_BYTES, StoreError, content_hash, insert_or_ignore
 from storage.db import session_scope
 from storage.models import Generation, Judgment, Prompt, User, utcnow
-from storage.records import JUDGMENT, JUDGMENT_ARMS, PROMPT, JudgmentRecord, PromptRecord, validate_record
+from storage.records import (
+    JUDGMENT,
+    JUDGMENT_ARMS,
+    PROMPT,
+    JudgmentRecord,
+    PromptRecord,
+    judgment_payload,
+    validate_record,
+)
 from storage.validation import MAX_DEPTH
 
 MAX_ERRORS_SHOWN = 20
@@ -292,7 +300,7 @@ def import_judgments(path: str | Path, *, url: str | None = None) -> ImportRepor
                     "prompt_id": prompt_id,
                     "item_id": None,
                     "generation_ids": ids,
-                    "payload": record.payload(),
+                    "payload": judgment_payload(record),
                     "shown_order": None,
                     "duration_ms": record.duration_ms,
                     "client_key": judgment.client_key,

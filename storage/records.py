@@ -115,14 +115,17 @@ class _Pair(Strict):
         return {"choice": self.choice}
 
 
-class _Rated(Strict):
+class _OneResponse(Strict):
     prompt: Text
     response: Text
-    score: Score
 
     @property
     def responses(self) -> list[str]:
         return [self.response]
+
+
+class _Rated(_OneResponse):
+    score: Score
 
     @property
     def answer(self) -> dict[str, Any]:
@@ -133,11 +136,6 @@ class _ByAnnotator(Strict):
     annotator: Name
     duration_ms: DurationMs | None = None
     comment: Text | None = None
-
-    def payload(self) -> dict[str, Any]:
-        """What the Judgment row's payload holds for this record (its answer, and the comment if given)."""
-        fields = self.answer if hasattr(self, "answer") else {}
-        return {**fields, **({"comment": self.comment} if "comment" in self.model_fields_set else {})}
 
 
 class PairwiseJudgment(_ByAnnotator, _Pair):
@@ -151,18 +149,17 @@ class RatingJudgment(_ByAnnotator, _Rated):
 class RankingJudgment(_ByAnnotator):
     kind: Literal["ranking"]
     prompt: Text
-    responses: Annotated[list[str], BeforeValidator(_ranked)]  # type: ignore[assignment]
-
-
-class CorrectionJudgment(_ByAnnotator):
-    kind: Literal["correction"]
-    prompt: Text
-    response: Text
-    corrected: Text
+    responses: Annotated[list[str], BeforeValidator(_ranked)]
 
     @property
-    def responses(self) -> list[str]:
-        return [self.response]
+    def answer(self) -> dict[str, Any]:
+        """A ranking's answer is the order of `responses` itself."""
+        return {}
+
+
+class CorrectionJudgment(_ByAnnotator, _OneResponse):
+    kind: Literal["correction"]
+    corrected: Text
 
     @property
     def answer(self) -> dict[str, Any]:
@@ -193,6 +190,12 @@ GoldRecord = Annotated[GoldPair | GoldRating, Field(discriminator="kind")]
 JUDGMENT = TypeAdapter(JudgmentRecord)
 GOLD = TypeAdapter(GoldRecord)
 PROMPT = TypeAdapter(PromptRecord)
+
+
+def judgment_payload(record: JudgmentRecord) -> dict[str, Any]:
+    """What the Judgment row's payload holds for this record: its answer, and the comment if one was given."""
+    comment = {"comment": record.comment} if "comment" in record.model_fields_set else {}
+    return {**record.answer, **comment}
 
 
 def validate_record(
