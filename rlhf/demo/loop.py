@@ -24,7 +24,7 @@ import numpy as np
 
 import configs
 from feedback_app.http_client import AppClient
-from rlhf.demo.simulated_annotators import REAL_TEXT_RULES, SimulatedAnnotator, rule_by_name
+from rlhf.demo.simulated_annotators import REAL_TEXT_RULES, Rule, SimulatedAnnotator, rule_by_name
 
 PACKAGE = Path(__file__).parent
 BUNDLED_PROMPTS = PACKAGE / "data" / "prompts.jsonl"
@@ -125,7 +125,7 @@ class DemoSettings:
         self.eval_max_new_tokens = self.eval_max_new_tokens or defaults.eval_max_new_tokens
         rule_by_name(self.rule)
 
-    def hidden_rule(self):
+    def hidden_rule(self) -> Rule:
         return rule_by_name(self.rule or "")
 
     @property
@@ -390,11 +390,10 @@ def rule_win_rate(
     return measured.win_rate, measured.ci95
 
 
-def side_by_side(examples: list[tuple[str, str, str]], rule_name: str, count: int = 3, width: int = 60) -> str:
+def side_by_side(examples: list[tuple[str, str, str]], rule: Rule, count: int = 3, width: int = 60) -> str:
     """Before/after answers in two columns, the examples where the hidden rule tells them apart first."""
     import textwrap
 
-    rule = rule_by_name(rule_name)
     ranked = sorted(examples, key=lambda e: rule(e[1]) == rule(e[2]))[:count]
     lines = []
     for prompt, before, after in ranked:
@@ -593,6 +592,8 @@ def run_demo(settings: DemoSettings) -> list[RoundResult]:
     from feedback_app.config import load_app_config
     from rlhf.inference.policy_pool import PolicyPool
     from rlhf.training.config import load_round_config
+    from storage.crud import count_prompts
+    from storage.db import read_scope
 
     load_round_config(settings.round_config_path())  # fail before any work on a bad config
     if not 0 <= settings.adversarial <= settings.annotators:
@@ -603,7 +604,8 @@ def run_demo(settings: DemoSettings) -> list[RoundResult]:
     demo, ctx = launch(url, config, block=False)
     base_url = f"http://{settings.host}:{settings.port}"
     print_logins(base_url, passwords)
-    queued = len(settings.prompt_records()) - len(held_out)
+    with read_scope(url) as session:
+        queued = count_prompts(session)  # what prepare_store imported: --prompts applied, held-out left out
     per_prompt = int(config.generation.get("per_prompt", 2))
     pool = PolicyPool(max_loaded=2)
     results = []
@@ -612,12 +614,12 @@ def run_demo(settings: DemoSettings) -> list[RoundResult]:
         register_base(settings, url)
         for index in range(1, rounds + 1):
             print(f"round {index}/{rounds} ({settings.policy_stage}, {settings.round_config_path()})")
-            answers = min(config.fill_prompts, max(0, queued - (index - 1) * config.fill_prompts)) * per_prompt
+            answers = min(config.fill_prompts, queued) * per_prompt  # each new live version answers afresh
             results.append(run_one_round(index, url, base_url, passwords, held_out, settings, pool, answers))
             print(describe(results[-1]))
             if results[-1].examples:
                 print(f"  before / after on held-out prompts (hidden rule: {settings.rule}):")
-                print(side_by_side(results[-1].examples, settings.rule or ""))
+                print(side_by_side(results[-1].examples, settings.hidden_rule()))
         print(f"after the rounds: queue {fill_queue(base_url, passwords)}")
         review_live_against_parent(url, base_url, passwords, settings)
         print(f"demo finished in {time.perf_counter() - total:.0f}s")

@@ -44,7 +44,10 @@ def test_two_dpo_rounds_end_to_end(tmp_path, capsys):
     results = run_demo(settings)
 
     assert [r.status for r in results] == ["succeeded", "succeeded"]
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    # The generation bar counts the answers each fill will write: 24 queued prompts x 4 per prompt, each round.
+    assert captured.err.count("/96 [") >= 2, captured.err[-2000:]
     # The URL and logins come before the base model and the rounds, so people can judge from the start.
     assert out.index("log in as any of") < out.index("base       ") < out.index("round 1/2")
     assert all(f"  {name:10s} " in out for name in ("admin", "engineer", "reviewer", "annotator"))
