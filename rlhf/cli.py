@@ -654,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (UserError, StoreError, FileExistsError, FileNotFoundError) as error:
+    except (UserError, StoreError, FileExistsError, FileNotFoundError, NotADirectoryError) as error:
         print(f"rlhf: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -17,9 +17,14 @@ def save_atomically(out: Path, write: Callable[[Path], object], *, folder: bool 
     take the place of an existing one, which readers then see old or new, never half written.
     """
     out = Path(out)
+    if out.is_symlink() and not replace:
+        raise FileExistsError(f"{out}: already exists (a link to {os.readlink(out)}); choose another path")
     if out.exists() and not replace:
         raise FileExistsError(f"{out}: already exists")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(f"{out.parent}: cannot be a folder (a file or a broken link is in the way)") from None
     if folder:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     else:

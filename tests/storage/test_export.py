@@ -199,3 +199,17 @@ def test_bad_options_name_the_field():
         ExportOptions(kind="sft", formats=("csv",))
     with pytest.raises(StoreError, match="test_fraction"):
         ExportOptions(kind="sft", test_fraction=1.5)
+
+
+@pytest.mark.parametrize("where", ["link", "link/sub"])
+def test_export_onto_a_dangling_link_is_one_line_and_writes_nothing(sqlite_url, tmp_path, capsys, where):
+    from rlhf.cli import main
+
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["export", "--kind", "sft", "--out", str(tmp_path / where), "--db", sqlite_url]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("rlhf: error: ") and error.count("\n") == 1
+    assert "link" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (tmp_path / "nowhere").exists()
