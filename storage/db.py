@@ -19,7 +19,10 @@ from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
+
+from storage.crud import StoreError
 
 DEFAULT_URL = "sqlite:///rlhf.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -116,9 +119,36 @@ def session_scope(engine: Engine | str | None = None) -> Iterator[Session]:
         try:
             yield session
             session.commit()
+        except OperationalError as error:
+            session.rollback()
+            refusal = _write_refusal(engine, error)
+            if refusal is None:
+                raise
+            raise refusal from None
         except BaseException:
             session.rollback()
             raise
+
+
+_READ_ONLY_SIGNS = ("readonly database", "read-only")
+_CANNOT_OPEN = "unable to open database file"  # SQLite in WAL mode, when the folder is read-only or gone
+
+
+def _write_refusal(engine: Engine, error: OperationalError) -> StoreError | None:
+    """A store that cannot be written, as one line for the user; the driver's text holds the SQL and its parameters."""
+    text = str(error.orig).lower()
+    if not any(sign in text for sign in (*_READ_ONLY_SIGNS, _CANNOT_OPEN)):
+        return None
+    where = (
+        sqlite_path(f"sqlite:///{engine.url.database}")
+        if engine.dialect.name == "sqlite"
+        else engine.url.render_as_string(hide_password=True)
+    )
+    if _CANNOT_OPEN in text:
+        return StoreError(
+            f"the store cannot be opened for writing: {where} (its folder is read-only or missing); ask an admin"
+        )
+    return StoreError(f"the store is read-only: {where}; ask an admin to make it writable")
 
 
 @contextmanager
@@ -142,6 +172,8 @@ def sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite"):
         return None
     path = url.split(":///", 1)[-1]
+    if path.startswith("file:"):
+        path = path.removeprefix("file:").split("?", 1)[0]
     if not path or path == ":memory:":
         return None
     return Path(path)

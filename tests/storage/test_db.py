@@ -1,3 +1,4 @@
+import pytest
 from sqlalchemy import text
 
 from rlhf.cli import main
@@ -108,3 +109,71 @@ def test_a_read_session_refuses_to_write(db_url):
             crud.create_user(session, username=name)
     with read_scope(db_url) as session:
         assert _user_count(session) == 2
+
+
+def _read_only_url(url: str, how: str, tmp_path) -> str:
+    """The same store, made read-only for real: chmod where that binds (not as root), else SQLite's mode=ro."""
+    import os
+
+    path = sqlite_path(url)
+    if how == "chmod":
+        dispose_engines()
+        path.chmod(0o444)
+        if os.access(path, os.W_OK):
+            path.chmod(0o644)
+            pytest.skip("chmod does not bind for this user (root)")
+        return url
+    return f"sqlite:///file:{path}?mode=ro&uri=true"
+
+
+@pytest.mark.parametrize("how", ["chmod", "mode=ro"])
+def test_a_write_to_a_read_only_store_is_one_line_without_sql(sqlite_url, tmp_path, how):
+    from storage import crud
+    from storage.crud import StoreError
+    from storage.db import read_scope, session_scope
+
+    with session_scope(sqlite_url) as session:
+        crud.create_user(session, username="before")
+    read_only = _read_only_url(sqlite_url, how, tmp_path)
+    try:
+        with pytest.raises(StoreError) as caught, session_scope(read_only) as session:
+            crud.create_user(session, username="after", password="secret-password")
+        message = str(caught.value)
+        assert message == f"the store is read-only: {sqlite_path(sqlite_url)}; ask an admin to make it writable"
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+        with read_scope(read_only) as session:
+            assert [u.username for u in crud.list_users(session)] == ["before"]
+    finally:
+        dispose_engines()
+        sqlite_path(sqlite_url).chmod(0o644)
+
+
+def test_the_cli_reports_a_read_only_store_in_one_line(sqlite_url, tmp_path, capsys):
+    read_only = _read_only_url(sqlite_url, "mode=ro", tmp_path)
+    assert main(["users", "add", "alice", "--no-password", "--db", read_only]) == 2
+    captured = capsys.readouterr()
+    assert (
+        captured.err
+        == f"rlhf: error: the store is read-only: {sqlite_path(sqlite_url)}; ask an admin to make it writable\n"
+    )
+    assert "INSERT" not in captured.out + captured.err
+    dispose_engines()
+
+
+def test_sqlite_path_of_a_uri_url_is_the_file():
+    assert str(sqlite_path("sqlite:///file:/data/store.db?mode=ro&uri=true")) == "/data/store.db"
+    assert str(sqlite_path("sqlite:////data/store.db")) == "/data/store.db"
+
+
+def test_a_store_whose_folder_is_gone_is_one_line_without_sql(tmp_path):
+    from storage import crud
+    from storage.crud import StoreError
+    from storage.db import session_scope
+
+    missing = tmp_path / "gone" / "store.db"
+    expected = r"^the store cannot be opened for writing: .*gone/store.db \("
+    with pytest.raises(StoreError, match=expected) as caught, session_scope(f"sqlite:///{missing}") as session:
+        crud.create_user(session, username="x")
+    assert "SQL" not in str(caught.value)
+    assert not missing.parent.exists()
+    dispose_engines()
