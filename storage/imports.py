@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,17 +124,23 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
                 continue
             yield where, record
     elif suffix in {".csv", ".tsv"}:
-        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        delimiter = "\t" if suffix == ".tsv" else ","
+        lines = _Lines(_read_text(path))
+        reader = csv.DictReader(lines, delimiter=delimiter)
         try:
+            reader.fieldnames  # noqa: B018  (reads the header, so the first record's start is its own line)
+            lines.next_record()
             for record in reader:
-                where = f"{path}:{reader.line_num}"
+                where = f"{path}:{lines.start}"
+                lines.next_record()
                 if None in record:
                     yield where, RecordError(where, "csv", "more values than header columns")
                     continue
                 yield where, {key: value for key, value in record.items() if value not in (None, "")}
         except csv.Error as error:
-            where = f"{path}:{reader.line_num}"
-            yield where, RecordError(where, "csv", str(error))
+            where = f"{path}:{lines.start or lines.number}"
+            column = _oversized_column(lines.record, delimiter, reader)
+            yield where, RecordError(where, column or "csv", str(error))
     elif suffix in {".parquet", ".pq"}:
         import pyarrow.parquet as pq
 
@@ -147,6 +154,52 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
             yield f"{path}:row {number}", {key: value for key, value in record.items() if value is not None}
     else:
         raise StoreError(f"{path}: unknown file type {suffix!r}; use .jsonl, .csv or .parquet")
+
+
+class _Lines:
+    """The physical lines of a CSV text for `csv.reader`, remembering where the record being read starts."""
+
+    def __init__(self, text: str):
+        self._lines = io.StringIO(text, newline="")
+        self.number = 0
+        self.start: int | None = None
+        self.record: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        if self.start is None and line.strip("\r\n"):
+            self.start, self.record = self.number, []
+        if self.start is not None:
+            self.record.append(line)
+        return line
+
+    def next_record(self) -> None:
+        self.start, self.record = None, []
+
+
+def _oversized_column(lines: list[str], delimiter: str, reader: csv.DictReader) -> str | None:
+    """The header name of the first field in the record's raw text longer than csv's field limit, if any."""
+    text = "".join(lines).rstrip("\r\n")
+    limit = csv.field_size_limit()
+    quoted, begin, index = False, 0, 0
+    for mark in re.finditer(f'["{re.escape(delimiter)}]', text):
+        if mark.group() == '"':
+            quoted = not quoted
+            continue
+        if quoted:
+            continue
+        if mark.start() - begin > limit:
+            break
+        begin, index = mark.end(), index + 1
+    else:
+        if len(text) - begin <= limit:
+            return None
+    names = reader.fieldnames or []
+    return names[index] if index < len(names) else None
 
 
 def _has_lone_surrogate(record: dict[str, Any]) -> bool:

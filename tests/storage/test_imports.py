@@ -188,3 +188,32 @@ def test_a_line_nested_past_what_json_can_read_is_one_error_not_a_crash(sqlite_u
     path = write_jsonl(tmp_path / "deep.jsonl", [GOOD[0], '{"kind": ' + "[" * 100_000 + "]" * 100_000 + "}"])
     with pytest.raises(ImportFailed, match=r"deep\.jsonl:2: json: (nested more than|not valid JSON)"):
         import_judgments(path, url=sqlite_url)
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_csv_field_over_the_size_limit_names_its_line_and_column(sqlite_url, tmp_path, capsys, quoted):
+    import_prompts(write_jsonl(tmp_path / "seed.jsonl", [{"prompt": "already here"}]), url=sqlite_url)
+    dispose_engines()
+    db_file = sqlite_path(sqlite_url)
+    before = hashlib.sha256(db_file.read_bytes()).hexdigest()
+    huge = "x" * 20_000_000
+    field = f'"{huge}"' if quoted else huge
+    path = tmp_path / "big.csv"
+    path.write_text(f"tags,prompt\na,{field}\nb,fine\n", encoding="utf-8")
+    assert main(["prompts", "import", str(path), "--db", sqlite_url]) == 2
+    error = capsys.readouterr().err
+    assert f"{path}:2: prompt: field larger than field limit" in error
+    assert len(error) < 1000
+    dispose_engines()
+    assert hashlib.sha256(db_file.read_bytes()).hexdigest() == before
+
+
+def test_csv_problems_name_the_line_where_their_record_starts(sqlite_url, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text('prompt,tags\n"two\nlines",a\n\n,"no\nprompt"\n', encoding="utf-8")
+    with pytest.raises(ImportFailed) as failure:
+        import_prompts(path, url=sqlite_url)
+    assert [str(e).split("p.csv")[1] for e in failure.value.errors] == [":5: prompt: missing"]
+    path.write_text('prompt,tags\n"two\nlines",a\n"' + "y" * 5_000_000 + '",b\n', encoding="utf-8")
+    with pytest.raises(ImportFailed, match=r"p\.csv:4: prompt: field larger"):
+        import_prompts(path, url=sqlite_url)
