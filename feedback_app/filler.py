@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from feedback_app.config import AppConfig
 from rlhf.inference.generation import DEFAULTS, MAX_ATTEMPTS, answer_prompts, check_sampling
 from rlhf.models.registry import live_version
 from storage import queue
-from storage.crud import StoreError
 from storage.db import read_scope, session_scope
+
+MAX_BACKOFF_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class QueueFiller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
+        self.failures = 0
 
     @property
     def pool(self):
@@ -109,20 +113,38 @@ class QueueFiller:
         with read_scope(self.url) as session:
             return queue.open_count(session)
 
+    def top_up(self) -> bool:
+        """One background attempt: fill when fewer than `low_water` items are open; False if it failed.
+
+        Any failure (a corrupt weights file raises safetensors' own error type, not OSError) is printed
+        in one line and kept in `last_error`/`last_error_at` for the app to show, never raised: the
+        thread must outlive it, since restoring the file or a new live version makes the next try work.
+        """
+        try:
+            if self.open_items() < self.config.low_water:
+                self.fill()
+            elif self.prioritizer is not None and self.config.selection != "random":
+                self.prioritizer.refresh()
+        except Exception as error:
+            lines = str(error).strip().splitlines()
+            self.last_error = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
+            self.last_error_at = datetime.now(UTC)
+            self.failures += 1
+            print(f"queue filler: {self.last_error} (retrying in {self.delay():.0f} s)", flush=True)
+            return False
+        self.last_error, self.last_error_at, self.failures = None, None, 0
+        return True
+
+    def delay(self) -> float:
+        """Seconds until the next attempt: the fill interval, doubled after each failure in a row (at most 10 min)."""
+        return min(self.config.fill_interval_s * 2**self.failures, max(MAX_BACKOFF_S, self.config.fill_interval_s))
+
     def start(self) -> None:
         """Top the queue up in a daemon thread whenever fewer than `low_water` items are open."""
 
         def loop() -> None:
-            while not self._stop.wait(self.config.fill_interval_s):
-                try:
-                    if self.open_items() < self.config.low_water:
-                        self.fill()
-                    elif self.prioritizer is not None and self.config.selection != "random":
-                        self.prioritizer.refresh()
-                    self.last_error = None
-                except (StoreError, OSError, RuntimeError, ValueError) as error:
-                    self.last_error = f"{type(error).__name__}: {error}"
-                    print(f"queue filler: {self.last_error}")
+            while not self._stop.wait(self.delay()):
+                self.top_up()
 
         self._thread = threading.Thread(target=loop, name="queue-filler", daemon=True)
         self._thread.start()
