@@ -1,19 +1,21 @@
 """Is the store consistent? The checks run after a crash and by `rlhf db check`.
 
 SQLite's own integrity and foreign-key checks, plus the invariants the loop
-relies on: every ready version's artifact exists, at most one version is live,
-and no round is left "running" by a process that is gone.
+relies on: every ready version's artifact exists with the files it had when it
+was registered (same sha256), at most one version is live, and no round is left
+"running" by a process that is gone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlmodel import col, select
 
+from rlhf.models.registry import local_artifact
 from storage.backup import sqlite_integrity
 from storage.db import database_url, session_scope, sqlite_path
+from storage.files import changed_files
 from storage.models import ModelVersion, Round, RoundStatus, VersionStatus
 
 
@@ -27,10 +29,17 @@ class IntegrityReport:
         return not self.problems
 
 
-def _artifact_missing(version: ModelVersion) -> bool:
-    path = Path(version.artifact_path)
-    looks_local = path.is_absolute() or version.artifact_path.startswith(".")
-    return looks_local and not path.exists()
+def _artifact_problems(version: ModelVersion) -> list[str]:
+    folder = local_artifact(version.artifact_path)
+    if folder is None:
+        return []
+    if not folder.exists():
+        return [f"version {version.name}: ready but its artifact {version.artifact_path} is missing"]
+    return [
+        f"version {version.name}: {name} in its artifact {folder} is {what} since it was registered"
+        + (" (sha256 differs)" if what == "changed" else "")
+        for name, what in changed_files(folder, version.artifact_digests or {})
+    ]
 
 
 def check_store(url: str | None = None, *, repair: bool = True) -> IntegrityReport:
@@ -46,10 +55,7 @@ def check_store(url: str | None = None, *, repair: bool = True) -> IntegrityRepo
         if repair:
             report.repaired += [f"round {row.id}: marked failed ({row.error})" for row in reap_dead_rounds(session)]
         for version in session.exec(select(ModelVersion).where(ModelVersion.status == VersionStatus.ready.value)):
-            if _artifact_missing(version):
-                report.problems.append(
-                    f"version {version.name}: ready but its artifact {version.artifact_path} is missing"
-                )
+            report.problems += _artifact_problems(version)
         live = session.exec(select(ModelVersion.name).where(col(ModelVersion.is_live).is_(True))).all()
         if len(live) > 1:
             report.problems.append(f"versions {', '.join(live)} are all marked live")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -41,3 +42,29 @@ def save_atomically(out: Path, write: Callable[[Path], object], *, folder: bool 
             tmp.unlink(missing_ok=True)
         raise
     return out
+
+
+def folder_digests(folder: Path) -> dict[str, str]:
+    """The sha256 of every file under `folder`, by its path relative to it: what a later check compares against."""
+    folder = Path(folder)
+    digests = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                digests[path.relative_to(folder).as_posix()] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return digests
+
+
+def changed_files(folder: Path, digests: dict[str, str]) -> list[tuple[str, str]]:
+    """(file, "missing" or "changed") for each recorded file that is gone or whose sha256 differs now."""
+    folder = Path(folder)
+    found = []
+    for name, digest in sorted(digests.items()):
+        path = folder / name
+        if not path.is_file():
+            found.append((name, "missing"))
+            continue
+        with open(path, "rb") as handle:
+            if hashlib.file_digest(handle, "sha256").hexdigest() != digest:
+                found.append((name, "changed"))
+    return found

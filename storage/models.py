@@ -130,6 +130,9 @@ class ModelVersion(SQLModel, table=True):
     is_live: bool = Field(default=False, index=True)
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+    artifact_digests: dict[str, str] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )  # sha256 per file of a local artifact, at registration; None: a hub id, or registered before 0003
 
 
 class LiveChange(SQLModel, table=True):

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from storage.crud import StoreError
 from storage.db import database_url, sqlite_path
-from storage.files import save_atomically
+from storage.files import folder_digests, save_atomically
 from storage.models import LiveChange, ModelVersion, VersionKind, VersionStatus
 
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
@@ -52,6 +52,12 @@ def live_version(session: Session) -> ModelVersion | None:
     return session.exec(select(ModelVersion).where(col(ModelVersion.is_live).is_(True))).first()
 
 
+def local_artifact(artifact_path: str) -> Path | None:
+    """The folder behind a version's artifact path, or None for a hub id (which has no files here to check)."""
+    looks_local = Path(artifact_path).is_absolute() or artifact_path.startswith((".", "~"))
+    return Path(artifact_path).expanduser() if looks_local else None
+
+
 def _check_new_version(session: Session, *, name: str, kind: str, parent_id: int | None) -> None:
     if not name or not name.strip() or "/" in name or name.startswith("."):
         raise StoreError(f"name: {name!r} must be non-empty, without '/' and not start with '.'")
@@ -79,8 +85,13 @@ def register_version(
     make_live: bool = False,
     status: str = VersionStatus.ready.value,
 ) -> ModelVersion:
-    """Record a version whose artifact already exists (a hub id or a local folder); nothing is copied."""
+    """Record a version whose artifact already exists (a hub id or a local folder); nothing is copied.
+
+    A ready local folder's files are hashed now, so `rlhf db check` can tell when one is later damaged or deleted.
+    """
     _check_new_version(session, name=name, kind=kind, parent_id=parent_id)
+    folder = local_artifact(str(artifact_path))
+    ready = status == VersionStatus.ready.value and folder is not None and folder.is_dir()
     version = ModelVersion(
         name=name,
         base_model=str(base_model),
@@ -93,6 +104,7 @@ def register_version(
         config=config or {},
         metrics=metrics or {},
         status=status,
+        artifact_digests=folder_digests(folder) if ready and folder is not None else None,
     )
     session.add(version)
     session.flush()

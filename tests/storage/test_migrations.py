@@ -50,3 +50,29 @@ def test_upgrading_an_older_store_records_its_live_version_as_live_since_created
     assert [(name, str(at)[:16], by) for name, at, by in rows] == [
         ("base", "2026-11-01 09:00", "before live history (0002)")
     ]
+
+
+def test_versions_registered_before_0003_have_no_digests_and_still_check(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from rlhf.integrity import check_store
+    from storage.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = alembic_config(url)
+    with get_engine(url).begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+        connection.execute(
+            text(
+                "INSERT INTO modelversion (name, base_model, kind, artifact_path, is_adapter, data_snapshot, config,"
+                " status, is_live, metrics, created_at) VALUES ('old', 'tiny', 'base', :path, 0, '{}', '{}', 'ready',"
+                " 1, '{}', '2026-11-01 09:00:00.000000')"
+            ),
+            {"path": str(tmp_path)},
+        )
+    upgrade(url)
+    with get_engine(url).connect() as connection:
+        assert connection.execute(text("SELECT artifact_digests FROM modelversion")).scalar() is None
+    assert check_store(url).ok
