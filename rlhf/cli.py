@@ -70,6 +70,17 @@ def cmd_users_add(args) -> None:
     print(f"added user {user.username!r} with role {user.role}" + ("" if password else " (no password: cannot log in)"))
 
 
+def cmd_users_set_password(args) -> None:
+    from storage.crud import set_password
+    from storage.db import session_scope
+
+    password = _read_password(args)
+    assert password is not None  # set-password has no --no-password
+    with session_scope(args.db) as session:
+        set_password(session, username=args.name, password=password)
+    print(f"{args.name} has a new password")
+
+
 def cmd_users_list(args) -> None:
     from storage.crud import list_users
     from storage.db import session_scope
@@ -430,13 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     users = commands.add_parser("users", help="manage users").add_subparsers(dest="users_command", required=True)
     p = users.add_parser("add", help="add a user")
-    p.add_argument("name")
+    p.add_argument("name", help="1 to 64 letters, digits, '.', '_' or '-'")
     p.add_argument("--role", default="annotator", choices=["annotator", "reviewer", "engineer", "admin"])
     group = p.add_mutually_exclusive_group()
     group.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     group.add_argument("--no-password", action="store_true", help="a user who cannot log in")
     _db_arg(p)
     p.set_defaults(func=cmd_users_add)
+    p = users.add_parser("set-password", help="give a user a new password (at least 8 characters)")
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    _db_arg(p)
+    p.set_defaults(func=cmd_users_set_password)
     p = users.add_parser("list", help="list users")
     _db_arg(p)
     p.set_defaults(func=cmd_users_list)

@@ -6,6 +6,7 @@ Callers own the transaction (`storage.db.session_scope`); nothing here commits.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,8 @@ from storage.models import (
 )
 
 MAX_TEXT_BYTES = 1 << 20
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 _hasher = PasswordHasher()
 
 
@@ -79,17 +82,43 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def check_username(username: object) -> str:
+    """Names shown in tables, logs and exports hold no markup, control characters or NUL bytes."""
+    if not isinstance(username, str):
+        raise StoreError(f"username: expected text, got {type(username).__name__}")
+    if not username:
+        raise StoreError("username: must not be empty")
+    if not USERNAME.fullmatch(username):
+        raise StoreError(
+            f"username: {username[:70]!r} must be 1 to 64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return username
+
+
+def check_password(password: object) -> str:
+    """A password a login can be trusted with: one or two characters fall to the first guesses."""
+    if not isinstance(password, str):
+        raise StoreError(f"password: expected text, got {type(password).__name__}")
+    if len(password) < MIN_PASSWORD:
+        raise StoreError(f"password: must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise StoreError(f"password: must be at most {MAX_PASSWORD} characters")
+    return password
+
+
 def create_user(
     session: Session, *, username: str, role: str = Role.annotator.value, password: str | None = None
 ) -> User:
-    username = username.strip()
-    if not username:
-        raise StoreError("username: must not be empty")
+    """A new user; `password` None makes one who cannot log in (an imported annotator, a service name)."""
+    check_username(username)
+    if password is not None:
+        check_password(password)
     if role not in {r.value for r in Role}:
         raise StoreError(f"role: {role!r} is not one of {', '.join(r.value for r in Role)}")
     if get_user(session, username=username) is not None:
         raise StoreError(f"username: {username!r} already exists")
-    user = User(username=username, role=role, password_hash=hash_password(password) if password else None)
+    user = User(username=username, role=role, password_hash=hash_password(password) if password is not None else None)
     session.add(user)
     session.flush()
     return user
@@ -117,6 +146,12 @@ def password_matches(password_hash: str | None, password: str) -> bool:
 def needs_rehash(password_hash: str) -> bool:
     """Whether the hash was made with older argon2 parameters than the current ones."""
     return _hasher.check_needs_rehash(password_hash)
+
+
+def set_password(session: Session, *, username: str, password: str) -> User:
+    """A new password, held to the same rules as at creation (argon2 is slow: a second or so)."""
+    check_password(password)
+    return set_password_hash(session, username=username, password_hash=hash_password(password))
 
 
 def set_password_hash(session: Session, *, username: str, password_hash: str) -> User:

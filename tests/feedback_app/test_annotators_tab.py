@@ -11,12 +11,13 @@ from gradio_client import Client
 from playwright.sync_api import expect, sync_playwright
 
 from feedback_app.config import ConfigError, load_app_config
+from storage.crud import hash_password
 from storage.db import session_scope
-from storage.models import AnnotationItem, Judgment
+from storage.models import AnnotationItem, Judgment, User
 from storage.queue import SWAP_CHECK, Extras
 from tests.helpers import PASSWORD, XSS, running_app, seed
 
-USERS = {"ann1": "annotator", XSS: "annotator", "rev": "reviewer", "eng": "engineer"}
+USERS = {"ann1": "annotator", "rev": "reviewer", "eng": "engineer"}
 TOKEN = 3  # /pairwise_next outputs: prompt, left, right, token, counter, choice
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -30,6 +31,8 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def server(module_store):
     seed(module_store, users=USERS, prompts=4, overlap=2)
+    with session_scope(module_store) as session:  # a name from before the username rule: still shown as text
+        session.add(User(username=XSS, role="annotator", password_hash=hash_password(PASSWORD)))
     with running_app(module_store) as running:
         running.ctx.extras = Extras(swap_rate=1.0, swap_gap=1, rng=random.Random(0))
         yield running

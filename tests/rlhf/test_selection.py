@@ -20,7 +20,7 @@ def _queue(url, *, prompts=6, reward_model_dir=None, tmp_path=None):
     """v0 → v1 (made by a round that registered `reward_model_dir` as its reward model) → v2 (live, its round
     has no reward model)."""
     with session_scope(url) as session:
-        user = create_user(session, username="ann", password="pw").id
+        user = create_user(session, username="ann", password="pw-for-tests").id
         v0 = ModelVersion(name="v0", base_model="tiny", artifact_path="/x", status="ready")
         session.add(v0)
         session.flush()
@@ -152,7 +152,7 @@ def _logprob_one_by_one(model, tokenizer, prompt, completion):
 
 def test_the_live_policy_implicit_reward_scores_the_queue(sqlite_url, tmp_path, tiny_model_dir, tiny_lora_dir):
     with session_scope(sqlite_url) as session:
-        user = create_user(session, username="ann", password="pw").id
+        user = create_user(session, username="ann", password="pw-for-tests").id
         root = ModelVersion(
             name="base", base_model=str(tiny_model_dir), artifact_path=str(tiny_model_dir), status="ready"
         )

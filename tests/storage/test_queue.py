@@ -11,7 +11,7 @@ from tests.helpers import seed_store
 
 def _setup(url, *, prompts=3, per_prompt=4):
     seeded = seed_store(
-        url, users=[f"u{i}" for i in range(4)], password="pw", prompts=prompts, answers=per_prompt, live=False
+        url, users=[f"u{i}" for i in range(4)], password="pw-for-tests", prompts=prompts, answers=per_prompt, live=False
     )
     return seeded.version_id, seeded.user_ids
 

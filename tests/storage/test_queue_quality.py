@@ -25,7 +25,7 @@ def _store(url, *, prompts, overlap=1, users=2):
     seeded = seed_store(
         url,
         users=[f"u{i}" for i in range(users)],
-        password="pw",
+        password="pw-for-tests",
         prompts=prompts,
         live=False,
         enqueue=["pairwise"],
