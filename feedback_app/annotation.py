@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from feedback_app.roles import Caller
-from feedback_app.state import ItemView, Signer, dump_view, load_view, new_client_key, now_ms
+from feedback_app.state import ItemView, Sealer, dump_view, load_view, new_client_key, now_ms
 from storage import queue
 from storage.crud import StoreError
 from storage.db import session_scope
@@ -32,7 +32,7 @@ def _counter(progress: queue.Progress) -> str:
     return f"**Done {progress.done}** · skipped {progress.skipped} · remaining {progress.remaining}"
 
 
-def open_next(session, *, signer: Signer, user: Caller, kind: str, extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
+def open_next(session, *, sealer: Sealer, user: Caller, kind: str, extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
     """The next item, shown in a random order; a swap check keeps its order (the sides the user saw, swapped)."""
     item = queue.next_item(session, user_id=user.id, kind=kind, extras=extras)
     progress = queue.progress(session, user_id=user.id, kind=kind)
@@ -53,7 +53,7 @@ def open_next(session, *, signer: Signer, user: Caller, kind: str, extras: queue
         shown_at_ms=now_ms(),
     )
     return Shown(
-        token=dump_view(signer, view),
+        token=dump_view(sealer, view),
         prompt=prompt_text,
         responses=[texts[g] for g in shown_order],
         counter=_counter(progress),
@@ -61,16 +61,16 @@ def open_next(session, *, signer: Signer, user: Caller, kind: str, extras: queue
     )
 
 
-def show_next(url: str, *, signer: Signer, user: Caller, kind: str, extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
+def show_next(url: str, *, sealer: Sealer, user: Caller, kind: str, extras: queue.Extras = queue.NO_EXTRAS) -> Shown:
     """`open_next` in a write transaction of its own (serving claims the item)."""
     with session_scope(url) as session:
-        return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
+        return open_next(session, sealer=sealer, user=user, kind=kind, extras=extras)
 
 
-def read_view(signer: Signer, token: str, *, user: Caller, kind: str) -> ItemView:
+def read_view(sealer: Sealer, token: str, *, user: Caller, kind: str) -> ItemView:
     if not token:
         raise StoreError("Nothing to submit: the queue is empty. Try again later.")
-    view = load_view(signer, token, ItemView, user_id=user.id)
+    view = load_view(sealer, token, ItemView, user_id=user.id)
     if view.kind != kind:
         raise StoreError(f"view: this is a {view.kind} item, not {kind}")
     return view
@@ -79,7 +79,7 @@ def read_view(signer: Signer, token: str, *, user: Caller, kind: str) -> ItemVie
 def submit_and_next(
     session,
     *,
-    signer: Signer,
+    sealer: Sealer,
     user: Caller,
     kind: str,
     token: str,
@@ -87,7 +87,7 @@ def submit_and_next(
     extras: queue.Extras = queue.NO_EXTRAS,
 ) -> Shown:
     """Store the judgment `judge` builds from the view, then open the next item, in the caller's transaction."""
-    view = read_view(signer, token, user=user, kind=kind)
+    view = read_view(sealer, token, user=user, kind=kind)
     generation_ids, payload = judge(view)
     queue.submit(
         session,
@@ -99,13 +99,13 @@ def submit_and_next(
         shown_order=view.shown_order,
         duration_ms=view.duration_ms(),
     )
-    return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
+    return open_next(session, sealer=sealer, user=user, kind=kind, extras=extras)
 
 
 def skip_and_next(
-    session, *, signer: Signer, user: Caller, kind: str, token: str, reason: str, extras: queue.Extras = queue.NO_EXTRAS
+    session, *, sealer: Sealer, user: Caller, kind: str, token: str, reason: str, extras: queue.Extras = queue.NO_EXTRAS
 ) -> Shown:
-    view = read_view(signer, token, user=user, kind=kind)
+    view = read_view(sealer, token, user=user, kind=kind)
     queue.skip(
         session,
         item_id=view.item_id,
@@ -115,4 +115,4 @@ def skip_and_next(
         shown_order=view.shown_order,
         duration_ms=view.duration_ms(),
     )
-    return open_next(session, signer=signer, user=user, kind=kind, extras=extras)
+    return open_next(session, sealer=sealer, user=user, kind=kind, extras=extras)

@@ -1,45 +1,38 @@
-"""Per-view session state, kept in the page as a signed token.
+"""Per-view session state, kept in the page as a sealed token.
 
 What an annotator is looking at (item, the order it was shown in, the client
-key of this view, when it was shown) travels with each submit as an HMAC-signed
-token in a hidden textbox. A double click sends the same token twice, so both
-requests carry the same client key and the store keeps one judgment; the server
-trusts the item and order because it signed them.
+key of this view, when it was shown) travels with each submit as a token in a
+hidden textbox, encrypted and authenticated (Fernet: AES-CBC and HMAC-SHA256,
+a per-process key). A double click sends the same token twice, so both requests
+carry the same client key and the store keeps one judgment; the server trusts
+the item and order because it sealed them, and the page cannot read them: a
+blind A/B token would otherwise say which response came from which version.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import secrets
 import time
 from dataclasses import asdict, dataclass
 
+from cryptography.fernet import Fernet, InvalidToken
+
 from storage.crud import StoreError
 
 
-class Signer:
-    def __init__(self, secret: bytes | None = None):
-        self._secret = secret or secrets.token_bytes(32)
+class Sealer:
+    def __init__(self, key: bytes | None = None):
+        self._fernet = Fernet(key or Fernet.generate_key())
 
     def dump(self, data: dict) -> str:
-        body = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
-        return f"{body}.{self._mac(body)}"
+        return self._fernet.encrypt(json.dumps(data, separators=(",", ":")).encode()).decode("ascii")
 
     def load(self, token: str) -> dict:
-        body, _, mac = (token or "").partition(".")
         try:
-            genuine = bool(body) and hmac.compare_digest(mac.encode("ascii"), self._mac(body).encode("ascii"))
-        except UnicodeError:  # not ASCII, or a lone surrogate: no token we signed
-            genuine = False
-        if not genuine:
-            raise StoreError("view: this page is out of date or was altered; reload the tab")
-        return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-
-    def _mac(self, body: str) -> str:
-        return hmac.new(self._secret, body.encode(), hashlib.sha256).hexdigest()[:32]
+            return json.loads(self._fernet.decrypt((token or "").encode("ascii")))
+        except (InvalidToken, UnicodeError, ValueError):  # altered, foreign, not ASCII, a lone surrogate
+            raise StoreError("view: this page is out of date or was altered; reload the tab") from None
 
 
 def now_ms() -> int:
@@ -77,12 +70,12 @@ class BlindView:
     client_key: str
 
 
-def dump_view(signer: Signer, view: ItemView | BlindView) -> str:
-    return signer.dump({"type": type(view).__name__, **asdict(view)})
+def dump_view(sealer: Sealer, view: ItemView | BlindView) -> str:
+    return sealer.dump({"type": type(view).__name__, **asdict(view)})
 
 
-def load_view(signer: Signer, token: str, cls: type, *, user_id: int):
-    data = signer.load(token)
+def load_view(sealer: Sealer, token: str, cls: type, *, user_id: int):
+    data = sealer.load(token)
     if data.pop("type", None) != cls.__name__ or data.get("user_id") != user_id:
         raise StoreError("view: this page belongs to another view or user; reload the tab")
     return cls(**data)

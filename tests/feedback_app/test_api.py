@@ -111,7 +111,7 @@ def test_overlap_gives_each_item_to_k_different_users(server):
     while any(tokens.values()):
         for name, c in clients.items():
             if tokens[name]:
-                served[name].append(server.ctx.signer.load(tokens[name])["item_id"])
+                served[name].append(server.ctx.sealer.load(tokens[name])["item_id"])
                 tokens[name] = c.predict(tokens[name], "Tie", api_name="/pairwise_submit")[TOKEN["pairwise"]]
     by_item: dict[int, list[int]] = {}
     for j in judgments(server.url, kind="pairwise"):
