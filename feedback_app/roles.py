@@ -11,6 +11,7 @@ role was checked in, so a submit is one transaction: role, insert, next item.
 from __future__ import annotations
 
 import inspect
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from sqlmodel import Session, select
 
 from storage.crud import StoreError, hash_password, login_hash, needs_rehash, password_matches, set_password_hash
 from storage.db import read_scope, session_scope
+from storage.markup import escape_html
 from storage.models import Role, User
 
 ANNOTATE, REVIEW, ENGINEER, ANYONE = "annotate", "review", "engineer", "anyone"
@@ -31,6 +33,7 @@ CAPABILITIES: dict[str, frozenset[str]] = {
 }
 
 
+_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 _BY_NAME = select(User.id, User.username, User.role, User.is_active).where(User.username == bindparam("username"))
 
 
@@ -54,20 +57,28 @@ class Guard:
     def __init__(self, url: str):
         self.url = url
 
-    def authenticate(self, username: str, password: str) -> bool:
-        """Gradio's auth callable: the users table, argon2-hashed passwords, active users only.
+    def authenticate(self, username: str, password: str) -> str | None:
+        """The role of the active user these credentials are for, else None; slow on purpose, so run it off the loop.
 
         The hash is read in a read session and verified with none open (argon2 is slow on purpose).
+        A username with no usable hash is checked against a dummy hash, so it costs as long to
+        refuse as a wrong password and does not tell who has an account.
         """
         with read_scope(self.url) as session:
             stored = login_hash(session, username=username)
-        if stored is None or not password_matches(stored, password):
-            return False
+        if not password_matches(stored or _DUMMY_HASH, password) or stored is None:
+            return None
         if needs_rehash(stored):
             fresh = hash_password(password)
             with session_scope(self.url) as session:
                 set_password_hash(session, username=username, password_hash=fresh)
-        return True
+        return self.current_role(username)
+
+    def current_role(self, username: str) -> str | None:
+        """The user's role if they are active, else None: what a login token is checked against."""
+        with read_scope(self.url) as session:
+            row = session.execute(_BY_NAME, {"username": username}).first()
+        return row.role if row is not None and row.is_active else None
 
     def caller(self, session: Session, request: gr.Request | None, capability: str = ANYONE) -> Caller:
         """The user behind `request` as `session` sees them; gr.Error unless active and allowed `capability`."""
@@ -106,7 +117,7 @@ class Guard:
                     with session_scope(self.url) as session:
                         return fn(*args, **kwargs, user=self.caller(session, request, capability), session=session)
                 except StoreError as error:
-                    raise gr.Error(str(error), print_exception=False) from None
+                    raise gr.Error(escape_html(str(error)), print_exception=False) from None  # toasts render HTML
 
             guarded.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]  # gradio reads it
             guarded.__name__ = fn.__name__

@@ -15,7 +15,7 @@ import gradio as gr
 from feedback_app.annotation import Shown, open_next, show_next, skip_and_next, submit_and_next
 from feedback_app.context import AppContext
 from feedback_app.roles import ANNOTATE
-from feedback_app.tabs import TabView
+from feedback_app.tabs import TabView, choices
 
 SKIP_REASONS = [
     "Unclear prompt",
@@ -67,7 +67,9 @@ def panel(
         extra = body() if body else None
         with gr.Row():
             submit = gr.Button("Submit (Enter)", variant="primary", elem_id=f"{kind}-submit")
-            reason = gr.Dropdown(SKIP_REASONS, value=SKIP_REASONS[0], label="Skip reason", elem_id=f"{kind}-reason")
+            reason = choices.bounded(
+                gr.Dropdown(SKIP_REASONS, value=SKIP_REASONS[0], label="Skip reason", elem_id=f"{kind}-reason")
+            )
             skip = gr.Button("Skip (S)", elem_id=f"{kind}-skip")
         token = gr.Textbox(visible="hidden", elem_id=f"{kind}-token")
     return Panel(
@@ -104,18 +106,18 @@ def wire(
         return [*shown_values(shown, slots), *reset(shown)]
 
     def fill(user):
-        return values(show_next(ctx.url, signer=ctx.signer, user=user, kind=p.kind, extras=ctx.extras))
+        return values(show_next(ctx.url, sealer=ctx.sealer, user=user, kind=p.kind, extras=ctx.extras))
 
     @ctx.guard.requires(ANNOTATE, writes=True)
     def next_item(user, session):
-        return values(open_next(session, signer=ctx.signer, user=user, kind=p.kind, extras=ctx.extras))
+        return values(open_next(session, sealer=ctx.sealer, user=user, kind=p.kind, extras=ctx.extras))
 
     @ctx.guard.requires(ANNOTATE, writes=True)
     def submit(token, *answers, user, session):
         return values(
             submit_and_next(
                 session,
-                signer=ctx.signer,
+                sealer=ctx.sealer,
                 user=user,
                 kind=p.kind,
                 token=token,
@@ -128,7 +130,7 @@ def wire(
     def skip(token, reason, user, session):
         return values(
             skip_and_next(
-                session, signer=ctx.signer, user=user, kind=p.kind, token=token, reason=reason, extras=ctx.extras
+                session, sealer=ctx.sealer, user=user, kind=p.kind, token=token, reason=reason, extras=ctx.extras
             )
         )
 

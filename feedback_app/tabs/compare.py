@@ -6,7 +6,7 @@ import gradio as gr
 
 from feedback_app.context import AppContext
 from feedback_app.state import ItemView
-from feedback_app.tabs import TabView
+from feedback_app.tabs import TabView, choices
 from feedback_app.tabs.common import panel, wire
 from storage.crud import StoreError
 from storage.models import NO_PREFERENCE_LABELS
@@ -29,7 +29,9 @@ def judge(view: ItemView, choice: str | None) -> tuple[list[int], dict]:
 
 def build(ctx: AppContext) -> TabView:
     def body():
-        return gr.Radio(CHOICES, label="Which is better? (1 A · 2 B · 3 tie · 4 both bad)", elem_id="pairwise-choice")
+        return choices.bounded(
+            gr.Radio(CHOICES, label="Which is better? (1 A · 2 B · 3 tie · 4 both bad)", elem_id="pairwise-choice")
+        )
 
     p = panel(
         "pairwise",

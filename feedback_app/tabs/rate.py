@@ -6,7 +6,7 @@ import gradio as gr
 
 from feedback_app.context import AppContext
 from feedback_app.state import ItemView
-from feedback_app.tabs import TabView
+from feedback_app.tabs import TabView, choices
 from feedback_app.tabs.common import panel, wire
 from storage.crud import StoreError
 
@@ -24,7 +24,7 @@ def judge(view: ItemView, score: str | None, comment: str | None) -> tuple[list[
 
 def build(ctx: AppContext) -> TabView:
     def body():
-        score = gr.Radio(SCORES, label="Score: 1 very bad … 5 very good", elem_id="rating-choice")
+        score = choices.bounded(gr.Radio(SCORES, label="Score: 1 very bad … 5 very good", elem_id="rating-choice"))
         comment = gr.Textbox(label="Comment (optional)", lines=1, elem_id="rating-comment")
         return score, comment
 

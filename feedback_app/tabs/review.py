@@ -1,6 +1,6 @@
 """Reviewers: a version's responses next to its parent's, and blind A/B votes between any two versions.
 
-In the blind A/B the page never holds the version names: they stay in a signed
+In the blind A/B the page never holds the version names: they stay in a sealed
 token, and which side is which is randomized per pair.
 """
 
@@ -15,7 +15,7 @@ from sqlmodel import select
 from feedback_app.context import AppContext
 from feedback_app.roles import REVIEW
 from feedback_app.state import BlindView, dump_view, load_view, new_client_key
-from feedback_app.tabs import TabView
+from feedback_app.tabs import TabView, choices
 from rlhf.models.registry import live_version
 from storage.crud import StoreError
 from storage.db import read_scope
@@ -66,7 +66,7 @@ def build(ctx: AppContext) -> TabView:
         with gr.Row():
             first = gr.Textbox(label="Response 1", interactive=False, lines=5, elem_id="blind-1")
             second = gr.Textbox(label="Response 2", interactive=False, lines=5, elem_id="blind-2")
-        vote = gr.Radio(VOTES, label="Your vote", elem_id="blind-vote")
+        vote = choices.bounded(gr.Radio(VOTES, label="Your vote", elem_id="blind-vote"))
         submit = gr.Button("Submit vote", variant="primary", elem_id="blind-submit")
         result = gr.Markdown(elem_id="blind-result")
         token = gr.Textbox(visible="hidden", elem_id="blind-token")
@@ -117,7 +117,7 @@ def build(ctx: AppContext) -> TabView:
             shown_order=[g.id for g in shown],
             client_key=new_client_key(),
         )
-        return prompt_row.text, shown[0].text, shown[1].text, None, "", dump_view(ctx.signer, view)
+        return prompt_row.text, shown[0].text, shown[1].text, None, "", dump_view(ctx.sealer, view)
 
     @ctx.guard.requires(REVIEW, writes=True)
     def cast(token, choice, user, session):
@@ -125,7 +125,7 @@ def build(ctx: AppContext) -> TabView:
             raise StoreError("Deal a pair first (Next pair).")
         if choice not in VOTES:
             raise StoreError("Pick 1, 2, tie or both bad first.")
-        view = load_view(ctx.signer, token, BlindView, user_id=user.id)
+        view = load_view(ctx.sealer, token, BlindView, user_id=user.id)
         if choice in VOTES[:2]:
             winner = view.shown_order[VOTES.index(choice)]
             canonical = "a" if winner == view.generation_a_id else "b"

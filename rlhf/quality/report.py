@@ -28,6 +28,7 @@ from rlhf.quality.monitoring import Monitoring, monitor, plain_label, plot_versi
 from storage.crud import StoreError
 from storage.db import read_scope
 from storage.files import save_atomically
+from storage.markup import escape_markdown
 from storage.models import Judgment, JudgmentKind, Prompt, Round, User, aware
 from storage.review import blind_outcomes
 
@@ -70,12 +71,11 @@ Block = Heading | Para | Bullets | Table | Image
 
 
 def _md_text(value: Any) -> str:
-    text = html.escape(_cell(value), quote=False)
-    return text.replace("\r", " ").replace("\n", " ")
+    return escape_markdown(_cell(value))
 
 
 def _md_cell(value: Any) -> str:
-    return _md_text(value).replace("|", "\\|")
+    return _md_text(value)
 
 
 def render_markdown(title: str, blocks: list[Block]) -> str:
