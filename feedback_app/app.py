@@ -2,7 +2,9 @@
 
 Roles are checked inside every handler (feedback_app.roles); the tabs a role
 may not use are also hidden, per user, when the page loads, and the first tab
-the role may use is filled in the same request.
+the role may use is filled in the same request. Every request passes
+feedback_app.security first (origins, logins, session hashes, uploads). Uploads
+and report copies older than six hours are deleted.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from feedback_app.config import AppConfig, load_app_config
 from feedback_app.context import AppContext
 from feedback_app.filler import QueueFiller
 from feedback_app.roles import ANYONE, Guard, allowed
-from feedback_app.sessions import expire_logins
+from feedback_app.security import Policy, Security
 from feedback_app.tabs import annotators, compare, correct, leaderboard, models, monitoring, rank, rate, review, rounds
 from rlhf.quality.selection import Prioritizer
 from storage.db import database_url
+from storage.markup import escape_markdown
 from storage.queue import Extras
 
 KEYBOARD_JS = (Path(__file__).parent / "keyboard.js").read_text()
@@ -44,7 +48,7 @@ def build_app(
     )
     if generate:
         ctx.filler = QueueFiller(url, config, pool=pool, prioritizer=ctx.prioritizer)
-    with gr.Blocks(title="RLHF feedback") as demo:
+    with gr.Blocks(title="RLHF feedback", delete_cache=(3600, 6 * 3600)) as demo:
         whoami = gr.Markdown(elem_id="whoami")
         with gr.Tabs(elem_id="tabs") as tabs:
             views = [module.build(ctx) for module in TABS]
@@ -56,7 +60,7 @@ def build_app(
             values = []
             for view in views:
                 values += view.fill(user) if view is opening else [gr.skip()] * len(view.outputs)
-            hello = f"Logged in as **{user.username}** ({user.role}) · [Log out](/logout)"
+            hello = f"Logged in as **{escape_markdown(user.username)}** ({user.role}) · [Log out](/logout)"
             return [
                 hello,
                 gr.Tabs(selected=opening.tab.id if opening else None),
@@ -84,6 +88,15 @@ def launch(
 ):
     """Build and start the app on the configured host and port; returns (demo, ctx)."""
     demo, ctx = build_app(url, config, pool=pool, generate=generate)
+    c = ctx.config
+    policy = Policy(
+        session_hours=c.session_hours,
+        trusted_origins=c.trusted_origins,
+        max_request_bytes=int(c.max_request_mb * (1 << 20)),
+        login_failures_per_user=c.login_failures_per_user,
+        login_failures_per_address=c.login_failures_per_address,
+        login_window_s=c.login_window_minutes * 60,
+    )
     if background_fill and ctx.filler is not None:
         ctx.filler.start()
     demo.launch(
@@ -96,9 +109,10 @@ def launch(
         css=CSS,
         show_error=True,
         quiet=not block,
+        max_file_size=int(c.max_upload_mb * (1 << 20)),
+        app_kwargs={"middleware": [Middleware(Security, guard=ctx.guard, policy=policy)]},
         **kwargs,
     )
-    expire_logins(demo, ctx.config.session_hours)
     if block:
         demo.block_thread()
     return demo, ctx

@@ -33,6 +33,12 @@ class AppConfig:
     host: str = "127.0.0.1"
     port: int = 7860
     session_hours: float = 12.0
+    trusted_origins: tuple[str, ...] = ()
+    max_request_mb: float = 4.0
+    max_upload_mb: float = 50.0
+    login_failures_per_user: int = 10
+    login_failures_per_address: int = 50
+    login_window_minutes: float = 15.0
     overlap: int = 2
     mix: dict[str, float] = field(
         default_factory=lambda: {"pairwise": 0.5, "rating": 0.2, "ranking": 0.2, "correction": 0.1}
@@ -57,6 +63,7 @@ Rate = Annotated[YamlFloat, Field(ge=0.0, le=1.0)]
 Share = Annotated[YamlFloat, Field(ge=0.0)]
 ItemKind = Literal[ITEM_KINDS]  # type: ignore[valid-type]  # built at run time from the tuple
 Selection = Literal[SELECTIONS]  # type: ignore[valid-type]  # built at run time from the tuple
+Origin = Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]
 Scorer = Literal[SCORERS]  # type: ignore[valid-type]  # built at run time from the tuple
 
 
@@ -71,6 +78,13 @@ class Server(Section):
     port: int = Field(_DEFAULT.port, ge=0, le=65535)
     session_hours: YamlFloat = Field(_DEFAULT.session_hours, ge=0.01)
     """A login lasts this long (feedback_app.sessions)."""
+    trusted_origins: list[Origin] = []
+    """Other origins whose pages may call the app (feedback_app.security); its own origin always may."""
+    max_request_mb: YamlFloat = Field(_DEFAULT.max_request_mb, gt=0)
+    max_upload_mb: YamlFloat = Field(_DEFAULT.max_upload_mb, gt=0)
+    login_failures_per_user: int = Field(_DEFAULT.login_failures_per_user, ge=1)
+    login_failures_per_address: int = Field(_DEFAULT.login_failures_per_address, ge=1)
+    login_window_minutes: YamlFloat = Field(_DEFAULT.login_window_minutes, gt=0)
 
 
 class Queue(Section):
@@ -166,4 +180,5 @@ def load_app_config(path: Path | str | None = None, **overrides: Any) -> AppConf
     values: dict[str, Any] = {}
     for section in _SETTINGS:
         values.update(getattr(file, section).model_dump())
+    values["trusted_origins"] = tuple(values["trusted_origins"])
     return AppConfig(**values, generation=dict(file.generation or {}))

@@ -1,62 +1,114 @@
-"""Logins that expire: Gradio's token table, with the time each token was issued.
+"""Logins that end: Gradio's token table, with when and as whom each token was issued.
 
-Gradio keeps login tokens in a plain dict on the server app (`app.tokens`, token -> username)
-and never expires them. `ExpiringTokens` replaces that dict after launch: a token older than
-`server.session_hours` reads as absent, so every route (page, API, queue) answers 401 and
-the user logs in again; logging out still deletes the token.
+Gradio keeps login tokens in a plain dict on the server app (`app.tokens`, token -> username),
+reads it on every route (page, config, API, queue, file, upload) and never expires or revokes
+them. `LoginTokens` replaces that dict after launch: a token reads as absent once it is older than
+`server.session_hours`, or once its user is deactivated, deleted or given another role (checked
+against the store at most every `recheck_s`, so `rlhf users ...` in another process counts too).
+Every route then answers 401 and the user logs in again.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cachetools import TTLCache
 
 
-class ExpiringTokens(dict):
-    def __init__(self, max_age_s: float, clock=time.monotonic):
+@dataclass(frozen=True)
+class Issued:
+    username: str
+    role: str | None
+    at: float
+
+
+class LoginTokens(dict):
+    """token -> username, as Gradio reads it; only tokens that are still good are visible."""
+
+    def __init__(
+        self,
+        max_age_s: float,
+        role_of: Callable[[str], str | None],
+        *,
+        recheck_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         super().__init__()
         self.max_age_s = max_age_s
+        self._role_of = role_of
         self._clock = clock
-        self._issued: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._issued: dict[str, Issued] = {}
+        self._roles: TTLCache = TTLCache(maxsize=100_000, ttl=recheck_s, timer=clock)
+        self._lock = threading.RLock()
+
+    def issue(self, token: str, username: str, role: str | None) -> None:
+        with self._lock:
+            self._issued[token] = Issued(username, role, self._clock())
+            super().__setitem__(token, username)
 
     def __setitem__(self, token, username):
-        with self._lock:
-            self._issued[token] = self._clock()
-            super().__setitem__(token, username)
+        self.issue(token, username, self._current_role(username))
 
     def __delitem__(self, token):
         with self._lock:
             self._issued.pop(token, None)
             super().__delitem__(token)
 
-    def _expired(self, token) -> bool:
-        issued = self._issued.get(token)
-        return issued is not None and self._clock() - issued > self.max_age_s
+    def revoke_user(self, username: str) -> int:
+        """Forget every token of `username` (logout, or their account changed); how many there were."""
+        with self._lock:
+            tokens = [token for token, issued in self._issued.items() if issued.username == username]
+            for token in tokens:
+                self._issued.pop(token, None)
+                super().pop(token, None)
+            self._roles.pop(username, None)
+        return len(tokens)
 
-    def _drop_if_expired(self, token) -> None:
-        if self._expired(token):
+    def role(self, username: str) -> str | None:
+        """The user's role now (None: inactive or gone), from the store at most every `recheck_s`."""
+        return self._current_role(username)
+
+    def _current_role(self, username: str) -> str | None:
+        with self._lock:
+            if username in self._roles:
+                return self._roles[username]
+        role = self._role_of(username)
+        with self._lock:
+            self._roles[username] = role
+        return role
+
+    def _good(self, token) -> bool:
+        with self._lock:
+            issued = self._issued.get(token)
+        if issued is None:
+            return False
+        role = self._current_role(issued.username)
+        if self._clock() - issued.at > self.max_age_s or role is None or role != issued.role:
             with self._lock:
                 self._issued.pop(token, None)
                 super().pop(token, None)
+            return False
+        return True
 
     def get(self, token, default=None):
-        self._drop_if_expired(token)
-        return super().get(token, default)
+        return super().get(token, default) if self._good(token) else default
 
     def __getitem__(self, token):
-        self._drop_if_expired(token)
+        if not self._good(token):
+            raise KeyError(token)
         return super().__getitem__(token)
 
     def __contains__(self, token):
-        self._drop_if_expired(token)
-        return super().__contains__(token)
+        return self._good(token)
 
+    def keys(self):  # type: ignore[override]  # a snapshot of the good tokens, safe to delete from while iterating
+        return [token for token in list(super().keys()) if self._good(token)]
 
-def expire_logins(demo, hours: float) -> ExpiringTokens:
-    """Swap the launched app's token table for one whose tokens last `hours`."""
-    tokens = ExpiringTokens(hours * 3600)
-    for token, username in dict(demo.server_app.tokens).items():
-        tokens[token] = username
-    demo.server_app.tokens = tokens
-    return tokens
+    def __iter__(self):
+        return iter(self.keys())
+
+    def items(self):  # type: ignore[override]
+        return [(token, super(LoginTokens, self).get(token)) for token in self.keys()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 
 import gradio as gr
 
@@ -120,7 +121,10 @@ def build(ctx: AppContext) -> TabView:
     def import_gold_file(path, user):
         if not path:
             raise StoreError("Gold items: choose a file first.")
-        return import_gold(path, url=ctx.url).summary()
+        try:
+            return import_gold(path, url=ctx.url).summary()
+        finally:
+            Path(path).unlink(missing_ok=True)
 
     show = ctx.guard.requires(ENGINEER)(fill)
     tab.select(show, None, [table, summary], api_name="annotators_show", concurrency_limit=2)

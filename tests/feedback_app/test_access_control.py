@@ -16,7 +16,7 @@ from sqlmodel import delete, select
 from feedback_app.app import launch
 from feedback_app.config import AppConfig
 from feedback_app.http_client import AppClient, error_of
-from feedback_app.sessions import ExpiringTokens
+from feedback_app.sessions import LoginTokens
 from storage.crud import create_user, deactivate_user, set_role
 from storage.db import dispose_engines, session_scope
 from storage.models import ItemClaim, User
@@ -137,12 +137,14 @@ def test_demoted_or_removed_user_loses_access_on_the_next_call(app):
         gone_id = session.exec(select(User.id).where(User.username == "gone")).one()
         session.exec(delete(ItemClaim).where(ItemClaim.user_id == gone_id))
         session.exec(delete(User).where(User.id == gone_id))
-    assert error_of(demoted.post("pairwise_next")) == "Not allowed: a reviewer cannot do this (annotate only)."
-    assert error_of(removed.post("rating_next")) == "Your account is not active."
-    assert error_of(gone.post("on_load")) == "Your account is not active."
-    assert (
-        AppClient(base).http.post("/login", data={"username": "removed", "password": "pw-for-tests"}).status_code == 400
+    time.sleep(1.1)  # logins recheck the store once a second
+    for tab in (demoted, removed, gone):
+        assert tab.post("on_load").status_code == 401  # the change ended the login
+    assert error_of(AppClient(base, "demoted", PASSWORD).post("pairwise_next")) == (
+        "Not allowed: a reviewer cannot do this (annotate only)."
     )
+    for name in ("removed", "gone"):
+        assert AppClient(base).http.post("/login", data={"username": name, "password": PASSWORD}).status_code == 400
 
 
 @pytest.mark.slow  # waits for a login to expire
@@ -167,9 +169,9 @@ def test_a_login_expires_after_session_hours(tmp_path):
         dispose_engines()
 
 
-def test_expiring_tokens_forget_old_logins():
+def test_login_tokens_forget_old_logins():
     now = [0.0]
-    tokens = ExpiringTokens(max_age_s=60, clock=lambda: now[0])
+    tokens = LoginTokens(max_age_s=60, role_of=lambda username: "annotator", clock=lambda: now[0])
     tokens["t1"] = "ann"
     now[0] = 30
     tokens["t2"] = "rev"

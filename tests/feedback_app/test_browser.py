@@ -6,10 +6,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlmodel import select
 
-from storage.crud import get_or_create_generation
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, ModelVersion
-from tests.helpers import PASSWORD, XSS, running_app, seed
+from tests.helpers import PASSWORD, XSS, add_child_version_with_votes, running_app, seed
 
 USERS = {"ann": "annotator", "boss": "admin"}
 CHROMIUM_ARGS = [
@@ -19,41 +18,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-extensions",
 ]
-
-
-def add_child_version_with_votes(url: str, parent_id: int) -> None:
-    """v1, a live child of v0, answering the same prompts, and a few blind votes between them."""
-    with session_scope(url) as session:
-        session.get(ModelVersion, parent_id).is_live = False
-        v1 = ModelVersion(
-            name="v1",
-            base_model="tiny",
-            artifact_path="/nowhere/v1",
-            status="ready",
-            parent_id=parent_id,
-            kind="dpo",
-            is_live=True,
-        )
-        session.add(v1)
-        session.flush()
-        parents = session.exec(select(Generation).where(Generation.model_version_id == parent_id)).all()
-        for prompt_id in sorted({g.prompt_id for g in parents}):
-            text = XSS if prompt_id == parents[0].prompt_id else f"Improved answer to prompt {prompt_id}."
-            mine = get_or_create_generation(session, prompt_id=prompt_id, text=text, model_version_id=v1.id)
-            theirs = next(g for g in parents if g.prompt_id == prompt_id)
-            session.add(
-                BlindVote(
-                    user_id=2,
-                    prompt_id=prompt_id,
-                    version_a_id=v1.id,
-                    version_b_id=parent_id,
-                    generation_a_id=mine.id,
-                    generation_b_id=theirs.id,
-                    shown_order=[mine.id, theirs.id],
-                    choice="a" if prompt_id % 4 else "b",
-                    client_key=f"seed-{prompt_id}",
-                )
-            )
 
 
 @pytest.fixture(scope="module")
