@@ -176,7 +176,13 @@ def build(ctx: AppContext) -> TabView:
     def _data():
         with read_scope(ctx.url) as session:
             summary = data_summary(session)
-        return asdict(summary)
+        values = asdict(summary)
+        filler = ctx.filler
+        if filler is not None and filler.last_error and filler.last_error_at:
+            values["queue_filler"] = (
+                f"failing since {filler.last_error_at:%Y-%m-%d %H:%M:%S} UTC, retrying: {filler.last_error}"
+            )
+        return values
 
     def fill(user):
         choices, rows = _choices()
@@ -206,7 +212,12 @@ def build(ctx: AppContext) -> TabView:
     def fill_queue(user):
         if ctx.filler is None:
             raise StoreError("This app runs without candidate generation (no queue filler).")
-        return ctx.filler.fill().summary(), _data()
+        try:
+            report = ctx.filler.fill()
+        except Exception as error:  # a corrupt or missing live model: say so in one line, the page stays usable
+            first = (str(error).strip().splitlines() or ["no message"])[0]
+            raise StoreError(f"Filling the queue failed: {type(error).__name__}: {first}") from None
+        return report.summary(), _data()
 
     @ctx.guard.requires(ENGINEER)
     def refresh(user):

@@ -65,3 +65,24 @@ def test_the_background_thread_keeps_running_after_a_failure(sqlite_url, monkeyp
         assert filler._thread.is_alive() and len(calls) >= 2
     finally:
         filler.stop()
+
+
+def test_the_rounds_tab_shows_a_failing_filler_and_fill_queue_says_why(sqlite_url, tiny_model_dir, tmp_path):
+    from feedback_app.http_client import AppClient
+    from storage.crud import create_user
+    from tests.helpers import PASSWORD, running_app
+
+    model_dir = tmp_path / "v0"
+    shutil.copytree(tiny_model_dir, model_dir)
+    with session_scope(sqlite_url) as session:
+        add_prompt(session, text="Tell me about rivers.")
+        register_version(session, name="v0", base_model=str(model_dir), artifact_path=str(model_dir), make_live=True)
+        create_user(session, username="eng", role="engineer", password=PASSWORD)
+    (model_dir / "model.safetensors").write_bytes(b"\xff" * 64)
+    with running_app(sqlite_url, CONFIG) as server:
+        assert server.ctx.filler.top_up() is False
+        engineer = AppClient(server.base, "eng", PASSWORD)
+        assert "SafetensorError" in engineer.call("data_summary")[0]["queue_filler"]
+        reply = engineer.post("fill_queue")
+        assert reply.status_code != 200 and reply.json()["error"].startswith("Filling the queue failed: ")
+        assert engineer.post("on_load").status_code == 200  # the app still serves
