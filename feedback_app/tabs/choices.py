@@ -24,7 +24,8 @@ def bounded(component: Choice) -> Choice:
     def preprocess(payload):
         if not getattr(component, "allow_custom_value", False):
             known = [value for _, value in component.choices]
-            for value in payload if isinstance(payload, list) else [payload]:
+            several = isinstance(payload, list) and getattr(component, "multiselect", False)
+            for value in payload if several else [payload]:
                 if value is not None and value not in known:
                     raise gr.Error(
                         f"{escape_html(component.label or 'Choice')}: {escape_html(repr(value), 80)} "

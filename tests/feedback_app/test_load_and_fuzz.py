@@ -29,7 +29,7 @@ CLIENTS, SUBMITS, RETRY_EVERY = 16, 50, 10
 TOKEN = {"pairwise": 3, "rating": 2, "ranking": 5, "correction": 2}
 CLEAR = re.compile(
     r"(Pick |Order: |Corrected response: |corrected: |comment: |reason: |view: |Nothing to submit: "
-    r"|Value: .* is not in the list of choices: )",
+    r"|.*: .{1,600} is not one of the choices\.$)",
     re.DOTALL,
 )  # what a user may be told
 PAYLOADS = [

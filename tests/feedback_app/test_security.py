@@ -18,7 +18,7 @@ from feedback_app.http_client import AppClient, error_of
 from feedback_app.security import LoginThrottle, Policy
 from feedback_app.sessions import LoginTokens
 from feedback_app.state import BlindView, Sealer, dump_view
-from storage.crud import deactivate_user, hash_password, set_role
+from storage.crud import StoreError, deactivate_user, hash_password, set_role
 from storage.db import dispose_engines, session_scope
 from storage.models import User
 from tests.helpers import PASSWORD, add_child_version_with_votes, fingerprint, free_port, seed
@@ -201,7 +201,10 @@ def test_a_blind_pair_token_does_not_say_which_version_is_which(app):
     view = BlindView(user_id=1, generation_a_id=11, generation_b_id=22, shown_order=[22, 11], client_key="k")
     one, two = dump_view(sealer, view), dump_view(sealer, view)
     assert one != two and "22" not in one and sealer.load(one)["shown_order"] == [22, 11]
-    with pytest.raises(Exception, match="out of date or was altered"):
+    for altered in (one + " ", one + "#!", one[:-1] + ("A" if one[-1] != "A" else "B")):
+        with pytest.raises(StoreError, match="out of date or was altered"):
+            sealer.load(altered)
+    with pytest.raises(StoreError, match="out of date or was altered"):
         Sealer().load(one)
 
 
