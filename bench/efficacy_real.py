@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--rules", default="concise,numbered_steps,impersonal")
     parser.add_argument("--judgments", type=int, default=None, help="default: the demo's (200)")
     parser.add_argument("--round-config", type=Path, default=None)
+    parser.add_argument("--app-config", type=Path, default=None, help="default: configs/app_demo_smol.yaml")
+    parser.add_argument("--eval-max-new-tokens", type=int, default=None, help="default: the demo's (64)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -55,6 +57,8 @@ def main() -> None:
                 rule=rule,
                 judgments=args.judgments,
                 round_config=args.round_config,
+                app_config=args.app_config,
+                eval_max_new_tokens=args.eval_max_new_tokens,
                 serve=False,
                 port=free_port(),
                 seed=args.seed,
@@ -78,7 +82,8 @@ def main() -> None:
 
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-        f"seed {args.seed}; config {args.round_config or 'configs/round_dpo_smol.yaml'}"
+        f"seed {args.seed}; config {args.round_config or 'configs/round_dpo_smol.yaml'}, "
+        f"{args.app_config or 'configs/app_demo_smol.yaml'}; eval max_new_tokens {args.eval_max_new_tokens or 64}"
     )
     print(
         "| rule | judgments in snapshot | win-rate vs parent, hidden rule [95% CI], 64 held-out prompts | "

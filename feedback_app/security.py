@@ -47,6 +47,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 LONGEST_USERNAME, LONGEST_PASSWORD = 256, 1024
+REFUSAL_DELAY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ class Security:
         address = request.client.host if request.client else "unknown"
         wait = self.throttle.wait_s(address, username)
         if wait > 0:
+            await anyio.sleep(REFUSAL_DELAY_S)  # a guesser's loop slows to the refusals' pace, at no CPU cost
             seconds = math.ceil(wait)
             return JSONResponse(
                 {"detail": f"Too many failed logins; try again in {seconds} s."},
