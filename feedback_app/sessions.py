@@ -45,12 +45,14 @@ class LoginTokens(dict):
         self._lock = threading.RLock()
 
     def issue(self, token: str, username: str, role: str | None) -> None:
+        """Record a login as `role`, the store's answer just now: it also replaces the cached role, which may be older."""
         with self._lock:
+            self._roles[username] = role
             self._issued[token] = Issued(username, role, self._clock())
             super().__setitem__(token, username)
 
     def __setitem__(self, token, username):
-        self.issue(token, username, self._current_role(username))
+        self.issue(token, username, self._role_of(username))
 
     def __delitem__(self, token):
         with self._lock:

@@ -244,6 +244,10 @@ def test_deactivation_and_role_changes_end_logins_on_every_route(app):
         assert tab.http.post("/gradio_api/upload", files={"files": ("a.txt", b"x")}).status_code == 401
         assert run(tab, "on_load").status_code == 401
     assert AppClient(base, "mover", PASSWORD).call("on_load")[0].endswith("(engineer) · [Log out](/logout)")
+    with session_scope(ctx.url) as session:
+        set_role(session, username="mover", role="reviewer")
+    back = AppClient(base, "mover", PASSWORD)  # logged in again at once: the login's role wins over a cached one
+    assert back.call("on_load")[0].endswith("(reviewer) · [Log out](/logout)")
 
 
 # --- 7. uploads and files --------------------------------------------------------------------
