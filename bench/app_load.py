@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-TOKEN_INDEX = 3  # pairwise outputs: prompt, left, right, token, counter, choice
+TOKEN_INDEX = 3  # pairwise outputs: prompt, left, right, token, counter, choice, skip reason
 PASSWORD = "bench-password"
 
 

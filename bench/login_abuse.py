@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-TOKEN_INDEX = 3  # pairwise outputs: prompt, left, right, token, counter, choice
+TOKEN_INDEX = 3  # pairwise outputs: prompt, left, right, token, counter, choice, skip reason
 PASSWORD = "bench-password"
 
 

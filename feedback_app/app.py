@@ -28,6 +28,7 @@ from storage.queue import Extras
 KEYBOARD_JS = (Path(__file__).parent / "keyboard.js").read_text()
 CSS = """
 .gradio-container textarea { font-family: ui-monospace, monospace; }
+.skip-armed { outline: 3px solid #f59e0b; border-radius: 6px; }
 .side-by-side td { vertical-align: top; white-space: pre-wrap; padding: 6px; border-top: 1px solid #ddd; }
 """
 TABS = (compare, rate, rank, correct, rounds, models, review, leaderboard, annotators, monitoring)

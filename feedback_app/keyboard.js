@@ -1,35 +1,73 @@
 () => {
-  // Keyboard shortcuts for the annotation tabs: 1-5 choose, Enter submits, S skips.
+  // Keyboard shortcuts for the annotation tabs: 1-5 choose, Enter submits, S then a digit skips with that
+  // reason (Esc cancels). In Rank, digits build the order (each response once), Backspace takes the last back.
+  // "Log out" logs out in this tab (Gradio opens Markdown links in a new one).
   const kinds = ["pairwise", "rating", "ranking", "correction"];
   const visible = (el) => el && el.offsetParent !== null;
   const click = (id) => { const el = document.getElementById(id); if (visible(el)) el.click(); };
+  let skipping = null;  // the kind whose skip waits for a reason
+  const armSkip = (kind) => {
+    skipping = kind;
+    document.querySelectorAll("[id$='-reason']").forEach((el) => el.classList.toggle("skip-armed", el.id === `${kind}-reason`));
+  };
+  const disarmSkip = () => { skipping = null; document.querySelectorAll(".skip-armed").forEach((el) => el.classList.remove("skip-armed")); };
+
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest("a[href$='logout']");
+    if (!link) return;
+    event.preventDefault();
+    event.stopPropagation();
+    window.location.assign(link.href);
+  }, true);
+
   document.addEventListener("keydown", (event) => {
     const kind = kinds.find((k) => visible(document.getElementById(`${k}-submit`)));
-    if (!kind || event.altKey) return;
+    if (!kind || event.altKey) { disarmSkip(); return; }
     const target = event.target;
     const typing = target && (target.tagName === "TEXTAREA" ||
       (target.tagName === "INPUT" && !["radio", "checkbox"].includes(target.type)));
     if (event.key === "Enter" && (!typing || event.ctrlKey || event.metaKey)) {
       event.preventDefault();
+      disarmSkip();
       click(`${kind}-submit`);
       return;
     }
     if (typing || event.ctrlKey || event.metaKey) return;
+    if (event.key === "Escape") { disarmSkip(); return; }
     if (event.key === "s" || event.key === "S") {
       event.preventDefault();
-      click(`${kind}-skip`);
-    } else if (/^[1-9]$/.test(event.key)) {
+      if (document.querySelector(`#${kind}-reason input[type=radio]:checked`)) click(`${kind}-skip`);
+      else armSkip(kind);
+      return;
+    }
+    if (/^[1-9]$/.test(event.key)) {
       const n = Number(event.key);
-      if (kind === "ranking") {
+      event.preventDefault();
+      if (skipping === kind) {
+        const reasons = document.querySelectorAll(`#${kind}-reason input[type=radio]`);
+        if (!reasons[n - 1]) return;
+        reasons[n - 1].click();
+        disarmSkip();
+        setTimeout(() => click(`${kind}-skip`), 50);  // after Gradio has the reason
+      } else if (kind === "ranking") {
         const box = document.querySelector("#ranking-order textarea, #ranking-order input");
-        if (!box) return;
-        box.value = (box.value.trim() + " " + n).trim();
+        const shown = [...document.querySelectorAll("[id^='ranking-response-']")].filter(visible).length;
+        const order = box ? box.value.trim().split(/\D+/).filter(Boolean) : [];
+        if (!box || n > shown || order.includes(String(n))) return;
+        box.value = [...order, n].join(" ");
         box.dispatchEvent(new Event("input", { bubbles: true }));
       } else {
         const radios = document.querySelectorAll(`#${kind}-choice input[type=radio]`);
         if (radios[n - 1]) radios[n - 1].click();
       }
+      return;
+    }
+    if (event.key === "Backspace" && kind === "ranking") {
+      const box = document.querySelector("#ranking-order textarea, #ranking-order input");
+      if (!box) return;
       event.preventDefault();
+      box.value = box.value.trim().split(/\D+/).filter(Boolean).slice(0, -1).join(" ");
+      box.dispatchEvent(new Event("input", { bubbles: true }));
     }
   });
 }

@@ -36,7 +36,7 @@ class Panel:
     counter: gr.Markdown
     submit: gr.Button
     skip: gr.Button
-    reason: gr.Dropdown
+    reason: gr.Radio  # no default: a skip says why, chosen on purpose
     extra: Any = None  # the kind's own widgets, from `body`
     view: TabView | None = None  # set by `wire`
 
@@ -53,6 +53,7 @@ def panel(
     hint: str,
     lines: int = 5,
     body: Callable[[], Any] | None = None,
+    submit_keys: str = "Enter",
 ) -> Panel:
     """Build the tab's skeleton; `body` adds the kind's own choice widgets between responses and buttons."""
     with gr.Tab(title, id=kind, visible=False, elem_id=f"tab-{kind}") as tab:
@@ -66,9 +67,14 @@ def panel(
             ]
         extra = body() if body else None
         with gr.Row():
-            submit = gr.Button("Submit (Enter)", variant="primary", elem_id=f"{kind}-submit")
+            submit = gr.Button(f"Submit ({submit_keys})", variant="primary", elem_id=f"{kind}-submit")
             reason = choices.bounded(
-                gr.Dropdown(SKIP_REASONS, value=SKIP_REASONS[0], label="Skip reason", elem_id=f"{kind}-reason")
+                gr.Radio(
+                    SKIP_REASONS,
+                    value=None,
+                    label=f"Skip reason (S, then 1–{len(SKIP_REASONS)}; Esc cancels)",
+                    elem_id=f"{kind}-reason",
+                )
             )
             skip = gr.Button("Skip (S)", elem_id=f"{kind}-skip")
         token = gr.Textbox(visible="hidden", elem_id=f"{kind}-token")
@@ -103,7 +109,7 @@ def wire(
     slots = len(p.responses)
 
     def values(shown: Shown) -> list:
-        return [*shown_values(shown, slots), *reset(shown)]
+        return [*shown_values(shown, slots), *reset(shown), None]  # None: the next item starts with no skip reason
 
     def fill(user):
         return values(show_next(ctx.url, sealer=ctx.sealer, user=user, kind=p.kind, extras=ctx.extras))
@@ -134,7 +140,7 @@ def wire(
             )
         )
 
-    everything = [*p.shown_outputs, *outputs]
+    everything = [*p.shown_outputs, *outputs, p.reason]
     p.view = TabView(tab=p.tab, capability=ANNOTATE, outputs=everything, fill=fill)
     p.tab.select(next_item, None, everything, queue=False, api_name=f"{p.kind}_next")
     p.submit.click(submit, [p.token, *inputs], everything, queue=False, api_name=f"{p.kind}_submit")

@@ -39,7 +39,7 @@ def build(ctx: AppContext) -> TabView:
         response_labels=["A (left)", "B (right)"],
         body=body,
         hint="Read both responses and pick the better one. Keys: **1** A · **2** B · **3** tie · "
-        "**4** both bad · **Enter** submit · **S** skip.",
+        "**4** both bad · **Enter** submit · **S** then **1–5** skip with a reason.",
     )
     wire(ctx, p, inputs=[p.extra], judge=judge, outputs=[p.extra], reset=lambda shown: [None])
     assert p.view is not None  # set by wire

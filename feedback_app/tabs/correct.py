@@ -29,7 +29,8 @@ def build(ctx: AppContext) -> TabView:
         response_labels=["Original response"],
         body=body,
         hint="Rewrite the response so it is correct and helpful. Keys: **Ctrl+Enter** submit · "
-        "**S** skip (outside the text box).",
+        "**S** then **1–5** skip with a reason (outside the text box).",
+        submit_keys="Ctrl+Enter",
     )
     edit = p.extra
     wire(

@@ -36,7 +36,7 @@ def build(ctx: AppContext) -> TabView:
         lines=6,
         body=body,
         hint="Order the responses from best to worst by their numbers. Keys: **1–4** add to the order · "
-        "**Enter** submit · **S** skip.",
+        "**Enter** submit · **S** then **1–5** skip with a reason.",
     )
     wire(ctx, p, inputs=[p.extra], judge=judge, outputs=[p.extra], reset=lambda shown: [""])
     assert p.view is not None  # set by wire

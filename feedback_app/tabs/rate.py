@@ -33,7 +33,7 @@ def build(ctx: AppContext) -> TabView:
         title="Rate",
         response_labels=["Response"],
         body=body,
-        hint="Rate the response. Keys: **1–5** score · **Enter** submit · **S** skip.",
+        hint="Rate the response. Keys: **1–5** score · **Enter** submit · **S** then **1–5** skip with a reason.",
     )
     score, comment = p.extra
     wire(ctx, p, inputs=[score, comment], judge=judge, outputs=[score, comment], reset=lambda shown: [None, ""])

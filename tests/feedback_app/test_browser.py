@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlmodel import select
 
 from storage.db import session_scope
-from storage.models import BlindVote, Generation, ModelVersion
+from storage.models import BlindVote, Generation, Judgment, ModelVersion
 from tests.helpers import PASSWORD, XSS, add_child_version_with_votes, running_app, seed
 
 USERS = {"ann": "annotator", "boss": "admin"}
@@ -69,8 +71,16 @@ def test_annotator_compares_with_the_keyboard_and_sees_text_not_html(browser, se
     page.keyboard.press("2")
     page.keyboard.press("Enter")
     expect(counter).to_contain_text("Done 2", timeout=10_000)
+    page.keyboard.press("s")  # a skip waits for its reason
+    expect(page.locator("#pairwise-reason")).to_have_class(re.compile("skip-armed"))
+    page.keyboard.press("Escape")
     page.keyboard.press("s")
+    page.keyboard.press("2")
     expect(counter).to_contain_text("skipped 1", timeout=10_000)
+    expect(page.locator("#pairwise-reason input:checked")).to_have_count(0)  # the next item has no reason yet
+    with session_scope(server.url) as session:
+        skip = session.exec(select(Judgment).where(Judgment.kind == "skip")).all()[-1]
+    assert skip.payload == {"reason": "Needs expertise I lack"}
     page.screenshot(path=tmp_path / "compare.png", full_page=True)
 
     for name in ("Rate", "Rank", "Correct"):
@@ -79,6 +89,26 @@ def test_annotator_compares_with_the_keyboard_and_sees_text_not_html(browser, se
         expect(page.locator(f"#{kind}-prompt textarea")).not_to_have_value("", timeout=10_000)
         page.screenshot(path=tmp_path / f"{name.lower()}.png", full_page=True)
     assert page.evaluate("window.__pwned") is None
+
+
+@pytest.mark.slow  # a real browser (Chromium)
+def test_rank_keys_take_each_response_once_and_log_out_stays_in_the_tab(browser, server):
+    page = log_in(browser, server, "ann")
+    page.get_by_role("tab", name="Rank").click()
+    order = page.locator("#ranking-order textarea, #ranking-order input").first
+    expect(page.locator("#ranking-prompt textarea")).not_to_have_value("", timeout=10_000)
+    page.locator("#ranking-prompt").click()
+    for key in ("2", "2", "9", "1", "1"):
+        page.keyboard.press(key)
+    expect(order).to_have_value("2 1")
+    page.keyboard.press("Backspace")
+    expect(order).to_have_value("2")
+
+    pages = len(page.context.pages)
+    page.get_by_role("link", name="Log out").click()
+    expect(page.get_by_label("username")).to_be_visible(timeout=10_000)  # the login form, in this tab
+    assert len(page.context.pages) == pages
+    assert page.request.get(f"{server.base}/config").status == 401
 
 
 @pytest.mark.slow  # a real browser (Chromium)
