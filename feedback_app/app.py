@@ -28,6 +28,9 @@ from storage.queue import Extras
 KEYBOARD_JS = (Path(__file__).parent / "keyboard.js").read_text()
 CSS = """
 .gradio-container textarea { font-family: ui-monospace, monospace; }
+#app-notice { display: none; position: fixed; top: 16px; left: 50%; transform: translateX(-50%); z-index: 1000;
+  max-width: 40em; padding: 10px 16px; border-radius: 8px; background: #7f1d1d; color: #fff; cursor: pointer;
+  white-space: pre-wrap; box-shadow: 0 2px 10px rgba(0,0,0,.3); }
 .skip-armed { outline: 3px solid #f59e0b; border-radius: 6px; }
 .side-by-side td { vertical-align: top; white-space: pre-wrap; padding: 6px; border-top: 1px solid #ddd; }
 """

@@ -2,6 +2,39 @@
   // Keyboard shortcuts for the annotation tabs: 1-5 choose, Enter submits, S then a digit skips with that
   // reason (Esc cancels). In Rank, digits build the order (each response once), Backspace takes the last back.
   // "Log out" logs out in this tab (Gradio opens Markdown links in a new one).
+  // A refused unqueued call (no choice made, an ended login) is shown as a notice and changes no output:
+  // Gradio would cover every output with a red "Error" badge and hide the item still on screen.
+  const notice = (text) => {
+    let box = document.getElementById("app-notice");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "app-notice";
+      box.setAttribute("role", "alert");
+      box.addEventListener("click", () => { box.style.display = "none"; });
+      document.body.appendChild(box);
+    }
+    box.textContent = text;  // text, never markup
+    box.style.display = "block";
+    clearTimeout(box.hideTimer);
+    box.hideTimer = setTimeout(() => { box.style.display = "none"; }, 8000);
+  };
+  const plain = (escaped) => new DOMParser().parseFromString(escaped, "text/html").documentElement.textContent;
+  const realFetch = window.fetch.bind(window);
+  window.fetch = async (input, init) => {
+    const response = await realFetch(input, init);
+    const url = typeof input === "string" ? input : (input && input.url) || "";
+    if (response.ok || !url.includes("/gradio_api/run/predict") || !init || typeof init.body !== "string") return response;
+    let request, body;
+    try { request = JSON.parse(init.body); body = await response.clone().json(); } catch (error) { return response; }
+    const dependency = (window.gradio_config?.dependencies || []).find((d) => d.id === request.fn_index);
+    if (!dependency) return response;
+    if (response.status === 401) notice("Your login has ended: reload the page and log in again.");
+    else if (typeof body.error === "string") notice(plain(body.error));
+    else return response;
+    const unchanged = dependency.outputs.map(() => ({ __type__: "update" }));
+    return new Response(JSON.stringify({ data: unchanged, is_generating: false, duration: 0, average_duration: 0 }),
+      { status: 200, headers: { "content-type": "application/json" } });
+  };
   const kinds = ["pairwise", "rating", "ranking", "correction"];
   const visible = (el) => el && el.offsetParent !== null;
   const click = (id) => { const el = document.getElementById(id); if (visible(el)) el.click(); };

@@ -9,10 +9,10 @@ from playwright.sync_api import expect, sync_playwright
 from sqlmodel import select
 
 from storage.db import session_scope
-from storage.models import BlindVote, Generation, Judgment, ModelVersion
+from storage.models import BlindVote, Generation, Judgment, ModelVersion, User
 from tests.helpers import PASSWORD, XSS, add_child_version_with_votes, running_app, seed
 
-USERS = {"ann": "annotator", "boss": "admin"}
+USERS = {"ann": "annotator", "boss": "admin", "late": "annotator"}
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -109,6 +109,29 @@ def test_rank_keys_take_each_response_once_and_log_out_stays_in_the_tab(browser,
     expect(page.get_by_label("username")).to_be_visible(timeout=10_000)  # the login form, in this tab
     assert len(page.context.pages) == pages
     assert page.request.get(f"{server.base}/config").status == 401
+
+
+@pytest.mark.slow  # a real browser (Chromium)
+def test_a_refused_submit_is_a_notice_and_the_item_stays_on_screen(browser, server, tmp_path):
+    page = log_in(browser, server, "late")
+    prompt = page.locator("#pairwise-prompt textarea")
+    expect(prompt).not_to_have_value("", timeout=10_000)
+    shown = prompt.input_value()
+    page.locator("#pairwise-submit").click()  # no choice made
+    expect(page.locator("#app-notice")).to_have_text("Pick A, B, tie or both bad first (keys 1–4).", timeout=10_000)
+    expect(prompt).to_have_value(shown)
+    assert page.get_by_text("Error", exact=True).count() == 0
+    page.screenshot(path=tmp_path / "refused.png", full_page=True)
+
+    server.demo.server_app.tokens.revoke_user("late")  # as when the login expires
+    page.locator("#pairwise-prompt").click()
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(page.locator("#app-notice")).to_contain_text("log in again", timeout=10_000)
+    expect(prompt).to_have_value(shown)
+    with session_scope(server.url) as session:
+        late = session.exec(select(User).where(User.username == "late")).one()
+        assert session.exec(select(Judgment).where(Judgment.user_id == late.id)).all() == []
 
 
 @pytest.mark.slow  # a real browser (Chromium)
