@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
@@ -12,15 +14,10 @@ def test_migrations_match_the_models(db_url):
     assert diff == [], f"models and migrations disagree: {diff}"
 
 
-def test_upgrade_is_idempotent(db_url):
-    assert current_revision(db_url) == head_revision()
-    assert upgrade(db_url) == head_revision()
-    assert current_revision(db_url) == head_revision()
-
-
-def test_upgrading_an_older_store_records_its_live_version_as_live_since_created(tmp_path):
+@contextmanager
+def older_store(tmp_path, revision: str):
+    """A SQLite store migrated only up to `revision`, and a connection to write its rows with."""
     from alembic import command
-    from sqlalchemy import text
 
     from storage.migrate import alembic_config
 
@@ -28,7 +25,20 @@ def test_upgrading_an_older_store_records_its_live_version_as_live_since_created
     config = alembic_config(url)
     with get_engine(url).begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+        command.upgrade(config, revision)
+        yield url, connection
+
+
+def test_upgrade_is_idempotent(db_url):
+    assert current_revision(db_url) == head_revision()
+    assert upgrade(db_url) == head_revision()
+    assert current_revision(db_url) == head_revision()
+
+
+def test_upgrading_an_older_store_records_its_live_version_as_live_since_created(tmp_path):
+    from sqlalchemy import text
+
+    with older_store(tmp_path, "0001") as (url, connection):
         for name, live in (("base", True), ("child", False)):
             connection.execute(
                 text(
@@ -53,17 +63,11 @@ def test_upgrading_an_older_store_records_its_live_version_as_live_since_created
 
 
 def test_versions_registered_before_0003_have_no_digests_and_still_check(tmp_path):
-    from alembic import command
     from sqlalchemy import text
 
     from rlhf.integrity import check_store
-    from storage.migrate import alembic_config
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    config = alembic_config(url)
-    with get_engine(url).begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
+    with older_store(tmp_path, "0002") as (url, connection):
         connection.execute(
             text(
                 "INSERT INTO modelversion (name, base_model, kind, artifact_path, is_adapter, data_snapshot, config,"
