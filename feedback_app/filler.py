@@ -126,8 +126,7 @@ class QueueFiller:
             elif self.prioritizer is not None and self.config.selection != "random":
                 self.prioritizer.refresh()
         except Exception as error:
-            lines = str(error).strip().splitlines()
-            self.last_error = f"{type(error).__name__}: {lines[0] if lines else 'no message'}"
+            self.last_error = describe(error)
             self.last_error_at = datetime.now(UTC)
             self.failures += 1
             print(f"queue filler: {self.last_error} (retrying in {self.delay():.0f} s)", flush=True)
@@ -151,3 +150,9 @@ class QueueFiller:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def describe(error: BaseException) -> str:
+    """An error in one line, its type and its first line: for the log and the app."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else 'no message'}"

@@ -15,6 +15,7 @@ import gradio as gr
 from matplotlib.figure import Figure
 
 from feedback_app.context import AppContext
+from feedback_app.filler import describe
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
 from rlhf.jobs import runner
@@ -215,8 +216,7 @@ def build(ctx: AppContext) -> TabView:
         try:
             report = ctx.filler.fill()
         except Exception as error:  # a corrupt or missing live model: say so in one line, the page stays usable
-            first = (str(error).strip().splitlines() or ["no message"])[0]
-            raise StoreError(f"Filling the queue failed: {type(error).__name__}: {first}") from None
+            raise StoreError(f"Filling the queue failed: {describe(error)}") from None
         return report.summary(), _data()
 
     @ctx.guard.requires(ENGINEER)
