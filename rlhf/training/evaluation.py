@@ -245,6 +245,17 @@ def compare_policies(
     return metrics
 
 
+def _judge(reward_model: dict[str, Any]) -> str:
+    """The win-rate is the round's own reward model's verdict; say how good a judge it was, since a weak one
+    (a few held-out pairs, accuracy near 0.5) refuses a child that the annotators would prefer."""
+    if reward_model.get("accuracy") is None:
+        return ""
+    return (
+        f" (judged by the round's reward model: held-out accuracy {reward_model['accuracy']:.2f}"
+        f" on {reward_model.get('n_pairs', '?')} pairs)"
+    )
+
+
 def gate_decision(metrics: dict[str, Any], gate: GateSpec) -> dict[str, Any]:
     """Whether the new version goes live, and why (or why not)."""
     reasons = []
@@ -252,7 +263,7 @@ def gate_decision(metrics: dict[str, Any], gate: GateSpec) -> dict[str, Any]:
     if win_rate is None:
         reasons.append("no win-rate (the round has no reward model)")
     elif win_rate < gate.min_win_rate:
-        reasons.append(f"win-rate {win_rate:.3f} < {gate.min_win_rate}")
+        reasons.append(f"win-rate {win_rate:.3f} < {gate.min_win_rate}{_judge(metrics.get('reward_model') or {})}")
     if gate.min_reward_accuracy is not None:
         accuracy = metrics.get("reward_model", {}).get("accuracy")
         if accuracy is None or accuracy < gate.min_reward_accuracy:

@@ -37,7 +37,14 @@ def test_gate_needs_the_win_rate_and_any_extra_conditions():
     gate = GateSpec(min_win_rate=0.55, min_reward_accuracy=0.6, block_on_length_bias=True)
     good = {"win_rate": 0.6, "reward_model": {"accuracy": 0.7}, "length_bias": {"alarm": False}}
     assert evaluation.gate_decision(good, gate) == {"passed": True, "min_win_rate": 0.55, "reasons": []}
-    assert evaluation.gate_decision({**good, "win_rate": 0.5}, gate)["reasons"] == ["win-rate 0.500 < 0.55"]
+    assert evaluation.gate_decision({**good, "win_rate": 0.5}, gate)["reasons"] == [
+        "win-rate 0.500 < 0.55 (judged by the round's reward model: held-out accuracy 0.70 on ? pairs)"
+    ]
+    weak_judge = {"win_rate": 0.5, "reward_model": {"accuracy": 0.61, "n_pairs": 18}}
+    assert evaluation.gate_decision(weak_judge, GateSpec())["reasons"] == [
+        "win-rate 0.500 < 0.55 (judged by the round's reward model: held-out accuracy 0.61 on 18 pairs)"
+    ]
+    assert evaluation.gate_decision({"win_rate": 0.5}, GateSpec())["reasons"] == ["win-rate 0.500 < 0.55"]
     assert not evaluation.gate_decision({**good, "reward_model": {"accuracy": 0.5}}, gate)["passed"]
     assert not evaluation.gate_decision({**good, "length_bias": {"alarm": True}}, gate)["passed"]
     assert evaluation.gate_decision({}, GateSpec())["reasons"] == ["no win-rate (the round has no reward model)"]
