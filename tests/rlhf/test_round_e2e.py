@@ -12,6 +12,7 @@ from rlhf.jobs.lifecycle import create_round
 from rlhf.models import registry
 from rlhf.models.artifacts import load_version
 from rlhf.training.config import load_round_config
+from rlhf.training.evaluation import EVALUATION_SAMPLES, load_samples
 from rlhf.training.recipe import run_round
 from storage.db import session_scope
 from storage.models import ModelVersion, Round
@@ -90,6 +91,9 @@ def test_tiny_round_registers_a_trained_version_with_metrics(kind, sqlite_url, t
     assert any(e["event"] == "train" and e["total"] > 0 and "loss" in e for e in events)
     assert events[-1]["event"] == "done"
     assert not (Path(row.work_dir) / "scratch").exists()
+    samples = load_samples(Path(row.work_dir) / EVALUATION_SAMPLES)  # both answers, readable after the round
+    assert len(samples) == metrics["n_prompts"]
+    assert all(s["prompt"][-1]["role"] == "user" and {"child", "parent"} <= set(s) for s in samples)
 
 
 def test_lora_round_on_an_adapter_parent_keeps_the_lineage_on_one_base(sqlite_url, tiny_model_dir, tmp_path):
