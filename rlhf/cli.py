@@ -121,6 +121,20 @@ def cmd_prompts_import(args) -> None:
 
 
 def cmd_judgments_import(args) -> None:
+    if args.source_format == "label-studio":
+        from storage.label_studio import Fields, import_label_studio, read_users
+
+        fields = Fields(
+            prompt=args.prompt_field,
+            responses=tuple(name.strip() for name in args.response_fields.split(",")),
+            pairwise=args.pairwise_control,
+            rating=args.rating_control,
+            textarea=args.textarea_control,
+            ranker=args.ranker_control,
+        )
+        users = read_users(args.users) if args.users else None
+        print(import_label_studio(args.file, url=args.db, fields=fields, users=users).summary())
+        return
     from storage.imports import import_judgments
 
     report = import_judgments(args.file, url=args.db)
@@ -478,8 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
     judgments = commands.add_parser("judgments", help="manage judgments").add_subparsers(
         dest="judgments_command", required=True
     )
-    p = judgments.add_parser("import", help="import judgments from JSONL (all or nothing)")
+    p = judgments.add_parser("import", help="import judgments from JSONL or a Label Studio export (all or nothing)")
     p.add_argument("file", type=Path)
+    p.add_argument("--from", dest="source_format", choices=["jsonl", "label-studio"], default="jsonl")
+    p.add_argument("--users", type=Path, help='label-studio: JSON {"<user id or e-mail>": "<annotator name>"}')
+    p.add_argument("--prompt-field", default="prompt", help="label-studio: the task field holding the prompt")
+    p.add_argument("--response-fields", default="answer1,answer2", help="label-studio: the responses' task fields")
+    for control in ("pairwise", "rating", "textarea", "ranker"):
+        p.add_argument(f"--{control}-control", help=f"label-studio JSON_MIN: the {control} control's name")
     _db_arg(p)
     p.set_defaults(func=cmd_judgments_import)
 

@@ -309,16 +309,16 @@ def _existing(session: Session, key_column, id_column, keys: list, *extra_filter
 # --- judgments -----------------------------------------------------------------------
 
 
-def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError], lax: bool) -> _Judgment | None:
+def _parse_judgment(where: str, record: dict[str, Any], errors: list[RecordError], lax: bool) -> ParsedJudgment | None:
     parsed = checked(JUDGMENT, where, record, errors, lax=lax, arms=JUDGMENT_ARMS)
     if parsed is None:
         return None
     canonical = json.dumps(record, sort_keys=True, ensure_ascii=False)
-    return _Judgment(parsed, "import:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:48])
+    return ParsedJudgment(parsed, "import:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:48])
 
 
 @dataclass(frozen=True)
-class _Judgment:
+class ParsedJudgment:
     record: JudgmentRecord
     client_key: str
 
@@ -328,7 +328,11 @@ def import_judgments(path: str | Path, *, url: str | None = None) -> ImportRepor
     path = Path(path)
     parsed, errors = parse_records(path, _parse_judgment)
     fail_if_bad(path, parsed, errors, first_field="kind")
+    return store_judgments(path, parsed, url=url)
 
+
+def store_judgments(path: Path, parsed: list[ParsedJudgment], *, url: str | None = None) -> ImportReport:
+    """Checked judgments from `path` into the store in one transaction; a `client_key` already stored is skipped."""
     report = ImportReport(path=path, what="judgments", records=len(parsed))
     with session_scope(url) as session:
         records = [j.record for j in parsed]
