@@ -71,7 +71,7 @@ def write_config(workdir: Path, epochs: int, batch: int) -> Path:
         stages:
           dpo: {{learning_rate: 1.0e-4, beta: 0.1, num_train_epochs: {epochs}, per_device_train_batch_size: {batch},
                  max_length: 128, logging_steps: 1}}
-        evaluation: {{max_prompts: 4, max_new_tokens: 4, bootstrap: 10}}
+        evaluation: {{max_prompts: 4, max_new_tokens: 4}}
     """)
     )
     return path

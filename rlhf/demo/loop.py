@@ -379,7 +379,7 @@ def measure_rule(
                 scores += [1.0 if rule(a) > rule(b) else 0.5 if rule(a) == rule(b) else 0.0 for a, b in zip(*answers)]
                 if repeat == 0:
                     examples += list(zip(chunk, answers[1], answers[0]))
-    return _measurement(scores, examples, settings.seed)
+    return _measurement(scores, examples, len(prompts))
 
 
 def rule_on_round_samples(path: Path, settings: DemoSettings) -> RuleMeasurement:
@@ -394,15 +394,15 @@ def rule_on_round_samples(path: Path, settings: DemoSettings) -> RuleMeasurement
         for r in rows
     ]
     examples = [(r["prompt"][-1]["content"], r["parent"], r["child"]) for r in rows]
-    return _measurement(scores, examples, settings.seed)
+    return _measurement(scores, examples, len(rows))
 
 
-def _measurement(scores: list[float], examples: list[tuple[str, str, str]], seed: int) -> RuleMeasurement:
+def _measurement(scores: list[float], examples: list[tuple[str, str, str]], prompts: int) -> RuleMeasurement:
+    """Win-rate and its Wilson interval with one independent comparison per prompt (repeats are not)."""
+    from rlhf.training.evaluation import wilson_interval
+
     values = np.array(scores)
-    rng = np.random.default_rng(seed)
-    boot = values[rng.integers(0, len(values), size=(1000, len(values)))].mean(axis=1)
-    ci = (float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
-    return RuleMeasurement(float(values.mean()), ci, examples)
+    return RuleMeasurement(float(values.mean()), wilson_interval(values, n_effective=prompts), examples)
 
 
 def rule_win_rate(

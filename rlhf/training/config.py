@@ -97,7 +97,6 @@ class EvalSpec(Strict):
     max_prompts: int = Field(64, ge=1)
     max_new_tokens: int = Field(48, ge=1)
     temperature: YamlFloat = Field(1.0, gt=0)
-    bootstrap: int = Field(1000, ge=1)
     batch_size: int = Field(16, ge=1)
     seed: int = 0
 

@@ -154,12 +154,20 @@ def completion_logprob(model, samples: Samples) -> torch.Tensor:
     return (token_logps[:, -n:] * samples.completion_mask.to(model.device)).sum(-1).cpu()
 
 
-def bootstrap_ci(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
-    if len(values) == 0:
+def wilson_interval(wins: np.ndarray, n_effective: int | None = None, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval for a win-rate (ties count half, so the count may be fractional). A percentile
+    bootstrap on 8 prompts covered p=0.9 57% of the time and collapses to a point at 8/8 wins; Wilson keeps
+    ≥ 90% coverage at n=16 (tests/rlhf/test_evaluation.py). `n_effective`: the number of independent
+    comparisons when `wins` holds repeats of the same prompts (they are not independent of each other)."""
+    from scipy.stats import norm
+
+    n = n_effective or len(wins)
+    if len(wins) == 0 or n <= 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    p, z = float(np.mean(wins)), float(norm.ppf(0.5 + confidence / 2))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def length_bias(rewards: np.ndarray, lengths: np.ndarray, reward_gain: float, length_change: float) -> dict[str, Any]:
@@ -231,7 +239,7 @@ def compare_policies(
     new_r = reward_scores(reward_model, reward_tokenizer, prompts, new_texts, spec.batch_size)
     parent_r = reward_scores(reward_model, reward_tokenizer, prompts, parent_texts, spec.batch_size)
     wins = np.where(new_r > parent_r, 1.0, np.where(new_r == parent_r, 0.5, 0.0))
-    low, high = bootstrap_ci(wins, spec.bootstrap, spec.seed)
+    low, high = wilson_interval(wins)
     reward_gain = float(new_r.mean() - parent_r.mean())
     metrics.update(
         {

@@ -1,4 +1,4 @@
-"""Evaluation pieces on known inputs: bootstrap CI, length-bias alarm, gate, reward-model metrics, KL."""
+"""Evaluation pieces on known inputs: win-rate interval, length-bias alarm, gate, reward-model metrics, KL."""
 
 from __future__ import annotations
 
@@ -11,15 +11,28 @@ from rlhf.training.config import EvalSpec, GateSpec
 from rlhf.training.stages import PolicySource
 
 
-def test_bootstrap_ci_brackets_the_mean_and_narrows_with_more_data():
-    rng = np.random.default_rng(1)
-    small = (rng.random(20) < 0.7).astype(float)
-    large = (rng.random(2000) < 0.7).astype(float)
-    low_s, high_s = evaluation.bootstrap_ci(small, 1000, seed=0)
-    low_l, high_l = evaluation.bootstrap_ci(large, 1000, seed=0)
-    assert low_s <= small.mean() <= high_s and low_l <= large.mean() <= high_l
-    assert high_l - low_l < (high_s - low_s) / 3
-    assert low_l < 0.7 < high_l
+def test_wilson_interval_is_scipys_for_whole_counts_and_does_not_collapse_at_all_wins():
+    from scipy.stats import binomtest
+
+    for wins, n in [(7, 8), (8, 8), (0, 8), (30, 64), (64, 64)]:
+        outcomes = np.array([1.0] * wins + [0.0] * (n - wins))
+        expected = binomtest(wins, n).proportion_ci(0.95, method="wilson")
+        assert evaluation.wilson_interval(outcomes) == pytest.approx((expected.low, expected.high))
+    low, high = evaluation.wilson_interval(np.ones(8))
+    assert low < 0.7 and high == 1.0  # 8 of 8 wins is not certainty
+    repeated = np.tile([1.0, 1.0, 0.0, 0.5], 4)  # 4 prompts, each judged 4 times
+    assert evaluation.wilson_interval(repeated, n_effective=4)[0] < evaluation.wilson_interval(repeated)[0]
+    assert all(np.isnan(evaluation.wilson_interval(np.array([]))))
+
+
+@pytest.mark.parametrize("p_win, p_tie", [(0.5, 0.0), (0.7, 0.0), (0.9, 0.0), (0.97, 0.0), (0.6, 0.3), (0.85, 0.1)])
+def test_wilson_interval_covers_the_true_win_rate_at_least_90_percent_at_n16(p_win, p_tie):
+    rng = np.random.default_rng(0)
+    draws = rng.random((4000, 16))
+    outcomes = np.where(draws < p_win, 1.0, np.where(draws < p_win + p_tie, 0.5, 0.0))
+    truth = p_win + p_tie / 2
+    covered = [low <= truth <= high for low, high in map(evaluation.wilson_interval, outcomes)]
+    assert np.mean(covered) >= 0.90
 
 
 def test_length_bias_alarm_fires_only_when_length_explains_the_gain():
@@ -81,7 +94,7 @@ def test_policy_compared_with_itself_has_zero_kl_and_a_real_model_does_not(tiny_
 
     same = PolicySource(str(tiny_model_dir))
     prompts = [[{"role": "user", "content": f"Tell me about {w}."}] for w in ("tea", "owls", "snow", "maps")]
-    spec = EvalSpec(max_prompts=4, max_new_tokens=8, batch_size=2, bootstrap=50)
+    spec = EvalSpec(max_prompts=4, max_new_tokens=8, batch_size=2)
     metrics = evaluation.compare_policies(same, same, None, prompts, spec)
     assert metrics["kl_to_parent"] == pytest.approx(0.0, abs=1e-5)
     assert metrics["n_prompts"] == 4 and "win_rate" not in metrics
