@@ -108,7 +108,8 @@ def build(ctx: AppContext) -> TabView:
     with gr.Tab("Monitoring", id="monitoring", visible=False, elem_id="tab-monitoring") as tab:
         gr.Markdown(
             "Human ratings and win-rates of each version's responses per day, next to the round's "
-            "reward-model numbers, and the alarms (reward up while humans see no gain; length growth)."
+            "reward-model numbers, and the alarms (reward up while humans see no gain; length growth). The last "
+            "panel counts the human signals as they came in: judgments of versioned responses, and blind A/B votes."
         )
         plot = gr.Plot(label="Per version over time", elem_id="monitoring-plot")
         table = gr.HTML(elem_id="monitoring-table")
