@@ -53,6 +53,7 @@ def write_configs(folder: Path) -> tuple[Path, Path]:
     app = yaml.safe_load((ROOT / "configs" / "app_demo.yaml").read_text())
     app["generation"]["per_prompt"] = 8
     app["queue"]["fill_prompts"] = 256
+    app["queue"].update(mix={"pairwise": 1.0}, agreement_share=0.0)  # pairs only, each to one annotator, as measured
     app_path = folder / "app_bench.yaml"
     app_path.write_text(yaml.safe_dump(app))
     round_cfg = yaml.safe_load((ROOT / "configs" / "round_dpo_demo.yaml").read_text())

@@ -19,7 +19,19 @@ from feedback_app.context import AppContext
 from feedback_app.filler import QueueFiller
 from feedback_app.roles import ANYONE, Guard, allowed
 from feedback_app.security import Policy, Security
-from feedback_app.tabs import annotators, compare, correct, leaderboard, models, monitoring, rank, rate, review, rounds
+from feedback_app.tabs import (
+    annotators,
+    blind,
+    compare,
+    correct,
+    leaderboard,
+    models,
+    monitoring,
+    rank,
+    rate,
+    review,
+    rounds,
+)
 from rlhf.quality.selection import Prioritizer
 from storage.db import database_url
 from storage.markup import escape_markdown
@@ -33,8 +45,9 @@ CSS = """
   white-space: pre-wrap; box-shadow: 0 2px 10px rgba(0,0,0,.3); }
 .skip-armed { outline: 3px solid #f59e0b; border-radius: 6px; }
 .side-by-side td { vertical-align: top; white-space: pre-wrap; padding: 6px; border-top: 1px solid #ddd; }
+.side-by-side small { color: #666; }
 """
-TABS = (compare, rate, rank, correct, rounds, models, review, leaderboard, annotators, monitoring)
+TABS = (compare, rate, rank, correct, rounds, models, review, blind, leaderboard, annotators, monitoring)
 
 
 def build_app(

@@ -43,6 +43,9 @@ class AppConfig:
     mix: dict[str, float] = field(
         default_factory=lambda: {"pairwise": 0.5, "rating": 0.2, "ranking": 0.2, "correction": 0.1}
     )
+    agreement_share: float = 0.0
+    """Share of new items queued for `agreement_overlap` annotators instead of `overlap` (agreement needs two)."""
+    agreement_overlap: int = 2
     fill_prompts: int = 16
     low_water: int = 8
     fill_interval_s: float = 30.0
@@ -90,6 +93,8 @@ class Server(Section):
 class Queue(Section):
     overlap: int = Field(_DEFAULT.overlap, ge=1)
     mix: dict[ItemKind, Share] = _DEFAULT.mix
+    agreement_share: Rate = _DEFAULT.agreement_share
+    agreement_overlap: int = Field(_DEFAULT.agreement_overlap, ge=2)
     fill_prompts: int = Field(_DEFAULT.fill_prompts, ge=1)
     low_water: int = Field(_DEFAULT.low_water, ge=0)
     fill_interval_s: YamlFloat = Field(_DEFAULT.fill_interval_s, ge=0.5)

@@ -102,6 +102,8 @@ class QueueFiller:
                     overlap=self.config.overlap,
                     mix=self.config.mix,
                     prompt_ids=answered.prompt_ids,
+                    agreement_share=self.config.agreement_share,
+                    agreement_overlap=self.config.agreement_overlap,
                 )
             if self.prioritizer is not None and self.config.selection != "random":
                 self.prioritizer.refresh()

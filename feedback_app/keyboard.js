@@ -1,6 +1,7 @@
 () => {
   // Keyboard shortcuts for the annotation tabs: 1-5 choose, Enter submits, S then a digit skips with that
   // reason (Esc cancels). In Rank, digits build the order (each response once), Backspace takes the last back.
+  // In Blind A/B, 1 or A votes left, 2 or B right, T tie, X both bad, N deals another pair.
   // "Log out" logs out in this tab (Gradio opens Markdown links in a new one).
   // A refused unqueued call (no choice made, an ended login) is shown as a notice and changes no output:
   // Gradio would cover every output with a red "Error" badge and hide the item still on screen.
@@ -53,12 +54,20 @@
     window.location.assign(link.href);
   }, true);
 
+  const blindKeys = { "1": "left", a: "left", "2": "right", b: "right", t: "tie", x: "bad", n: "next" };
   document.addEventListener("keydown", (event) => {
-    const kind = kinds.find((k) => visible(document.getElementById(`${k}-submit`)));
-    if (!kind || event.altKey) { disarmSkip(); return; }
     const target = event.target;
     const typing = target && (target.tagName === "TEXTAREA" ||
       (target.tagName === "INPUT" && !["radio", "checkbox"].includes(target.type)));
+    if (visible(document.getElementById("blind-left"))) {
+      const action = blindKeys[event.key.toLowerCase()];
+      if (!action || typing || event.altKey || event.ctrlKey || event.metaKey) return;
+      event.preventDefault();
+      click(`blind-${action}`);
+      return;
+    }
+    const kind = kinds.find((k) => visible(document.getElementById(`${k}-submit`)));
+    if (!kind || event.altKey) { disarmSkip(); return; }
     if (event.key === "Enter" && (!typing || event.ctrlKey || event.metaKey)) {
       event.preventDefault();
       disarmSkip();

@@ -23,6 +23,7 @@ which export counts once (each annotator's latest vote per pair).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -171,12 +172,18 @@ def enqueue_mix(
     mix: dict[str, float],
     prompt_ids: Iterable[int] | None = None,
     priority: float = 0.0,
+    agreement_share: float = 0.0,
+    agreement_overlap: int = 2,
 ) -> dict[str, int]:
     """Spread a version's new generations over the kinds so item counts follow `mix`, prompt by prompt.
 
     A prompt goes to the kind furthest behind its share among those its number
-    of responses allows (a ranking needs three, a pair two).
+    of responses allows (a ranking needs three, a pair two). Every kind's items
+    are queued for `agreement_overlap` annotators in the share `agreement_share`
+    of its prompts (evenly spread, the first one included), for `overlap` otherwise.
     """
+    if not 0.0 <= agreement_share <= 1.0:
+        raise StoreError(f"agreement_share: must be between 0 and 1, got {agreement_share}")
     unknown = set(mix) - set(ITEM_KINDS)
     if unknown:
         raise StoreError(f"queue_mix: unknown kind {sorted(unknown)[0]!r} (expected {', '.join(ITEM_KINDS)})")
@@ -184,6 +191,7 @@ def enqueue_mix(
     taken = {g for kind in ITEM_KINDS for g in _queued_generation_ids(session, kind=kind, prompt_ids=grouped)}
     weights = {kind: share for kind, share in mix.items() if share > 0}
     counts = {kind: 0 for kind in weights}
+    prompts_of = {kind: 0 for kind in weights}
     for prompt_id, generation_ids in grouped.items():
         fresh = [g for g in generation_ids if g not in taken]
         possible = [kind for kind in weights if len(fresh) >= _MIN_GENERATIONS[kind]]
@@ -191,10 +199,18 @@ def enqueue_mix(
             continue
         total = sum(counts.values()) + 1
         kind = min(possible, key=lambda k: (counts[k] / total - weights[k], ITEM_KINDS.index(k)))
+        n = prompts_of[kind]
+        shared = math.ceil((n + 1) * agreement_share) > math.ceil(n * agreement_share)
         made = enqueue(
-            session, kind=kind, version_id=version_id, overlap=overlap, prompt_ids=[prompt_id], priority=priority
+            session,
+            kind=kind,
+            version_id=version_id,
+            overlap=max(overlap, agreement_overlap) if shared else overlap,
+            prompt_ids=[prompt_id],
+            priority=priority,
         )
         counts[kind] += len(made)
+        prompts_of[kind] += 1
     return counts
 
 

@@ -1,4 +1,4 @@
-"""Reviewing versions: side-by-side responses and blind A/B votes between two versions.
+"""Reviewing versions: aligned side-by-side pages of two versions' responses, and blind A/B votes between them.
 
 Blind votes live in their own table, apart from annotators' judgments, so
 evaluating a version never feeds its own training data.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -18,11 +19,24 @@ from storage.models import PAIR_CHOICES, BlindVote, Generation, ModelVersion, Pr
 
 
 @dataclass(frozen=True)
-class SideBySide:
+class AlignedRow:
+    """One prompt, with the first response of each version to it (and how many more each has)."""
+
     prompt_id: int
     prompt: str
-    left: list[str]
-    right: list[str]
+    left_id: int
+    left: str
+    right_id: int
+    right: str
+    more_left: int
+    more_right: int
+
+
+@dataclass(frozen=True)
+class AlignedPage:
+    rows: list[AlignedRow]
+    total: int  # prompts matching the search
+    offset: int
 
 
 def versions_with_responses(session: Session) -> list[ModelVersion]:
@@ -35,7 +49,7 @@ def versions_with_responses(session: Session) -> list[ModelVersion]:
     )
 
 
-def _shared_prompts(session: Session, version_ids: Sequence[int]) -> list[int]:
+def _shared_prompts(session: Session, version_ids: Sequence[int], search: str = "") -> list[int]:
     query = (
         select(Generation.prompt_id)
         .where(col(Generation.model_version_id).in_(list(version_ids)))
@@ -43,35 +57,84 @@ def _shared_prompts(session: Session, version_ids: Sequence[int]) -> list[int]:
         .having(func.count(func.distinct(Generation.model_version_id)) == len(set(version_ids)))
         .order_by(col(Generation.prompt_id))
     )
+    if search.strip():
+        matching = select(Prompt.id).where(col(Prompt.text).contains(search.strip(), autoescape=True))
+        query = query.where(col(Generation.prompt_id).in_(matching))
     return list(session.exec(query).all())
 
 
-def side_by_side(session: Session, *, left_version_id: int, right_version_id: int, limit: int = 20) -> list[SideBySide]:
-    """Prompts both versions answered, with each version's responses."""
-    prompt_ids = _shared_prompts(session, [left_version_id, right_version_id])[:limit]
-    rows = session.exec(
-        select(Generation)
+def aligned_page(
+    session: Session,
+    *,
+    left_version_id: int,
+    right_version_id: int,
+    offset: int = 0,
+    limit: int = 10,
+    search: str = "",
+    rng: random.Random | None = None,
+) -> AlignedPage:
+    """A page of prompts both versions answered (text search over prompts), one aligned row each.
+
+    With `rng`, the page is a random sample of the matching prompts instead of the one at `offset`.
+    """
+    if left_version_id == right_version_id:
+        raise StoreError("versions: pick two different versions to compare")
+    if limit < 1 or offset < 0:
+        raise StoreError("page: offset must be ≥ 0 and page size ≥ 1")
+    matching = _shared_prompts(session, [left_version_id, right_version_id], search)
+    if rng is not None:
+        offset, prompt_ids = 0, sorted(rng.sample(matching, min(limit, len(matching))))
+    else:
+        offset = min(offset, max(0, (len(matching) - 1) // limit * limit))
+        prompt_ids = matching[offset : offset + limit]
+    generations = session.exec(
+        select(Generation.id, Generation.prompt_id, Generation.model_version_id, Generation.text)
         .where(
             col(Generation.prompt_id).in_(prompt_ids),
             col(Generation.model_version_id).in_([left_version_id, right_version_id]),
         )
         .order_by(col(Generation.id))
     ).all()
-    texts = {
-        pid: text for pid, text in session.exec(select(Prompt.id, Prompt.text).where(col(Prompt.id).in_(prompt_ids)))
-    }
-    out = []
+    texts = dict(session.exec(select(Prompt.id, Prompt.text).where(col(Prompt.id).in_(prompt_ids))).all())
+    rows = []
     for pid in prompt_ids:
-        mine = [g for g in rows if g.prompt_id == pid]
-        out.append(
-            SideBySide(
+        left = [(cast(int, g), t) for g, p, v, t in generations if p == pid and v == left_version_id]
+        right = [(cast(int, g), t) for g, p, v, t in generations if p == pid and v == right_version_id]
+        rows.append(
+            AlignedRow(
                 prompt_id=pid,
                 prompt=texts[pid],
-                left=[g.text for g in mine if g.model_version_id == left_version_id],
-                right=[g.text for g in mine if g.model_version_id == right_version_id],
+                left_id=left[0][0],
+                left=left[0][1],
+                right_id=right[0][0],
+                right=right[0][1],
+                more_left=len(left) - 1,
+                more_right=len(right) - 1,
             )
         )
-    return out
+    return AlignedPage(rows=rows, total=len(matching), offset=offset)
+
+
+def first_responses(
+    session: Session, *, prompt_id: int, left_version_id: int, right_version_id: int
+) -> tuple[Generation, Generation]:
+    """The responses an aligned row shows for `prompt_id`: each version's first one."""
+    picked = []
+    for version_id in (left_version_id, right_version_id):
+        generation = session.exec(
+            select(Generation)
+            .where(Generation.prompt_id == prompt_id, Generation.model_version_id == version_id)
+            .order_by(col(Generation.id))
+        ).first()
+        if generation is None:
+            raise StoreError(f"prompt: both versions must have answered prompt {prompt_id}")
+        picked.append(generation)
+    return picked[0], picked[1]
+
+
+def blind_vote_count(session: Session, *, user_id: int) -> int:
+    """Blind votes this reviewer has cast."""
+    return int(session.exec(select(func.count()).where(col(BlindVote.user_id) == user_id)).one())
 
 
 def blind_pair(

@@ -40,11 +40,20 @@ def _number(value: float | None, n: int | None = None, fmt: str = ".2f") -> str:
     return f"{value:{fmt}}" + (f" (n={n})" if n is not None else "")
 
 
+def signals_html(monitoring: Monitoring) -> str:
+    """How many human signals there are of each kind (blind votes are what the Leaderboard is fitted on)."""
+    signals = monitoring.signals
+    return (
+        f"<p id='monitoring-signals'><b>{len(signals.blind_votes)}</b> blind A/B votes · "
+        f"<b>{len(signals.judgments)}</b> judgments of versioned responses (ratings and pairwise)</p>"
+    )
+
+
 def versions_html(monitoring: Monitoring) -> str:
     """One row per version; names and alarm messages are escaped."""
     e = html.escape
     if not monitoring.series:
-        return "<p>No live version and no judged versioned responses yet.</p>"
+        return signals_html(monitoring) + "<p>No live version and no judged versioned responses yet.</p>"
     head = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
     rows = "".join(
         "<tr>"
@@ -75,7 +84,7 @@ def versions_html(monitoring: Monitoring) -> str:
         if monitoring.alarms
         else "<p id='monitoring-alarms'>No alarms.</p>"
     )
-    return f"<table class='side-by-side'><tr>{head}</tr>{rows}</table><h4>Alarms</h4>{alarms}"
+    return f"{signals_html(monitoring)}<table class='side-by-side'><tr>{head}</tr>{rows}</table><h4>Alarms</h4>{alarms}"
 
 
 def current(url: str) -> tuple[object, str]:
@@ -99,7 +108,8 @@ def build(ctx: AppContext) -> TabView:
     with gr.Tab("Monitoring", id="monitoring", visible=False, elem_id="tab-monitoring") as tab:
         gr.Markdown(
             "Human ratings and win-rates of each version's responses per day, next to the round's "
-            "reward-model numbers, and the alarms (reward up while humans see no gain; length growth)."
+            "reward-model numbers, and the alarms (reward up while humans see no gain; length growth). The last "
+            "panel counts the human signals as they came in: judgments of versioned responses, and blind A/B votes."
         )
         plot = gr.Plot(label="Per version over time", elem_id="monitoring-plot")
         table = gr.HTML(elem_id="monitoring-table")

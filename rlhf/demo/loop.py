@@ -263,16 +263,19 @@ class HttpAnnotator(AppClient):
 def blind_review(
     base_url: str, passwords: dict[str, str], settings: DemoSettings, new: str, old: str, votes: int = 40
 ) -> int:
-    """The simulated reviewer's blind A/B votes between two versions in the Review tab (it cannot tell which is which)."""
-    from feedback_app.tabs.review import VOTES
+    """The simulated reviewer's blind A/B votes between two versions (it cannot tell which is which); each vote deals
+    the next pair."""
+    from feedback_app.tabs.blind import VOTES
 
     judge = SimulatedAnnotator("reviewer", settings.hidden_rule(), seed=settings.seed)
     labels = {"left": VOTES[0], "right": VOTES[1], "tie": VOTES[2]}
     with AppClient(base_url, "reviewer", passwords["reviewer"]) as reviewer:
-        reviewer.call("review_versions")
+        reviewer.call("blind_show")
+        _prompt, first, second, _result, token = reviewer.call("blind_next", new, old)
         for _ in range(votes):
-            _prompt, first, second, _vote, _result, token = reviewer.call("blind_next", new, old)
-            reviewer.call("blind_vote", token, labels[judge.compare(first, second)])
+            *_, first, second, token = reviewer.call(
+                "blind_vote", token, labels[judge.compare(first, second)], new, old
+            )
         return votes
 
 

@@ -20,6 +20,9 @@ Alarms:
   times as long (characters) as the parent's; without stored responses on both sides, the
   round's sampled ``mean_length`` / ``parent_mean_length`` are used instead.
 
+Blind A/B votes (``BlindVote``, the Review tab's) are counted beside them and plotted at the times they
+were cast: they are what the Leaderboard is fitted on, and are kept apart from the judgments above.
+
 Live periods come from the store's record of live changes (``LiveChange``, written by
 ``rlhf.models.registry.set_live``): the plot shades them, so a dip can be read against what was being served.
 """
@@ -38,7 +41,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from rlhf.models.registry import live_periods
-from storage.models import Generation, Judgment, JudgmentKind, ModelVersion, aware
+from storage.models import BlindVote, Generation, Judgment, JudgmentKind, ModelVersion, aware
 
 REWARD_ALARM = "reward_without_human_gain"
 LENGTH_ALARM = "length_growth"
@@ -103,10 +106,19 @@ class Alarm:
 
 
 @dataclass
+class Signals:
+    """When each human signal arrived: judgments of versioned responses, and blind A/B votes."""
+
+    judgments: list[datetime] = field(default_factory=list)
+    blind_votes: list[datetime] = field(default_factory=list)
+
+
+@dataclass
 class Monitoring:
     series: list[VersionSeries]
     alarms: list[Alarm]
     bucket: str
+    signals: Signals = field(default_factory=Signals)
 
     def alarms_for(self, version: str) -> list[str]:
         return [alarm.kind for alarm in self.alarms if alarm.version == version]
@@ -121,6 +133,7 @@ class _Events:
 
     by_version: dict[int, list[tuple[datetime, str, float]]]
     vs: dict[tuple[int, int], list[float]]  # (version, opponent version) → outcomes for version
+    times: list[datetime]  # every judgment counted above, once
 
 
 def _read_events(session: Session, owner: dict[int, int], since: datetime | None, until: datetime | None) -> _Events:
@@ -136,12 +149,14 @@ def _read_events(session: Session, owner: dict[int, int], since: datetime | None
         query = query.where(col(Judgment.created_at) < aware(until))
     by_version: dict[int, list] = defaultdict(list)
     vs: dict[tuple[int, int], list[float]] = defaultdict(list)
+    times: list[datetime] = []
     for kind, generation_ids, payload, created_at in session.exec(query):
         created_at = aware(created_at)
         if kind == JudgmentKind.rating.value:
             version = owner.get(generation_ids[0])
             if version is not None:
                 by_version[version].append((created_at, kind, float(payload["score"])))
+                times.append(created_at)
             continue
         first, second = (owner.get(g) for g in generation_ids)
         if first is None or second is None or first == second:
@@ -152,7 +167,17 @@ def _read_events(session: Session, owner: dict[int, int], since: datetime | None
         by_version[second].append((created_at, kind, 1.0 - outcome))
         vs[(first, second)].append(outcome)
         vs[(second, first)].append(1.0 - outcome)
-    return _Events(by_version=by_version, vs=vs)
+        times.append(created_at)
+    return _Events(by_version=by_version, vs=vs, times=times)
+
+
+def _blind_vote_times(session: Session, since: datetime | None, until: datetime | None) -> list[datetime]:
+    query = select(BlindVote.created_at).order_by(col(BlindVote.created_at))
+    if since is not None:
+        query = query.where(col(BlindVote.created_at) >= aware(since))
+    if until is not None:
+        query = query.where(col(BlindVote.created_at) < aware(until))
+    return [aware(t) for t in session.exec(query)]
 
 
 def _buckets(events: list[tuple[datetime, str, float]], bucket: str | int) -> list[Bucket]:
@@ -256,7 +281,8 @@ def monitor(
             continue
         alarms += _reward_alarm(row, parent_scores.get(version.parent_id, []), thresholds)
         alarms += _length_alarm(row, version, length.get(version.parent_id, []), thresholds)
-    return Monitoring(series=series, alarms=alarms, bucket=str(bucket))
+    signals = Signals(judgments=events.times, blind_votes=_blind_vote_times(session, since, until))
+    return Monitoring(series=series, alarms=alarms, bucket=str(bucket), signals=signals)
 
 
 def _live_periods(
@@ -374,9 +400,10 @@ def plot_version_timeline(monitoring: Monitoring | list[VersionSeries]):
     from matplotlib.figure import Figure
 
     series = monitoring.series if isinstance(monitoring, Monitoring) else monitoring
-    figure = Figure(figsize=(8, 5.5), layout="constrained")
+    signals = monitoring.signals if isinstance(monitoring, Monitoring) else Signals()
+    figure = Figure(figsize=(8, 7.5), layout="constrained")
     FigureCanvasAgg(figure)
-    ratings, wins = figure.subplots(2, 1, sharex=True)
+    ratings, wins, counts = figure.subplots(3, 1, sharex=True)
     palette = rcParams["axes.prop_cycle"].by_key()["color"]
     colours = (palette[i % len(palette)] for i in itertools.count())
     judged = [b.start for row in series for b in row.buckets]
@@ -395,22 +422,33 @@ def plot_version_timeline(monitoring: Monitoring | list[VersionSeries]):
             )
         for start, end in row.live_periods:
             if end is None:
-                end = max([start, *judged])
+                end = max([start, *judged, *signals.judgments, *signals.blind_votes])
             if end > start:
-                for axis in (ratings, wins):
+                for axis in (ratings, wins, counts):
                     axis.axvspan(start, end, color=colour, alpha=0.12, linewidth=0)
     ratings.set_ylabel("mean human rating")
     ratings.set_ylim(0.8, 5.2)
     wins.set_ylabel("human win-rate")
     wins.set_ylim(-0.05, 1.05)
     wins.axhline(0.5, color="grey", linewidth=0.8, linestyle="--")
-    wins.set_xlabel("judged on")
-    for axis in (ratings, wins):
+    for times, label in (
+        (signals.judgments, f"judgments of versioned responses ({len(signals.judgments)})"),
+        (signals.blind_votes, f"blind A/B votes ({len(signals.blind_votes)})"),
+    ):
+        if times:
+            counts.step(times, range(1, len(times) + 1), where="post", marker=".", label=label)
+    counts.set_ylabel("human signals so far")
+    counts.set_xlabel("time (UTC)")
+    for axis in (ratings, wins, counts):
         if axis.get_legend_handles_labels()[0]:
             axis.legend(loc="best", fontsize="small")
     if not any(row.buckets for row in series):
         ratings.text(
-            0.5, 0.5, "no human judgments on versioned responses yet", ha="center", transform=ratings.transAxes
+            0.5,
+            0.5,
+            f"no ratings or pairwise judgments on versioned responses yet ({len(signals.blind_votes)} blind votes)",
+            ha="center",
+            transform=ratings.transAxes,
         )
     figure.autofmt_xdate()
     return figure

@@ -137,7 +137,7 @@ def test_an_annotator_cannot_run_engineer_endpoints(server):
         with pytest.raises(Exception, match="annotator cannot do this"):
             c.predict(*args, api_name=api_name)
     with pytest.raises(Exception, match="annotator cannot do this"):
-        c.predict("v0", "v0", api_name="/review_side_by_side")
+        c.predict("v0", "v0", "", 0, api_name="/review_side_by_side")
     with session_scope(server.url) as session:
         assert session.exec(select(Round)).all() == []
         assert [v.name for v in session.exec(select(ModelVersion).where(ModelVersion.is_live))] == ["v0"]

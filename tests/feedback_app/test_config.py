@@ -26,6 +26,8 @@ def test_overrides_win_and_none_means_the_file(tmp_path):
         ("queue:\n  overlap: two\n", "queue.overlap: input should be a valid integer, got 'two'"),
         ("queue:\n  mix: {pairwise: 1, essay: 1}\n", "queue.mix.essay: 'essay' is not one of rating, pairwise"),
         ("queue:\n  mix: {pairwise: 0}\n", "queue.mix: at least one kind"),
+        ("queue:\n  agreement_share: 1.5\n", "queue.agreement_share: input should be less than or equal to 1"),
+        ("queue:\n  agreement_overlap: 1\n", "queue.agreement_overlap: input should be greater than or equal to 2"),
         ("server:\n  port: 70000\n", "server.port: input should be less than or equal to 65535, got 70000"),
         ("server:\n  hots: x\n", r"server.hots: unknown key \(did you mean host\?\) \(line 2\)"),
         ("servre:\n  host: x\n", r"servre: unknown key \(did you mean server\?\) \(line 1\)"),

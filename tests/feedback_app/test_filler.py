@@ -86,3 +86,32 @@ def test_the_rounds_tab_shows_a_failing_filler_and_fill_queue_says_why(sqlite_ur
         reply = engineer.post("fill_queue")
         assert reply.status_code != 200 and reply.json()["error"].startswith("Filling the queue failed: ")
         assert engineer.post("on_load").status_code == 200  # the app still serves
+
+
+def test_the_demo_configs_queue_every_kind_and_some_items_for_two_annotators(sqlite_url, tiny_model_dir):
+    """A person trying the demo finds work in every tab, and the Annotators tab has items judged twice."""
+    from dataclasses import replace
+
+    from sqlmodel import select
+
+    from feedback_app.config import load_app_config
+    from storage.models import AnnotationItem
+
+    with session_scope(sqlite_url) as session:
+        for i in range(30):
+            add_prompt(session, text=f"Tell me about the number {i}.")
+        register_version(session, name="v0", base_model="tiny", artifact_path=str(tiny_model_dir), make_live=True)
+    for name in ("app_demo.yaml", "app_demo_smol.yaml"):
+        config = load_app_config(name)
+        assert set(config.mix) == {"pairwise", "rating", "ranking", "correction"} and config.agreement_share > 0
+    config = load_app_config("app_demo.yaml")
+    config = replace(config, generation={**config.generation, "max_new_tokens": 4, "batch_size": 16})
+    report = QueueFiller(sqlite_url, config).fill(prompts=30)
+
+    with session_scope(sqlite_url) as session:
+        items = session.exec(select(AnnotationItem)).all()
+    kinds = {item.kind for item in items}
+    assert kinds == {"pairwise", "rating", "ranking", "correction"}, report
+    by_overlap = {n: [item.kind for item in items if item.overlap == n] for n in (1, 2)}
+    assert set(by_overlap[2]) == kinds  # every kind's first prompt goes to two annotators
+    assert len(by_overlap[1]) > len(by_overlap[2])  # most of the queue still goes to one

@@ -77,7 +77,9 @@ def test_two_dpo_rounds_end_to_end(tmp_path, capsys):
         ).all()
         from_r1 = sum(1 for ids in judged_in_round2 if set(ids) <= by_version["r1"])
         from_base = sum(1 for ids in judged_in_round2 if set(ids) <= by_version["base"])
-        assert len(judged_in_round2) == 40 and from_r1 + from_base == 40 and from_r1 >= 30
+        # Most of round 2 judged r1's pairs; the rest are base pairs left open, more of them since the demo's mix
+        # gives some prompts to the other kinds and a fifth of the pairs to two annotators.
+        assert len(judged_in_round2) == 40 and from_r1 + from_base == 40 and from_r1 >= 24
 
         # The simulated reviewer voted blind between each new live version and its parent, through the app.
         voted = {tuple(sorted((v.version_a_id, v.version_b_id))) for v in session.exec(select(BlindVote))}

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
 
 from storage import queue
 from storage.crud import StoreError
@@ -35,6 +36,19 @@ def test_enqueue_mix_spreads_prompts_over_kinds(db_url):
     assert abs(counts["ranking"] - counts["pairwise"]) <= 2  # shares are of items
     with pytest.raises(StoreError, match="queue_mix: unknown kind 'essay'"), session_scope(db_url) as session:
         queue.enqueue_mix(session, version_id=version_id, overlap=1, mix={"essay": 1.0})
+
+
+def test_enqueue_mix_gives_a_share_of_each_kinds_prompts_two_annotators(db_url):
+    version_id, _ = _setup(db_url, prompts=8, per_prompt=4)
+    with session_scope(db_url) as session:
+        queue.enqueue_mix(
+            session, version_id=version_id, overlap=1, mix={"pairwise": 1.0}, agreement_share=0.25, agreement_overlap=3
+        )
+        items = session.exec(select(AnnotationItem).order_by(AnnotationItem.id)).all()
+        by_prompt = {item.prompt_id: item.overlap for item in items}
+    assert list(by_prompt.values()) == [3, 1, 1, 1, 3, 1, 1, 1]  # evenly spread, the first prompt included
+    with pytest.raises(StoreError, match="agreement_share: must be between 0 and 1"), session_scope(db_url) as session:
+        queue.enqueue_mix(session, version_id=version_id, overlap=1, mix={"pairwise": 1.0}, agreement_share=2.0)
 
 
 def test_overlap_claims_and_submit(db_url):
