@@ -9,6 +9,7 @@ background thread that tops the queue up when it runs low.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -64,11 +65,18 @@ class QueueFiller:
             self._pool = PolicyPool()
         return self._pool
 
-    def per_prompt(self) -> int:
-        """Enough responses per prompt for every kind in the mix (a ranking wants four)."""
-        mix = {kind for kind, share in self.config.mix.items() if share > 0}
-        needed = 4 if "ranking" in mix else 2 if "pairwise" in mix else 1
-        return max(int(self.sampling["per_prompt"]), needed)
+    def passes(self, prompts: int) -> list[tuple[dict[str, float], int, int]]:
+        """(mix, responses per prompt, prompts) for each generation pass. Only the ranking share's prompts are
+        answered four times: answering every prompt four times for a 5% share doubled the real model's fill."""
+        mix = {kind: share for kind, share in self.config.mix.items() if share > 0}
+        base = max(int(self.sampling["per_prompt"]), 2 if "pairwise" in mix else 1)
+        if "ranking" not in mix:
+            return [(mix, base, prompts)]
+        if len(mix) == 1:
+            return [(mix, max(base, 4), prompts)]
+        ranked = min(prompts, max(1, round(prompts * mix["ranking"] / sum(mix.values()))))
+        rest = {kind: share for kind, share in mix.items() if kind != "ranking"}
+        return [p for p in [({"ranking": 1.0}, max(base, 4), ranked), (rest, base, prompts - ranked)] if p[2] > 0]
 
     def fill(self, prompts: int | None = None) -> FillReport:
         """Answer up to `prompts` prompts the live version has not answered yet, and queue the answers."""
@@ -83,32 +91,37 @@ class QueueFiller:
             def generate(texts: list[str], seed: int | None) -> list[str]:
                 return self.pool.generate(texts, **sampling, seed=seed, version=live)[1]
 
-            answered = answer_prompts(
-                self.url,
-                version=live,
-                generate=generate,
-                per_prompt=self.per_prompt(),
-                params=sampling | {"source": "app"},
-                fresh_limit=prompts or self.config.fill_prompts,
-                batch_size=int(self.sampling["batch_size"]),
-                attempts=MAX_ATTEMPTS if sampling["temperature"] > 0 else 1,
-            )
-            if not answered.prompt_ids:
-                return FillReport(version=live.name, prompts=0, generated=0)
-            with session_scope(self.url) as session:
-                queued = queue.enqueue_mix(
-                    session,
-                    version_id=live.id,
-                    overlap=self.config.overlap,
-                    mix=self.config.mix,
-                    prompt_ids=answered.prompt_ids,
-                    agreement_share=self.config.agreement_share,
-                    agreement_overlap=self.config.agreement_overlap,
+            answered_prompts, generated, queued_by_kind = 0, 0, Counter[str]()
+            for mix, per_prompt, limit in self.passes(prompts or self.config.fill_prompts):
+                answered = answer_prompts(
+                    self.url,
+                    version=live,
+                    generate=generate,
+                    per_prompt=per_prompt,
+                    params=sampling | {"source": "app"},
+                    fresh_limit=limit,
+                    batch_size=int(self.sampling["batch_size"]),
+                    attempts=MAX_ATTEMPTS if sampling["temperature"] > 0 else 1,
                 )
-            if self.prioritizer is not None and self.config.selection != "random":
+                if not answered.prompt_ids:
+                    continue
+                with session_scope(self.url) as session:
+                    queued = queue.enqueue_mix(
+                        session,
+                        version_id=live.id,
+                        overlap=self.config.overlap,
+                        mix=mix,
+                        prompt_ids=answered.prompt_ids,
+                        agreement_share=self.config.agreement_share,
+                        agreement_overlap=self.config.agreement_overlap,
+                    )
+                answered_prompts += len(answered.prompt_ids)
+                generated += answered.created
+                queued_by_kind.update(queued)
+            if self.prioritizer is not None and self.config.selection != "random" and answered_prompts:
                 self.prioritizer.refresh()
             return FillReport(
-                version=live.name, prompts=len(answered.prompt_ids), generated=answered.created, queued=queued
+                version=live.name, prompts=answered_prompts, generated=generated, queued=dict(queued_by_kind)
             )
 
     def open_items(self) -> int:

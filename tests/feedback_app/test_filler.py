@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 
 from feedback_app.config import AppConfig
 from feedback_app.filler import QueueFiller
@@ -95,7 +96,7 @@ def test_the_demo_configs_queue_every_kind_and_some_items_for_two_annotators(sql
     from sqlmodel import select
 
     from feedback_app.config import load_app_config
-    from storage.models import AnnotationItem
+    from storage.models import AnnotationItem, Generation
 
     with session_scope(sqlite_url) as session:
         for i in range(30):
@@ -104,7 +105,7 @@ def test_the_demo_configs_queue_every_kind_and_some_items_for_two_annotators(sql
     for name in ("app_demo.yaml", "app_demo_smol.yaml"):
         config = load_app_config(name)
         assert set(config.mix) == {"pairwise", "rating", "ranking", "correction"} and config.agreement_share > 0
-    config = load_app_config("app_demo.yaml")
+    config = load_app_config("app_demo_smol.yaml")  # two answers per prompt, on the tiny model here
     config = replace(config, generation={**config.generation, "max_new_tokens": 4, "batch_size": 16})
     report = QueueFiller(sqlite_url, config).fill(prompts=30)
 
@@ -115,3 +116,8 @@ def test_the_demo_configs_queue_every_kind_and_some_items_for_two_annotators(sql
     by_overlap = {n: [item.kind for item in items if item.overlap == n] for n in (1, 2)}
     assert set(by_overlap[2]) == kinds  # every kind's first prompt goes to two annotators
     assert len(by_overlap[1]) > len(by_overlap[2])  # most of the queue still goes to one
+    with session_scope(sqlite_url) as session:  # only the ranking share is answered four times
+        answers = Counter(session.exec(select(Generation.prompt_id)).all())
+    ranked = {item.prompt_id for item in items if item.kind == "ranking"}
+    assert len(ranked) == round(30 * config.mix["ranking"]) and all(answers[p] >= 3 for p in ranked)
+    assert all(answers[p] <= 2 for p in set(answers) - ranked) and report.prompts == 30
