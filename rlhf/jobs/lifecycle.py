@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from rlhf.models import registry
 from storage.crud import StoreError
@@ -67,6 +67,7 @@ def create_round(session: Session, *, config: RoundConfig, url: str | None, crea
             )
     if parent.status != "ready":
         raise StoreError(f"{config.path}: parent: version {parent.name!r} is {parent.status}, not ready")
+    refuse_if_parent_busy(session, parent)
     row = Round(
         config_path=config.path, config_yaml=config.text, parent_version_id=parent.id, created_by=created_by, status=Q
     )
@@ -76,6 +77,18 @@ def create_round(session: Session, *, config: RoundConfig, url: str | None, crea
     row.work_dir = str(round_dir(url, row.id))
     row.log_path = str(Path(row.work_dir) / "log.jsonl")
     return row
+
+
+def refuse_if_parent_busy(session: Session, parent: ModelVersion, except_round: int | None = None) -> None:
+    """One active round per parent: two would both pass their gates and the later would silently replace the
+    other as live. Checked inside the caller's write transaction (BEGIN IMMEDIATE), so two starts cannot race."""
+    query = select(Round).where(Round.parent_version_id == parent.id, col(Round.status).in_(ACTIVE))
+    busy = [row for row in session.exec(query.order_by(col(Round.id))).all() if row.id != except_round]
+    if busy:
+        raise StoreError(
+            f"round {busy[0].id} is already {busy[0].status} on parent {parent.name!r}: "
+            "wait for it to finish or cancel it before starting another round on that parent"
+        )
 
 
 def mark_ended(url: str, round_id: int, status: str, error: str | None) -> None:

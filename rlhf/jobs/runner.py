@@ -17,11 +17,11 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from rlhf.jobs.lifecycle import ACTIVE, create_round, round_dir, transition
+from rlhf.jobs.lifecycle import ACTIVE, create_round, refuse_if_parent_busy, round_dir, transition
 from rlhf.training.config import ACCELERATE_CONFIGS, RoundConfig, load_round_config
 from storage.crud import StoreError
 from storage.db import database_url, session_scope
-from storage.models import Round, RoundStatus, utcnow
+from storage.models import ModelVersion, Round, RoundStatus, utcnow
 
 
 def launch_command(config: RoundConfig, round_id: int, url: str) -> list[str]:
@@ -80,6 +80,8 @@ def resume_round(round_id: int, url: str | None = None) -> int:
         row = _require(session, round_id)
         if row.status not in (RoundStatus.failed.value, RoundStatus.cancelled.value):
             raise StoreError(f"round {round_id}: is {row.status}; only a failed or cancelled round can be resumed")
+        if row.parent_version_id is not None:
+            refuse_if_parent_busy(session, session.get_one(ModelVersion, row.parent_version_id), except_round=round_id)
         config_text, config_path = row.config_yaml, row.config_path
         transition(row, RoundStatus.queued.value, error=None, finished_at=None)
     from rlhf.training.config import parse_round_config
