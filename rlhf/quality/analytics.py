@@ -695,3 +695,13 @@ def _pairable_units(units: np.ndarray) -> int:
         return 0
     _, counts = np.unique(units, return_counts=True)
     return int((counts >= 2).sum())
+
+
+def export_quality(session: Session, aggregation: str, max_judgment_id: int | None) -> dict[str, Any]:
+    """ExportOptions' annotator weights or exclusions, from the judgments up to `max_judgment_id` only, so a
+    round's data does not depend on votes cast while it ran; computed once for all of a round's exports."""
+    if aggregation == "weighted":
+        return {"annotator_weights": annotator_weights(session, max_judgment_id=max_judgment_id)}
+    if aggregation == "drop_flagged":
+        return {"excluded_annotators": flagged_annotators(session, max_judgment_id=max_judgment_id)}
+    return {}

@@ -23,7 +23,7 @@ import configs
 from rlhf.quality.degeneration import DegenerationLimits
 from rlhf.training.stages import POLICY_STAGES, STAGES
 from storage import validation
-from storage.export import DataOptions
+from storage.export import DataOptions, ExportOptions
 from storage.validation import Strict, YamlFloat
 
 STAGE_ORDER = tuple(STAGES)
@@ -124,10 +124,36 @@ class RoundConfig:
     evaluation: EvalSpec
     gate: GateSpec
     accelerate: str | None = None
+    description: str | None = None
+    """One line for whoever picks a config in the app (`description:` in the YAML)."""
 
     @property
     def policy_stage(self) -> str:
         return next(name for name in self.stages if name in POLICY_STAGES)
+
+    @property
+    def data_kinds(self) -> list[str]:
+        """The exports a round takes: each stage's kind, plus preference pairs and prompts for evaluation."""
+        return sorted({self.data_kind(name) for name in self.stages} | {"preference", "prompt"})
+
+    def data_kind(self, stage: str) -> str:
+        return STAGES[stage].data_kind
+
+    def export_options(
+        self, kind: str, parent_round_id: int | None, max_judgment_id: int | None, quality: dict
+    ) -> ExportOptions:
+        """The export of `kind` a round of this config takes (the Rounds tab previews the same one)."""
+        since_round = parent_round_id if self.data.since_round == "parent" else self.data.since_round
+        return ExportOptions(
+            kind=kind,
+            test_fraction=self.data.test_fraction,
+            seed=self.data.seed,
+            aggregation=self.data.aggregation,
+            min_annotators=self.data.min_annotators,
+            since_round=since_round,
+            max_judgment_id=max_judgment_id,
+            **quality,
+        )
 
 
 # --- the file's schema ------------------------------------------------------------------------
@@ -159,6 +185,7 @@ def round_file_model():
         "round",
         __base__=Strict,
         name=(StrictStr | None, None),
+        description=(StrictStr | None, Field(None, min_length=1, max_length=200, pattern=r"^[^\n]*$")),
         parent=(StrictStr | None, None),
         finetune=(finetune | None, None),
         data=(DataOptions | None, None),
@@ -344,4 +371,5 @@ def _round_config(parsed, path: str, text: str) -> RoundConfig:
         evaluation=parsed.evaluation or EvalSpec(),
         gate=parsed.gate or GateSpec(),
         accelerate=parsed.accelerate,
+        description=parsed.description,
     )

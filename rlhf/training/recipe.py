@@ -144,24 +144,17 @@ def take_snapshot(url: str) -> dict:
 
 def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict, parent: ModelVersion) -> None:
     """Each dataset kind the stages need (plus preference pairs and prompts for evaluation), bounded by the snapshot."""
-    since_round = parent.round_id if config.data.since_round == "parent" else config.data.since_round
-    from storage.export import ExportOptions, export_dataset
+    from rlhf.quality.analytics import export_quality
+    from storage.export import export_dataset
 
-    kinds = {DATA_KIND[name] for name in config.stages} | {"preference", "prompt"}
-    missing = [kind for kind in sorted(kinds) if not (work / "data" / kind).exists()]
-    quality = annotator_quality(config, url, snapshot["max_judgment_id"]) if missing else {}
+    missing = [kind for kind in config.data_kinds if not (work / "data" / kind).exists()]
+    quality = {}
+    if missing:
+        with read_scope(url) as session:
+            quality = export_quality(session, config.data.aggregation, snapshot["max_judgment_id"])
     for kind in missing:
         out = work / "data" / kind
-        options = ExportOptions(
-            kind=kind,
-            test_fraction=config.data.test_fraction,
-            seed=config.data.seed,
-            aggregation=config.data.aggregation,
-            min_annotators=config.data.min_annotators,
-            since_round=since_round,
-            max_judgment_id=snapshot["max_judgment_id"],
-            **quality,
-        )
+        options = config.export_options(kind, parent.round_id, snapshot["max_judgment_id"], quality)
         manifest = export_dataset(out, options, url=url)
         if kind == DATA_KIND[config.policy_stage] and not manifest["counts"]["train"]:
             shutil.rmtree(out)
@@ -169,19 +162,6 @@ def export_data(config: RoundConfig, url: str, work: Path, snapshot: dict, paren
                 f"{config.path}: no {kind} training rows in the data snapshot "
                 f"(judgments up to id {snapshot['max_judgment_id']}, filters {config.data.model_dump()})"
             )
-
-
-def annotator_quality(config: RoundConfig, url: str, max_judgment_id: int | None) -> dict:
-    """Annotator weights or exclusions from the judgments in the snapshot only, so a round's data does not
-    depend on votes cast while it ran; computed once for all of the round's exports."""
-    if config.data.aggregation == "majority":
-        return {}
-    from rlhf.quality import analytics
-
-    with read_scope(url) as session:
-        if config.data.aggregation == "weighted":
-            return {"annotator_weights": analytics.annotator_weights(session, max_judgment_id=max_judgment_id)}
-        return {"excluded_annotators": analytics.flagged_annotators(session, max_judgment_id=max_judgment_id)}
 
 
 def load_data(work: Path, kind: str):

@@ -40,6 +40,12 @@ def test_shipped_config_loads_into_trl_config_classes(path, tmp_path):
         assert "reward" in config.stages
 
 
+def test_every_shipped_config_says_in_one_line_what_it_does():
+    for path in SHIPPED:
+        description = load_round_config(path).description
+        assert description and "\n" not in description and len(description) <= 200, path
+
+
 def test_rlhf_config_is_sft_then_reward_then_grpo():
     config = load_round_config(ROOT / "configs" / "round_rlhf.yaml")
     assert list(config.stages) == ["sft", "reward", "grpo"]
@@ -101,6 +107,8 @@ BAD = [
         "stages.sft.output_dir: set by the round",
     ),
     ("  dpo:", "  grpo: {num_generations: 2}\n  dpo:", "stages: needs exactly one policy stage"),
+    ("gate: {", "description: 3\ngate: {", "description: input should be a valid string, got 3"),
+    ("gate: {", "description: ''\ngate: {", "description: string should have at least 1 character"),
 ]
 
 
