@@ -300,3 +300,66 @@ def add_child_version_with_votes(url: str, parent_id: int) -> None:
                     client_key=f"seed-{prompt_id}",
                 )
             )
+
+
+REFUSED_METRICS = {
+    "win_rate": 0.531,
+    "win_rate_ci95": [0.41, 0.65],
+    "kl_to_parent": 0.125,
+    "mean_length": 14.0,
+    "parent_mean_length": 12.5,
+    "reward_model": {"n_pairs": 20, "accuracy": 0.85},
+    "length_bias": {"correlation": 0.1, "explained_gain": 0.02, "alarm": False},
+    "degeneration": {
+        "child": {"repetition": 0.148, "distinct_2": 0.61},
+        "parent": {"repetition": 0.012, "distinct_2": 0.7},
+        "alarms": ["4-gram repetition 0.148 > 0.10 (parent 0.012)"],
+    },
+    "gate": {
+        "passed": False,
+        "min_win_rate": 0.55,
+        "reasons": ["win-rate 0.531 < 0.55", "degeneration: 4-gram repetition 0.148 > 0.10 (parent 0.012)"],
+    },
+}
+"""A round's stored evaluation that its publish gate refused (rlhf.training.evaluation.gate_decision's shape)."""
+
+
+def add_refused_round(url: str, parent_name: str, config_path: str = "configs/round_dpo_tiny.yaml") -> int:
+    """A finished round on `parent_name` whose gate refused its version (registered ready, not live), as the
+    recipe records one; returns the round's id."""
+    from datetime import timedelta
+
+    from rlhf.models.registry import get_version
+    from storage.models import Round, utcnow
+
+    with session_scope(url) as session:
+        parent = get_version(session, name=parent_name)
+        assert parent is not None
+        now = utcnow()
+        row = Round(
+            config_path=config_path,
+            config_yaml=(Path(__file__).resolve().parents[1] / config_path).read_text(),
+            parent_version_id=parent.id,
+            status="succeeded",
+            metrics=REFUSED_METRICS,
+            created_by="eng",
+            started_at=now - timedelta(seconds=42),
+            finished_at=now,
+        )
+        session.add(row)
+        session.flush()
+        version = ModelVersion(
+            name=f"dpo-tiny-r{row.id}",
+            base_model=parent.base_model,
+            artifact_path="/nowhere/refused",
+            status="ready",
+            parent_id=parent.id,
+            kind="dpo",
+            round_id=row.id,
+            metrics=REFUSED_METRICS,
+        )
+        session.add(version)
+        session.flush()
+        row.output_version_id = version.id
+        assert row.id is not None
+        return row.id

@@ -18,7 +18,9 @@ from feedback_app.context import AppContext
 from feedback_app.filler import describe
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
+from feedback_app.tabs.round_metrics import gate_checks_text, gate_decision_text
 from rlhf.jobs import runner
+from rlhf.jobs.preview import config_label, preview_round
 from storage.crud import StoreError
 from storage.db import read_scope
 from storage.stats import data_summary
@@ -49,9 +51,11 @@ class LogReader:
             if record.get("event") == "train":
                 for key in PLOTTED:
                     if isinstance(record.get(key), (int, float)):
+                        step = record.get("step")
                         points.append(
                             {
                                 "point": len(points),
+                                "step": step if isinstance(step, (int, float)) else len(points),
                                 "value": float(record[key]),
                                 "stage": str(record.get("stage", "?")),
                                 "metric": key,
@@ -62,24 +66,44 @@ class LogReader:
         return points, lines
 
 
-def loss_figure(points: list[dict]) -> Figure | None:
-    """One panel per metric, one line per stage, x = log point (time order); None before the first point.
+def ema(values: list[float], smoothing: float) -> list[float]:
+    """Exponential moving average (TensorBoard's smoothing): 0 leaves the values as they are."""
+    out, last = [], None
+    for value in values:
+        last = value if last is None else smoothing * last + (1 - smoothing) * value
+        out.append(last)
+    return out
 
-    Drawn with matplotlib's object API (thread-safe, no pyplot state) because
-    gr.LinePlot keeps the colour legend of its first data and would drop the
-    stages that start later.
+
+def loss_figure(points: list[dict], smoothing: float = 0.0) -> Figure | None:
+    """A grid of panels, one row per metric and one column per stage, x = the stage's training step.
+
+    Each stage restarts its step count, so stages get their own columns rather than one shared axis.
+    With `smoothing` > 0 the raw values are drawn faint behind their EMA. Drawn with matplotlib's
+    object API (thread-safe, no pyplot state); None before the first point.
     """
     if not points:
         return None
     metrics = [m for m in PLOTTED if any(p["metric"] == m for p in points)]
-    figure = Figure(figsize=(10, 2.6), layout="constrained")
-    for axis, metric in zip(figure.subplots(1, len(metrics), squeeze=False)[0], metrics):
-        for stage in dict.fromkeys(p["stage"] for p in points if p["metric"] == metric):
+    stages = list(dict.fromkeys(p["stage"] for p in points))
+    figure = Figure(figsize=(max(5, 3.4 * len(stages)), 1.9 * len(metrics) + 0.6), layout="constrained")
+    grid = figure.subplots(len(metrics), len(stages), squeeze=False)
+    for row, metric in enumerate(metrics):
+        for column, stage in enumerate(stages):
+            axis = grid[row][column]
             mine = [p for p in points if p["metric"] == metric and p["stage"] == stage]
-            axis.plot([p["point"] for p in mine], [p["value"] for p in mine], marker=".", label=stage)
-        axis.set_title(metric, fontsize=9)
-        axis.tick_params(labelsize=8)
-        axis.legend(fontsize=7)
+            steps, values = [p["step"] for p in mine], [p["value"] for p in mine]
+            if smoothing > 0 and values:
+                axis.plot(steps, values, alpha=0.3, color="C0", label="raw")
+                axis.plot(steps, ema(values, smoothing), color="C0", label=f"EMA {smoothing:g}")
+            elif values:
+                axis.plot(steps, values, marker=".", color="C0", label=metric)
+            else:
+                axis.set_axis_off()
+            axis.set_title(f"{stage}: {metric}", fontsize=9)
+            axis.set_xlabel("training step", fontsize=8)
+            axis.set_ylabel(metric, fontsize=8)
+            axis.tick_params(labelsize=7)
     return figure
 
 
@@ -88,7 +112,12 @@ def round_configs(pattern: str) -> list[str]:
 
 
 def _label(row) -> str:
-    return f"#{row.id} {Path(row.config_path or 'config').name}" + (f" by {row.created_by}" if row.created_by else "")
+    """`#3 round_dpo.yaml by eng · not published`: a round the gate refused never reads as plain "succeeded"."""
+    label = f"#{row.id} {Path(row.config_path or 'config').name}" + (f" by {row.created_by}" if row.created_by else "")
+    gate = (row.metrics or {}).get("gate")
+    if row.status == "succeeded" and isinstance(gate, dict):
+        return label + (" · published" if gate.get("passed") else " · not published")
+    return f"{label} · {row.status}"
 
 
 def log_line(raw: str) -> str:
@@ -113,7 +142,12 @@ def status_text(row) -> str:
     if row is None:
         return "No round yet."
     p = row.progress or {}
-    parts = [f"round {row.id}: {row.status}", f"stage {row.stage or p.get('stage') or '-'}"]
+    metrics = getattr(row, "metrics", None) or {}
+    gate = metrics.get("gate")
+    shown = row.status
+    if row.status == "succeeded" and isinstance(gate, dict):
+        shown = "succeeded, published" if gate.get("passed") else "trained, not published"
+    parts = [f"round {row.id}: {shown}", f"stage {row.stage or p.get('stage') or '-'}"]
     if p.get("total"):
         parts.append(f"step {p.get('step', 0)}/{p['total']} ({100 * (p.get('step') or 0) / p['total']:.0f}%)")
     if p.get("eta_s") is not None and row.status == "running":
@@ -122,6 +156,10 @@ def status_text(row) -> str:
         if isinstance(p.get(key), (int, float)):
             parts.append(f"{key} {p[key]:.4g}")
     text = " · ".join(parts)
+    if row.status == "succeeded" or gate:
+        text += f"\ngate: {gate_decision_text(metrics)}"
+        if gate:
+            text += f"\nchecks: {gate_checks_text(metrics)}"
     if row.completed_stages:
         text += "\ncompleted: " + ", ".join(row.completed_stages)
     if row.error:
@@ -134,14 +172,23 @@ def build(ctx: AppContext) -> TabView:
     with gr.Tab("Rounds", id="rounds", visible=False, elem_id="tab-rounds") as tab:
         with gr.Row():
             config = gr.Dropdown(
-                label="Round config", choices=round_configs(ctx.config.round_configs), elem_id="rounds-config"
+                label="Round config",
+                choices=[(config_label(path), path) for path in round_configs(ctx.config.round_configs)],
+                elem_id="rounds-config",
             )
             start = gr.Button("Start round", variant="primary", elem_id="rounds-start")
+        preview = gr.Textbox(
+            label="What this round would use now", interactive=False, lines=4, elem_id="rounds-preview"
+        )
+        message = gr.Textbox(label="Result", interactive=False, elem_id="rounds-message")
         with gr.Row():
             chosen = gr.Dropdown(label="Round", choices=[], allow_custom_value=True, elem_id="rounds-chosen")
             cancel = gr.Button("Cancel round", variant="stop", elem_id="rounds-cancel")
-        status = gr.Textbox(label="Status", interactive=False, lines=3, elem_id="rounds-status")
-        plot = gr.Plot(label="Loss and reward", elem_id="rounds-plot")
+        status = gr.Textbox(label="Status", interactive=False, lines=4, elem_id="rounds-status")
+        smoothing = gr.Slider(
+            0, 0.95, value=0.0, step=0.05, label="Smoothing (EMA; 0 = raw)", elem_id="rounds-smoothing"
+        )
+        plot = gr.Plot(label="Loss and reward by training step", elem_id="rounds-plot")
         log = gr.Textbox(
             label="Log (latest lines)",
             interactive=False,
@@ -164,14 +211,15 @@ def build(ctx: AppContext) -> TabView:
         rows = runner.list_rounds(ctx.url)
         return [(_label(r), r.id) for r in reversed(rows)], rows
 
-    def _watch(round_id, drawn=None):
+    def _watch(round_id, drawn=None, smooth=0.0):
         """Status, plot and log of a round; the plot only when this page has not drawn these points yet."""
         row = None
         if round_id:
             row = runner.get_round(int(round_id), ctx.url)
         points, lines = reader.read(row.log_path if row else None, ctx.config.log_tail_lines)
-        key = [row.id if row else None, len(points)]
-        figure = gr.skip() if drawn == key else loss_figure(points)
+        smooth = float(smooth or 0.0)
+        key = [row.id if row else None, len(points), smooth]
+        figure = gr.skip() if drawn == key else loss_figure(points, smooth)
         return status_text(row), figure, "\n".join(log_line(line) for line in lines), key
 
     def _data():
@@ -191,32 +239,55 @@ def build(ctx: AppContext) -> TabView:
         return [gr.Dropdown(choices=choices, value=latest), *_watch(latest), _data(), gr.Timer(active=True)]
 
     @ctx.guard.requires(ENGINEER)
-    def tick(round_id, shown, user):
-        return _watch(round_id, shown)
+    def tick(round_id, shown, smooth, user):
+        return _watch(round_id, shown, smooth)
+
+    @ctx.guard.requires(ENGINEER)
+    def show_preview(config_path, user):
+        if not config_path:
+            return ""
+        if config_path not in round_configs(ctx.config.round_configs):
+            return f"Round config: {config_path!r} is not one of the offered configs."
+        try:
+            return preview_round(config_path, ctx.url).summary()
+        except (StoreError, ValueError) as error:  # a broken config or store: the reason, not an Error badge
+            return f"No preview: {error}"
 
     @ctx.guard.requires(ENGINEER)
     def start_round(config_path, user):
+        """Refusals (no config, a round already active on the parent, a broken config) come back as the Result
+        message and leave the round view as it is: a raised error would cover it with Error badges."""
+        skip = [gr.skip()] * 5
+        if not config_path:
+            return *skip, "Round config: pick one first."
         if config_path not in round_configs(ctx.config.round_configs):
-            raise StoreError(f"Round config: {config_path!r} is not one of the offered configs.")
-        round_id = runner.start_round(config_path, ctx.url, created_by=user.username)
+            return *skip, f"Round config: {config_path!r} is not one of the offered configs."
+        try:
+            round_id = runner.start_round(config_path, ctx.url, created_by=user.username)
+        except (StoreError, ValueError) as error:
+            return *skip, f"Not started: {error}"
         choices, _ = _choices()
-        return gr.Dropdown(choices=choices, value=round_id), *_watch(round_id)
+        return gr.Dropdown(choices=choices, value=round_id), *_watch(round_id), f"Round {round_id} started."
 
     @ctx.guard.requires(ENGINEER)
     def cancel_round(round_id, user):
+        skip = [gr.skip()] * 4
         if not round_id:
-            raise StoreError("Round: pick one first.")
-        runner.cancel_round(int(round_id), ctx.url)
-        return _watch(round_id)
+            return *skip, "Round: pick one first."
+        try:
+            runner.cancel_round(int(round_id), ctx.url)
+        except (StoreError, ValueError) as error:
+            return *skip, f"Not cancelled: {error}"
+        return *_watch(round_id), f"Round {round_id} cancelled."
 
     @ctx.guard.requires(ENGINEER)
     def fill_queue(user):
         if ctx.filler is None:
-            raise StoreError("This app runs without candidate generation (no queue filler).")
+            return "This app runs without candidate generation (no queue filler).", gr.skip()
         try:
             report = ctx.filler.fill()
         except Exception as error:  # a corrupt or missing live model: say so in one line, the page stays usable
-            raise StoreError(f"Filling the queue failed: {describe(error)}") from None
+            return f"Filling the queue failed: {describe(error)}", gr.skip()
         return report.summary(), _data()
 
     @ctx.guard.requires(ENGINEER)
@@ -226,10 +297,13 @@ def build(ctx: AppContext) -> TabView:
     watched = [status, plot, log, drawn]
     outputs = [chosen, *watched, data, timer]
     tab.select(ctx.guard.requires(ENGINEER)(fill), None, outputs, api_name="rounds_show", concurrency_limit=4)
-    chosen.change(tick, [chosen, drawn], watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
-    timer.tick(tick, [chosen, drawn], watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
-    start.click(start_round, config, [chosen, *watched], api_name="start_round", concurrency_limit=1)
-    cancel.click(cancel_round, chosen, watched, api_name="cancel_round", concurrency_limit=1)
+    watch_inputs = [chosen, drawn, smoothing]
+    chosen.change(tick, watch_inputs, watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
+    timer.tick(tick, watch_inputs, watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
+    smoothing.release(tick, watch_inputs, watched, api_visibility="private", concurrency_limit=4)
+    config.change(show_preview, config, preview, api_name="round_preview", concurrency_limit=2)
+    start.click(start_round, config, [chosen, *watched, message], api_name="start_round", concurrency_limit=1)
+    cancel.click(cancel_round, chosen, [*watched, message], api_name="cancel_round", concurrency_limit=1)
     fill_button.click(fill_queue, None, [fill_result, data], api_name="fill_queue", concurrency_limit=1)
     refresh_data.click(refresh, None, data, api_name="data_summary", concurrency_limit=2)
     return TabView(tab=tab, capability=ENGINEER, outputs=outputs, fill=fill)

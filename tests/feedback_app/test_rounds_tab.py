@@ -12,11 +12,11 @@ import pytest
 from gradio_client import Client
 from sqlmodel import select
 
-from feedback_app.tabs.rounds import LogReader, log_line, loss_figure, status_text
+from feedback_app.tabs.rounds import LogReader, ema, log_line, loss_figure, status_text
 from rlhf.jobs.runner import process_alive
 from storage.db import session_scope
 from storage.models import Round
-from tests.helpers import PASSWORD, running_app, seed
+from tests.helpers import PASSWORD, REFUSED_METRICS, add_refused_round, running_app, seed
 
 
 def test_log_reader_reads_only_new_complete_lines(tmp_path):
@@ -39,11 +39,49 @@ def test_log_reader_reads_only_new_complete_lines(tmp_path):
         ("dpo", "reward_accuracy", 0.5),
     ]
     figure = loss_figure(points)
-    assert [axis.get_title() for axis in figure.axes] == ["loss", "reward_accuracy"]
-    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["sft", "dpo"]
+    assert [axis.get_title() for axis in figure.axes] == [
+        "sft: loss",
+        "dpo: loss",
+        "sft: reward_accuracy",
+        "dpo: reward_accuracy",
+    ]  # one column per stage, one row per metric
+    assert {axis.get_xlabel() for axis in figure.axes} == {"training step"}
+    assert figure.axes[0].get_ylabel() == "loss"
+    assert not figure.axes[2].axison  # sft logged no reward accuracy
     assert loss_figure([]) is None
     assert len(tail) == 2 and json.loads(tail[-1])["stage"] == "dpo"
     assert reader.read(str(tmp_path / "missing.jsonl"), tail=5) == ([], [])
+
+
+def test_loss_is_plotted_against_the_training_step_with_optional_ema(tmp_path):
+    log = tmp_path / "log.jsonl"
+    steps = [(5, 1.0), (10, 0.0), (15, 1.0)]
+    log.write_text(
+        "".join(json.dumps({"event": "train", "stage": "dpo", "step": s, "loss": v}) + "\n" for s, v in steps)
+    )
+    points, _ = LogReader().read(str(log), tail=10)
+    (axis,) = loss_figure(points).axes
+    (line,) = axis.get_lines()
+    assert list(line.get_xdata()) == [5, 10, 15] and list(line.get_ydata()) == [1.0, 0.0, 1.0]
+    raw, smooth = loss_figure(points, smoothing=0.5).axes[0].get_lines()
+    assert list(raw.get_ydata()) == [1.0, 0.0, 1.0]
+    assert list(smooth.get_ydata()) == [1.0, 0.5, 0.75] == ema([1.0, 0.0, 1.0], 0.5)
+    assert smooth.get_label() == "EMA 0.5"
+
+
+def test_a_round_whose_gate_refused_does_not_read_as_succeeded():
+    row = SimpleNamespace(
+        id=4, status="succeeded", stage=None, completed_stages=["dpo"], error=None, progress={}, metrics=REFUSED_METRICS
+    )
+    text = status_text(row)
+    assert text.startswith("round 4: trained, not published")
+    assert (
+        "gate: not published: win-rate 0.531 < 0.55; degeneration: 4-gram repetition 0.148 > 0.10 (parent 0.012)"
+        in text
+    )
+    assert "win-rate 0.531 (95% CI 0.410–0.650) (needs ≥ 0.55)" in text and "RM accuracy 0.850" in text
+    passed = {**REFUSED_METRICS, "gate": {"passed": True, "min_win_rate": 0.55, "reasons": []}}
+    assert status_text(SimpleNamespace(**{**vars(row), "metrics": passed})).startswith("round 4: succeeded, published")
 
 
 def test_log_lines_are_shown_compactly():
@@ -87,7 +125,7 @@ def test_engineer_starts_and_cancels_a_round(server):
     engineer = Client(server.base, auth=("eng", PASSWORD), verbose=False)
     chosen, status, *_ = engineer.predict("configs/round_dpo_tiny.yaml", api_name="/start_round")
     with session_scope(server.url) as session:
-        (row,) = session.exec(select(Round)).all()
+        row = session.exec(select(Round).order_by(Round.id.desc())).first()
     assert row.created_by == "eng" and row.config_path == "configs/round_dpo_tiny.yaml"
     assert f"round {row.id}:" in status
     # Hold the round's process still so it cannot finish (or fail) before the cancel arrives on a loaded machine.
@@ -105,3 +143,39 @@ def test_engineer_starts_and_cancels_a_round(server):
         assert session.get(Round, row.id).status == "cancelled"
     with pytest.raises(Exception, match="not in the list of choices|not one of the offered configs"):
         engineer.predict("/etc/passwd", api_name="/start_round")
+
+
+def test_the_rounds_tab_shows_the_gate_and_previews_a_config(server):
+    round_id = add_refused_round(server.url, "v0")
+    engineer = Client(server.base, auth=("eng", PASSWORD), verbose=False)
+    chosen, status, *_ = engineer.predict(api_name="/rounds_show")
+    assert chosen["value"] == round_id
+    assert [label for label, value in chosen["choices"] if value == round_id] == [
+        f"#{round_id} round_dpo_tiny.yaml by eng · not published"
+    ]
+    assert "trained, not published" in status and "gate: not published: win-rate 0.531 < 0.55" in status
+    preview = engineer.predict("configs/round_dpo_tiny.yaml", api_name="/round_preview")
+    assert preview.startswith("dpo-tiny: Tiny model on CPU")
+    assert "parent: v0" in preview and "data now: " in preview and " prompts" in preview
+    assert "estimated time: about 42 s (median of 1 past round of this config)" in preview
+
+
+def test_a_second_round_on_a_busy_parent_is_refused_with_a_message(server):
+    with session_scope(server.url) as session:
+        busy = Round(config_path="configs/round_dpo_tiny.yaml", config_yaml="name: x", parent_version_id=1)
+        session.add(busy)
+        session.flush()
+        busy_id, before = busy.id, len(session.exec(select(Round)).all())
+    engineer = Client(server.base, auth=("eng", PASSWORD), verbose=False)
+    try:
+        *_, message = engineer.predict("configs/round_dpo_tiny.yaml", api_name="/start_round")
+        assert message.startswith(f"Not started: round {busy_id} is already queued on parent 'v0'")
+        preview = engineer.predict("configs/round_dpo_tiny.yaml", api_name="/round_preview")
+        assert f"cannot start now: round {busy_id} is queued on parent 'v0'" in preview
+        with session_scope(server.url) as session:
+            assert len(session.exec(select(Round)).all()) == before
+        *_, message = engineer.predict(None, api_name="/cancel_round")
+        assert message == "Round: pick one first."
+    finally:
+        with session_scope(server.url) as session:
+            session.get_one(Round, busy_id).status = "cancelled"
