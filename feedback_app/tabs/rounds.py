@@ -185,9 +185,14 @@ def build(ctx: AppContext) -> TabView:
             chosen = gr.Dropdown(label="Round", choices=[], allow_custom_value=True, elem_id="rounds-chosen")
             cancel = gr.Button("Cancel round", variant="stop", elem_id="rounds-cancel")
         status = gr.Textbox(label="Status", interactive=False, lines=4, elem_id="rounds-status")
-        smoothing = gr.Slider(
-            0, 0.95, value=0.0, step=0.05, label="Smoothing (EMA; 0 = raw)", elem_id="rounds-smoothing"
-        )
+        smoothing = gr.Number(
+            0.0,
+            minimum=0,
+            maximum=0.95,
+            step=0.05,
+            label="Smoothing: EMA weight, 0 (raw) to 0.95",
+            elem_id="rounds-smoothing",
+        )  # a Number, not a Slider: a Slider fails a None (a stray API call) before the role check can answer
         plot = gr.Plot(label="Loss and reward by training step", elem_id="rounds-plot")
         log = gr.Textbox(
             label="Log (latest lines)",
@@ -217,7 +222,7 @@ def build(ctx: AppContext) -> TabView:
         if round_id:
             row = runner.get_round(int(round_id), ctx.url)
         points, lines = reader.read(row.log_path if row else None, ctx.config.log_tail_lines)
-        smooth = float(smooth or 0.0)
+        smooth = min(max(float(smooth or 0.0), 0.0), 0.95)
         key = [row.id if row else None, len(points), smooth]
         figure = gr.skip() if drawn == key else loss_figure(points, smooth)
         return status_text(row), figure, "\n".join(log_line(line) for line in lines), key
@@ -300,7 +305,7 @@ def build(ctx: AppContext) -> TabView:
     watch_inputs = [chosen, drawn, smoothing]
     chosen.change(tick, watch_inputs, watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
     timer.tick(tick, watch_inputs, watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
-    smoothing.release(tick, watch_inputs, watched, api_visibility="private", concurrency_limit=4)
+    smoothing.change(tick, watch_inputs, watched, api_visibility="private", concurrency_limit=4)
     config.change(show_preview, config, preview, api_name="round_preview", concurrency_limit=2)
     start.click(start_round, config, [chosen, *watched, message], api_name="start_round", concurrency_limit=1)
     cancel.click(cancel_round, chosen, [*watched, message], api_name="cancel_round", concurrency_limit=1)
