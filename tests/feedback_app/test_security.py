@@ -288,7 +288,7 @@ def test_values_in_error_toasts_are_escaped_and_clipped(app):
     ctx, base = app
     annotator, engineer = AppClient(base, "ann", PASSWORD), AppClient(base, "eng", PASSWORD)
     markup = '<img src="http://attacker.example/x.png"><form action="http://attacker.example">'
-    message = error_of(run(engineer, "review_side_by_side", markup, "v0")) or ""
+    message = error_of(run(engineer, "review_side_by_side", markup, "v0", "", 0)) or ""
     assert "&lt;img" in message and "<img" not in message and "<form" not in message
     token = annotator.call("pairwise_next")[3]
     reply = run(annotator, "pairwise_submit", token, "x" * 100_000)
