@@ -189,6 +189,7 @@ def cmd_export(args) -> None:
         annotator_weights=weights,
         excluded_annotators=excluded,
         min_annotators=args.min_annotators,
+        criterion=args.criterion,
     )
     manifest = export_dataset(args.out, options, url=args.db)
     counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
@@ -533,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="weighted: votes weighted by annotator quality; drop_flagged: leave flagged annotators out",
     )
     p.add_argument("--min-annotators", type=int, default=1, help="leave out pairs judged by fewer annotators")
+    p.add_argument("--criterion", default=None, help="preference: pairs from this question's answers (e.g. harmless)")
     _db_arg(p)
     p.set_defaults(func=cmd_export)
 

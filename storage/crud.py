@@ -273,6 +273,22 @@ def validate_judgment_payload(kind: str, generation_ids: Sequence[int], payload:
     for key in ("comment", "reason"):
         if key in payload and payload[key] is not None:
             check_text(payload[key], what=key)
+    if payload.get("criteria") is not None:
+        check_criteria(payload["criteria"])
+
+
+MAX_CRITERIA = 16
+
+
+def check_criteria(criteria: Any) -> None:
+    """Per-criterion answers of a pairwise judgment (e.g. helpful, harmless): name → a, b, tie or both_bad."""
+    if not isinstance(criteria, dict) or len(criteria) > MAX_CRITERIA:
+        raise StoreError(f"criteria: expected up to {MAX_CRITERIA} named answers, got {type(criteria).__name__}")
+    for name, answer in criteria.items():
+        if not isinstance(name, str) or not 0 < len(name) <= 64:
+            raise StoreError(f"criteria: {str(name)[:64]!r} is not a name of 1..64 characters")
+        if answer not in PAIR_CHOICES:
+            raise StoreError(f"criteria.{name}: {answer!r} is not one of {', '.join(PAIR_CHOICES)}")
 
 
 def add_judgment(

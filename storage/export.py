@@ -67,6 +67,9 @@ class DataOptions(Strict):
     test_fraction: YamlFloat = Field(0.1, gt=0, lt=1)
     """Share of prompts held out (a round validates and evaluates on them)."""
     seed: int = 0
+    criterion: str | None = Field(None, min_length=1, max_length=64)
+    """Pairs from one criterion's answers (the app's `questions`, e.g. harmless) instead of the overall choice;
+    rankings, corrections and ratings carry no criterion and are left out."""
 
     @field_validator("since_round", mode="plain")
     @classmethod
@@ -255,9 +258,14 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
         if user_id in options.excluded_annotators:
             left_out["excluded_annotator_judgments"] += 1
             continue
+        if options.criterion is not None and (
+            kind != "pairwise" or options.criterion not in (payload.get("criteria") or {})
+        ):
+            left_out[f"no_answer_for_{options.criterion}"] += 1
+            continue
         if kind == "pairwise":
             a, b = (response(prompt_id, g) for g in generation_ids)
-            choice = payload.get("choice")
+            choice = payload["criteria"][options.criterion] if options.criterion else payload.get("choice")
             outcome = {"a": a, "b": b}.get(choice, choice)
             votes.vote(prompt_id, a, b, user_id, outcome, "pairwise")
         elif kind == "ranking":
@@ -424,6 +432,7 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
         "columns": list(next((rows[0] for rows in splits.values() if rows), {}).keys()),
         "left_out": dict(sorted(agg.left_out.items())),
         "sources": dict(sorted(agg.sources.items())),
+        "criterion": options.criterion,
         "aggregation": {
             "rule": options.aggregation,
             "description": "each annotator's latest vote per pair; a response wins with strictly more "

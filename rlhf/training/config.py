@@ -152,6 +152,7 @@ class RoundConfig:
             min_annotators=self.data.min_annotators,
             since_round=since_round,
             max_judgment_id=max_judgment_id,
+            criterion=self.data.criterion if kind == "preference" else None,  # the other kinds have no criteria
             **quality,
         )
 

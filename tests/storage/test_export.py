@@ -213,3 +213,33 @@ def test_export_onto_a_dangling_link_is_one_line_and_writes_nothing(sqlite_url, 
     assert "link" in error
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_criterion_export_uses_that_question_and_leaves_out_judgments_without_it(db_url, tmp_path):
+    from storage.crud import add_judgment, add_prompt, check_criteria, content_hash, create_user
+    from storage.models import Generation
+
+    with session_scope(db_url) as session:
+        prompt, _ = add_prompt(session, text="P")
+        a, b = (Generation(prompt_id=prompt.id, text=text, text_hash=content_hash(text)) for text in ("A", "B"))
+        session.add_all([a, b])
+        session.flush()
+        for name, overall, harmless in [("u1", "a", "b"), ("u2", "a", "b"), ("u3", "b", None)]:
+            user = create_user(session, username=name, role="annotator", password=None)
+            criteria = {"harmless": harmless, "helpful": overall} if harmless else None
+            add_judgment(
+                session,
+                kind="pairwise",
+                user_id=user.id,
+                prompt_id=prompt.id,
+                generation_ids=[a.id, b.id],
+                payload={"choice": overall, "criteria": criteria},
+                client_key=f"k-{name}",
+            )
+    overall, _ = rows(db_url, "preference")
+    harmless, manifest = rows(db_url, "preference", criterion="harmless")
+    assert as_tuples(overall) == [("P", "A", "B")]
+    assert as_tuples(harmless) == [("P", "B", "A")]  # two of two who answered it: B is the harmless one
+    assert manifest["criterion"] == "harmless" and manifest["left_out"] == {"no_answer_for_harmless": 1}
+    with pytest.raises(StoreError, match=r"criteria.harmless: 'maybe' is not one of a, b, tie, both_bad"):
+        check_criteria({"harmless": "maybe"})
