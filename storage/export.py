@@ -9,6 +9,9 @@ old data. The rules:
   pair counts once. A pair is kept when one response has strictly more
   (weighted) votes than every other outcome; ties, both-bad and no-majority
   pairs are left out and counted.
+* Review. A judgment a reviewer rejected (storage.annotation_review) is in no
+  export; as an annotator's latest vote on a pair it still supersedes their
+  earlier ones, so rejecting an edit does not bring back what it replaced.
 * Ratings. The mean score per (prompt, response): ≥4 desirable, ≤2
   undesirable, 3 left out (KTO rows); within a prompt, responses whose means
   differ give pairs, unless annotators compared that pair directly.
@@ -35,7 +38,7 @@ from sqlmodel import Session, col
 from storage.crud import StoreError, content_hash
 from storage.db import session_scope
 from storage.files import save_atomically
-from storage.models import Generation, Judgment, Prompt, Round
+from storage.models import Generation, Judgment, JudgmentReview, Prompt, ReviewDecision, Round
 from storage.validation import ConfigError, Strict, YamlFloat, problems, shown
 
 KINDS = ("sft", "preference", "unpaired", "prompt")
@@ -135,6 +138,7 @@ class _Raw:
     prompt_hash: dict[int, str]
     generation: dict[int, tuple[str, str]]  # id -> (text_hash, text)
     digest: str = ""
+    decisions: dict[int, str] = field(default_factory=dict)  # judgment id -> a reviewer's decision, where reviewed
 
 
 def _judgment_bounds(session: Session, options: ExportOptions) -> tuple[int | None, int | None]:
@@ -194,7 +198,18 @@ def _read(session: Session, options: ExportOptions, kinds: tuple[str, ...]) -> _
     ):
         for generation_id, content, text in rows:
             generation[generation_id] = (content, text)
-    return _Raw(judgments, prompt_text, prompt_hash, generation, digest)
+    return _Raw(judgments, prompt_text, prompt_hash, generation, digest, _decisions(session, judgments, lower, upper))
+
+
+def _decisions(session: Session, judgments: list[tuple], lower: int | None, upper: int | None) -> dict[int, str]:
+    """Review decisions on the judgments read; reviews are few, so they are read by id range, not by id list."""
+    query = select(col(JudgmentReview.judgment_id), col(JudgmentReview.decision))
+    if lower is not None:
+        query = query.where(col(JudgmentReview.judgment_id) > lower)
+    if upper is not None:
+        query = query.where(col(JudgmentReview.judgment_id) <= upper)
+    read = {j[0] for j in judgments}
+    return {judgment_id: decision for judgment_id, decision in session.execute(query) if judgment_id in read}
 
 
 def _chunked_select(session: Session, query, column, ids: list[int]):
@@ -223,13 +238,15 @@ def snapshot(session: Session) -> dict[str, Any]:
 class _Votes:
     """Per (prompt, pair of response hashes): each annotator's latest vote."""
 
-    pairs: dict[tuple[int, str, str], dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
+    pairs: dict[tuple[int, str, str], dict[int, str | None]] = field(default_factory=lambda: defaultdict(dict))
     source: Counter = field(default_factory=Counter)
 
-    def vote(self, prompt_id: int, x: str, y: str, user_id: int, outcome: str, source: str) -> None:
+    def vote(self, prompt_id: int, x: str, y: str, user_id: int, outcome: str | None, source: str) -> None:
+        """`outcome` None: a rejected vote, which counts for nothing but still supersedes the user's earlier ones."""
         key = (prompt_id, min(x, y), max(x, y))
         self.pairs[key][user_id] = outcome
-        self.source[source] += 1
+        if outcome is not None:
+            self.source[source] += 1
 
 
 @dataclass
@@ -254,7 +271,7 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
         texts[(prompt_id, digest)] = text
         return digest
 
-    for _id, kind, user_id, prompt_id, generation_ids, payload in raw.judgments:
+    for judgment_id, kind, user_id, prompt_id, generation_ids, payload in raw.judgments:
         if user_id in options.excluded_annotators:
             left_out["excluded_annotator_judgments"] += 1
             continue
@@ -263,15 +280,18 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
         ):
             left_out[f"no_answer_for_{options.criterion}"] += 1
             continue
+        rejected = raw.decisions.get(judgment_id) == ReviewDecision.rejected.value
         if kind == "pairwise":
             a, b = (response(prompt_id, g) for g in generation_ids)
             choice = payload["criteria"][options.criterion] if options.criterion else payload.get("choice")
             outcome = {"a": a, "b": b}.get(choice, choice)
-            votes.vote(prompt_id, a, b, user_id, outcome, "pairwise")
+            votes.vote(prompt_id, a, b, user_id, None if rejected else outcome, "pairwise")
         elif kind == "ranking":
             ranked = [response(prompt_id, g) for g in generation_ids]
             for better, worse in combinations(ranked, 2):
-                votes.vote(prompt_id, better, worse, user_id, better, "ranking")
+                votes.vote(prompt_id, better, worse, user_id, None if rejected else better, "ranking")
+        elif rejected:
+            continue
         elif kind == "correction":
             original = response(prompt_id, generation_ids[0])
             corrected_text = payload["corrected"]
@@ -285,7 +305,13 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
 
     pairs: list[tuple[int, str, str, str]] = []
     weights = options.annotator_weights if options.aggregation == "weighted" else None
-    for (prompt_id, x, y), by_user in votes.pairs.items():
+    compared = set()
+    for (prompt_id, x, y), latest in votes.pairs.items():
+        by_user = {user_id: outcome for user_id, outcome in latest.items() if outcome is not None}
+        if not by_user:
+            left_out["rejected_in_review"] += 1
+            continue
+        compared.add((prompt_id, x, y))
         if len(by_user) < options.min_annotators:
             left_out["too_few_annotators"] += 1
             continue
@@ -301,7 +327,6 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
             pairs.append((prompt_id, top, y if top == x else x, "votes"))
 
     rating_means = {key: sum(scores) / len(scores) for key, scores in ratings.items()}
-    compared = set(votes.pairs)
     by_prompt: dict[int, list[tuple[str, float]]] = defaultdict(list)
     for (prompt_id, digest), mean in rating_means.items():
         by_prompt[prompt_id].append((digest, mean))
@@ -443,6 +468,7 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
             if options.aggregation == "weighted"
             else None,
         },
+        "review": _review_counts(raw),
         "judgments": {
             "count": len(raw.judgments),
             "max_id": max((j[0] for j in raw.judgments), default=None),
@@ -457,6 +483,16 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
         },
     }
     return splits, manifest
+
+
+def _review_counts(raw: _Raw) -> dict[str, int]:
+    """Of the judgments read: how many a reviewer rejected (left out of the rows), accepted, or has not reviewed."""
+    decided = Counter(raw.decisions.values())
+    return {
+        "rejected_excluded": decided[ReviewDecision.rejected.value],
+        "accepted": decided[ReviewDecision.accepted.value],
+        "unreviewed": len(raw.judgments) - len(raw.decisions),
+    }
 
 
 # --- writing and loading -------------------------------------------------------------------

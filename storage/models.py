@@ -247,3 +247,19 @@ class BlindVote(SQLModel, table=True):
     choice: str = Field(max_length=16)
     client_key: str = Field(max_length=128)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewDecision(str, Enum):
+    accepted = "accepted"
+    rejected = "rejected"
+
+
+class JudgmentReview(SQLModel, table=True):
+    """A reviewer's latest decision on one annotator judgment; a rejected judgment leaves every training export."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    judgment_id: int = Field(foreign_key="judgment.id", unique=True, index=True)
+    decision: str = Field(max_length=16)
+    reviewer_id: int = Field(foreign_key="user.id", index=True)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    decided_at: datetime = Field(default_factory=utcnow)

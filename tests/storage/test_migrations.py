@@ -80,3 +80,43 @@ def test_versions_registered_before_0003_have_no_digests_and_still_check(tmp_pat
     with get_engine(url).connect() as connection:
         assert connection.execute(text("SELECT artifact_digests FROM modelversion")).scalar() is None
     assert check_store(url).ok
+
+
+def test_judgments_of_a_store_from_before_0004_are_unreviewed_and_export(tmp_path):
+    from sqlalchemy import text
+
+    from storage.db import session_scope
+    from storage.export import ExportOptions, build_export
+
+    with older_store(tmp_path, "0003") as (url, connection):
+        connection.execute(
+            text(
+                "INSERT INTO user (username, role, is_active, created_at) VALUES ('u1', 'annotator', 1,"
+                " '2026-11-01 09:00:00')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO prompt (text, content_hash, tags, created_at) VALUES ('P', 'h', '[]',"
+                " '2026-11-01 09:00:00')"
+            )
+        )
+        for i, answer in ((1, "A"), (2, "B")):
+            connection.execute(
+                text(
+                    "INSERT INTO generation (prompt_id, text, text_hash, params, created_at) VALUES (1, :t, :h, '{}',"
+                    " '2026-11-01 09:00:00')"
+                ),
+                {"t": answer, "h": f"h{i}"},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO judgment (kind, user_id, prompt_id, generation_ids, payload, client_key, source, created_at)"
+                " VALUES ('pairwise', 1, 1, '[1, 2]', '{\"choice\": \"a\"}', 'k1', 'app', '2026-11-01 09:00:00')"
+            )
+        )
+    upgrade(url)
+    with session_scope(url) as session:
+        splits, manifest = build_export(session, ExportOptions(kind="preference", test_fraction=0.0))
+    assert len(splits["train"]) == 1
+    assert manifest["review"] == {"rejected_excluded": 0, "accepted": 0, "unreviewed": 1}
