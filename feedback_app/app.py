@@ -20,6 +20,7 @@ from feedback_app.filler import QueueFiller
 from feedback_app.roles import ANYONE, Guard, allowed
 from feedback_app.security import Policy, Security
 from feedback_app.tabs import (
+    annotation_review,
     annotators,
     blind,
     compare,
@@ -47,7 +48,20 @@ CSS = """
 .side-by-side td { vertical-align: top; white-space: pre-wrap; padding: 6px; border-top: 1px solid #ddd; }
 .side-by-side small { color: #666; }
 """
-TABS = (compare, rate, rank, correct, rounds, models, review, blind, leaderboard, annotators, monitoring)
+TABS = (
+    compare,
+    rate,
+    rank,
+    correct,
+    rounds,
+    models,
+    review,
+    blind,
+    leaderboard,
+    annotators,
+    annotation_review,
+    monitoring,
+)
 
 
 def build_app(
