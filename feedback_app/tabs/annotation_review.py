@@ -77,7 +77,7 @@ def _listing(session, annotator: str | None, unreviewed: bool) -> tuple[str, str
     totals = review_totals(session)
     summary = (
         f"{totals['accepted']} accepted · {totals['rejected']} rejected (left out of training exports) · "
-        f"{totals['unreviewed']} unreviewed. Showing the newest {len(rows)}."
+        f"{totals['unreviewed']} unreviewed. Listed: {len(rows)}, newest first."
     )
     return judgments_html(rows), summary
 

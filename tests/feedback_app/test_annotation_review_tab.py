@@ -94,6 +94,7 @@ def test_a_reviewer_rejects_in_the_browser_and_sees_text_not_html(server, tmp_pa
             page.get_by_role("tab", name="Annotation review").click()
             item = page.locator(f"#review-judgment-{judgment_id}")
             expect(item).to_contain_text("<script>window.__pwned = 1</script>", timeout=10_000)
+            page.screenshot(path=tmp_path / "annotation-review-listing.png", full_page=True)
             page.locator("#annotation-review-judgment input").fill(str(judgment_id))
             page.locator("#annotation-review-note textarea").fill("prompt is an attack")
             page.locator("#annotation-review-reject").click()
