@@ -120,8 +120,8 @@ def annotators_with_judgments(session: Session) -> list[str]:
 
 def _answer(kind: str, generation_ids: list[int], payload: dict) -> str:
     if kind == JudgmentKind.pairwise.value:
-        choice = payload.get("choice")
-        return {"a": "A is better", "b": "B is better"}.get(choice, NO_PREFERENCE_LABELS.get(choice, str(choice)))
+        choice = str(payload.get("choice"))
+        return {"a": "A is better", "b": "B is better"}.get(choice, NO_PREFERENCE_LABELS.get(choice, choice))
     if kind == JudgmentKind.ranking.value:
         return "Ranked best first: " + " > ".join(f"#{i + 1}" for i in range(len(generation_ids)))
     if kind == JudgmentKind.rating.value:

@@ -280,17 +280,17 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
         ):
             left_out[f"no_answer_for_{options.criterion}"] += 1
             continue
-        rejected = raw.decisions.get(judgment_id) == ReviewDecision.rejected.value
+        was_rejected = raw.decisions.get(judgment_id) == ReviewDecision.rejected.value
         if kind == "pairwise":
             a, b = (response(prompt_id, g) for g in generation_ids)
             choice = payload["criteria"][options.criterion] if options.criterion else payload.get("choice")
             outcome = {"a": a, "b": b}.get(choice, choice)
-            votes.vote(prompt_id, a, b, user_id, None if rejected else outcome, "pairwise")
+            votes.vote(prompt_id, a, b, user_id, None if was_rejected else outcome, "pairwise")
         elif kind == "ranking":
             ranked = [response(prompt_id, g) for g in generation_ids]
             for better, worse in combinations(ranked, 2):
-                votes.vote(prompt_id, better, worse, user_id, None if rejected else better, "ranking")
-        elif rejected:
+                votes.vote(prompt_id, better, worse, user_id, None if was_rejected else better, "ranking")
+        elif was_rejected:
             continue
         elif kind == "correction":
             original = response(prompt_id, generation_ids[0])
@@ -305,7 +305,7 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
 
     pairs: list[tuple[int, str, str, str]] = []
     weights = options.annotator_weights if options.aggregation == "weighted" else None
-    compared = set()
+    compared: set[tuple[int, str, str]] = set()
     for (prompt_id, x, y), latest in votes.pairs.items():
         by_user = {user_id: outcome for user_id, outcome in latest.items() if outcome is not None}
         if not by_user:
