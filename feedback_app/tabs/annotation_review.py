@@ -83,7 +83,7 @@ def _listing(session, annotator: str | None, unreviewed: bool) -> tuple[str, str
 
 
 def build(ctx: AppContext) -> TabView:
-    with gr.Tab("Annotation review", id="annotation_review", visible=False, elem_id="tab-annotation-review") as tab:
+    with gr.Tab("Annotation QA", id="annotation_review", visible=False, elem_id="tab-annotation-review") as tab:
         summary = gr.Markdown(elem_id="annotation-review-summary")
         with gr.Row():
             annotator = gr.Dropdown(

@@ -1,4 +1,4 @@
-"""The Annotation review tab on a real server: a reviewer's reject leaves the next export; annotators are refused."""
+"""The Annotation QA tab on a real server: a reviewer's reject leaves the next export; annotators are refused."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_a_reviewer_rejects_in_the_browser_and_sees_text_not_html(server, tmp_pa
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             page = log_in(browser, server, "rev")
-            page.get_by_role("tab", name="Annotation review").click()
+            page.get_by_role("tab", name="Annotation QA").click()
             item = page.locator(f"#review-judgment-{judgment_id}")
             expect(item).to_contain_text("<script>window.__pwned = 1</script>", timeout=10_000)
             page.screenshot(path=tmp_path / "annotation-review-listing.png", full_page=True)
