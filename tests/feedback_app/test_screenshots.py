@@ -29,6 +29,7 @@ TABS = [  # in the app's order, with who may open them
     ("Blind A/B", REVIEW),
     ("Leaderboard", REVIEW),
     ("Annotators", ENGINEER),
+    ("Annotation QA", REVIEW),
     ("Monitoring", REVIEW),
 ]
 ESCAPED_SCRIPT = "<script>window.__pwned = 1</script>"  # shown as text
@@ -67,6 +68,9 @@ CHECKS = {
     "Leaderboard": lambda page: expect(page.locator("#leaderboard-table")).to_contain_text("v1", timeout=10_000),
     "Annotators": lambda page: expect(page.locator("#annotators-summary")).to_contain_text(
         "Krippendorff", timeout=10_000
+    ),
+    "Annotation QA": lambda page: expect(page.locator("#annotation-review-summary")).to_contain_text(
+        re.compile(r"\d+ accepted · \d+ rejected .* \d+ unreviewed"), timeout=10_000
     ),
     "Monitoring": lambda page: expect(page.locator("#monitoring-signals")).to_contain_text(
         "4 blind A/B votes · 0 judgments of versioned responses", timeout=10_000
