@@ -24,7 +24,7 @@ import numpy as np
 
 import configs
 from feedback_app.http_client import AppClient
-from rlhf.demo.simulated_annotators import REAL_TEXT_RULES, Rule, SimulatedAnnotator, rule_by_name
+from rlhf.demo.simulated_annotators import REAL_TEXT_RULES, Rule, SimulatedAnnotator, outcomes, rule_by_name
 
 PACKAGE = Path(__file__).parent
 BUNDLED_PROMPTS = PACKAGE / "data" / "prompts.jsonl"
@@ -379,7 +379,7 @@ def measure_rule(
                     )
                     answers.append(texts)
                     bar.update(len(chunk))
-                scores += [1.0 if rule(a) > rule(b) else 0.5 if rule(a) == rule(b) else 0.0 for a, b in zip(*answers)]
+                scores += outcomes(rule, answers[0], answers[1])
                 if repeat == 0:
                     examples += list(zip(chunk, answers[1], answers[0]))
     return _measurement(scores, examples, len(prompts))
@@ -392,10 +392,7 @@ def rule_on_round_samples(path: Path, settings: DemoSettings) -> RuleMeasurement
 
     rule = settings.hidden_rule()
     rows = load_samples(path)
-    scores = [
-        1.0 if rule(r["child"]) > rule(r["parent"]) else 0.5 if rule(r["child"]) == rule(r["parent"]) else 0.0
-        for r in rows
-    ]
+    scores = outcomes(rule, [r["child"] for r in rows], [r["parent"] for r in rows])
     examples = [(r["prompt"][-1]["content"], r["parent"], r["child"]) for r in rows]
     return _measurement(scores, examples, len(rows))
 

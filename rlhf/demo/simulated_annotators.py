@@ -145,12 +145,16 @@ class SimulatedAnnotator:
         return max(1, min(5, rating))
 
 
+def outcomes(rule: Rule, new: Sequence[str], old: Sequence[str]) -> list[float]:
+    """Per pair: 1 where `new` beats `old` under `rule`, 0.5 for a tie, 0 where it loses."""
+    if len(new) != len(old):
+        raise ValueError("outcomes needs two equally long lists")
+    scores = [(rule(a), rule(b)) for a, b in zip(new, old)]
+    return [1.0 if sa > sb else 0.5 if sa == sb else 0.0 for sa, sb in scores]
+
+
 def win_rate(rule: Rule, new: Sequence[str], old: Sequence[str]) -> float:
     """Share of paired responses where `new` beats `old` under `rule`; ties count half."""
     if len(new) != len(old) or not new:
         raise ValueError("win_rate needs two equally long, non-empty lists")
-    total = 0.0
-    for a, b in zip(new, old):
-        sa, sb = rule(a), rule(b)
-        total += 1.0 if sa > sb else 0.5 if sa == sb else 0.0
-    return total / len(new)
+    return sum(outcomes(rule, new, old)) / len(new)
