@@ -83,7 +83,7 @@ class ImportReport:
 # --- reading files ------------------------------------------------------------
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -101,7 +101,7 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
     """(location, record or error) for each record of a JSONL, CSV or parquet file."""
     suffix = path.suffix.lower()
     if suffix in {".jsonl", ".json", ".ndjson"}:
-        for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        for number, line in enumerate(read_text(path).splitlines(), start=1):
             where = f"{path}:{number}"
             if not line.strip():
                 continue
@@ -125,7 +125,7 @@ def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | RecordError
             yield where, record
     elif suffix in {".csv", ".tsv"}:
         delimiter = "\t" if suffix == ".tsv" else ","
-        lines = _Lines(_read_text(path))
+        lines = _Lines(read_text(path))
         reader = csv.DictReader(lines, delimiter=delimiter)
         try:
             reader.fieldnames  # noqa: B018  (reads the header, so the first record's start is its own line)

@@ -25,6 +25,7 @@ from storage.imports import (
     RecordError,
     checked,
     fail_if_bad,
+    read_text,
     store_judgments,
 )
 from storage.records import JUDGMENT, JUDGMENT_ARMS
@@ -89,15 +90,14 @@ def read_users(path: str | Path) -> dict[str, str]:
 
 
 def _load(path: Path) -> list[Any]:
+    text = read_text(path)  # the other imports' reading: a missing file, a UTF-8 BOM, a bad byte's line
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
+        tasks = json.loads(text)
     except json.JSONDecodeError as error:
         raise ImportFailed(
             path,
             [RecordError(f"{path}:{error.lineno}", "json", f"not valid JSON ({error.msg} at column {error.colno})")],
         ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ImportFailed(path, [RecordError(str(path), "file", str(error))]) from None
     if not isinstance(tasks, list):
         raise ImportFailed(
             path, [RecordError(str(path), "json", "expected a list of tasks (Label Studio's JSON export)")]
