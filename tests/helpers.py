@@ -246,7 +246,25 @@ def running_app(url: str, config: AppConfig | None = None):
         dispose_engines()
 
 
+@contextmanager
+def running_app_with_two_versions(url: str, users: dict[str, str], prompts: int = 4):
+    """The app on a store where v1 (live) answers the same prompts as its parent v0 and a reviewer has voted
+    between them: what the browser, review and screenshot tests look at. The first prompt holds XSS."""
+    v0 = seed(url, users=users, prompts=prompts, overlap=2, xss_first=True)
+    add_child_version_with_votes(url, v0)
+    with running_app(url) as running:
+        yield running
+
+
 # --- what a client of the app sees -------------------------------------------------------------
+
+
+def client(server: Server, user: str):
+    """A gradio_client logged in as `user` (every seeded user has PASSWORD)."""
+    from gradio_client import Client
+
+    return Client(server.base, auth=(user, PASSWORD), verbose=False)
+
 
 REFUSALS = ("Please log in.", "Your account is not active.", "Not allowed: ")  # how refused calls begin
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from gradio_client import Client
 from playwright.sync_api import expect, sync_playwright
 from sqlmodel import select
 
@@ -13,11 +12,11 @@ from storage.db import session_scope
 from storage.export import ExportOptions, build_export
 from storage.imports import import_judgments
 from storage.models import Judgment, JudgmentReview
+from tests.feedback_app.test_api import TOKEN
 from tests.feedback_app.test_browser import CHROMIUM_ARGS, log_in
-from tests.helpers import PASSWORD, XSS, running_app, seed
+from tests.helpers import XSS, client, running_app, seed
 
 USERS = {"ann1": "annotator", "rev": "reviewer", "boss": "admin"}
-TOKEN = 3  # /pairwise_next outputs: prompt, left, right, token, counter, choice
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +24,6 @@ def server(module_store):
     seed(module_store, users=USERS, prompts=4, overlap=2)
     with running_app(module_store) as running:
         yield running
-
-
-def client(server, user):
-    return Client(server.base, auth=(user, PASSWORD), verbose=False)
 
 
 def preference_pairs(url):
@@ -45,7 +40,7 @@ def reviews(url):
 def test_a_reviewers_reject_removes_the_pair_from_the_next_export_and_annotators_are_refused(server):
     annotator = client(server, "ann1")
     shown = annotator.predict(api_name="/pairwise_next")
-    annotator.predict(shown[TOKEN], "A (left)", api_name="/pairwise_submit")
+    annotator.predict(shown[TOKEN["pairwise"]], "A (left)", api_name="/pairwise_submit")
     with session_scope(server.url) as session:
         judgment_id = session.exec(select(Judgment.id).where(Judgment.kind == "pairwise")).one()
     pairs, manifest = preference_pairs(server.url)

@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 
 import pytest
-from gradio_client import Client
 from playwright.sync_api import expect, sync_playwright
 
 from feedback_app.config import ConfigError, load_app_config
@@ -15,7 +14,7 @@ from storage.crud import hash_password
 from storage.db import session_scope
 from storage.models import AnnotationItem, Judgment, User
 from storage.queue import SWAP_CHECK, Extras
-from tests.helpers import PASSWORD, XSS, running_app, seed
+from tests.helpers import PASSWORD, XSS, client, running_app, seed
 
 USERS = {"ann1": "annotator", "rev": "reviewer", "eng": "engineer"}
 TOKEN = 3  # /pairwise_next outputs: prompt, left, right, token, counter, choice
@@ -36,10 +35,6 @@ def server(module_store):
     with running_app(module_store) as running:
         running.ctx.extras = Extras(swap_rate=1.0, swap_gap=1, rng=random.Random(0))
         yield running
-
-
-def client(server, user):
-    return Client(server.base, auth=(user, PASSWORD), verbose=False)
 
 
 def value(output):

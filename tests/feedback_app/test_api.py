@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
 from sqlmodel import select
 
 from storage.db import session_scope
 from storage.models import Judgment, User
-from tests.helpers import PASSWORD, running_app, seed
+from tests.helpers import client, running_app, seed
 
 TOKEN = {"pairwise": 3, "rating": 2, "ranking": 5, "correction": 2}  # outputs: prompt, responses..., token, ...
 USERS = {"ann1": "annotator", "ann2": "annotator", "ann3": "annotator", "rev": "reviewer", "eng": "engineer"}
@@ -19,10 +18,6 @@ def server(module_store):
     seed(module_store, users=USERS, prompts=4, overlap=2)
     with running_app(module_store) as running:
         yield running
-
-
-def client(server, user):
-    return Client(server.base, auth=(user, PASSWORD), verbose=False)
 
 
 def value(output):

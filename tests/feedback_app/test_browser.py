@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, Judgment, ModelVersion, User
-from tests.helpers import PASSWORD, XSS, add_child_version_with_votes, running_app, seed
+from tests.helpers import PASSWORD, XSS, running_app_with_two_versions
 
 USERS = {"ann": "annotator", "boss": "admin", "late": "annotator"}
 CHROMIUM_ARGS = [
@@ -25,9 +25,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def server(module_store):
-    v0 = seed(module_store, users=USERS, prompts=4, overlap=2, xss_first=True)
-    add_child_version_with_votes(module_store, v0)
-    with running_app(module_store) as running:
+    with running_app_with_two_versions(module_store, USERS) as running:
         yield running
 
 

@@ -11,7 +11,7 @@ from sqlmodel import select
 from storage.db import session_scope
 from storage.models import BlindVote, Generation, Prompt, User
 from tests.feedback_app.test_browser import browser, log_in  # noqa: F401  # fixtures, reused
-from tests.helpers import PASSWORD, XSS, add_child_version_with_votes, running_app, seed
+from tests.helpers import PASSWORD, XSS, running_app_with_two_versions
 
 USERS = {"rev": "reviewer", "ann": "annotator", "keys": "reviewer"}
 PROMPTS = 14  # more than a page of side-by-side rows
@@ -19,9 +19,7 @@ PROMPTS = 14  # more than a page of side-by-side rows
 
 @pytest.fixture(scope="module")
 def server(module_store):
-    v0 = seed(module_store, users=USERS, prompts=PROMPTS, overlap=2, xss_first=True)
-    add_child_version_with_votes(module_store, v0)
-    with running_app(module_store) as running:
+    with running_app_with_two_versions(module_store, USERS, prompts=PROMPTS) as running:
         yield running
 
 

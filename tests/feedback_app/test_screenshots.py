@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from feedback_app.roles import ANNOTATE, ENGINEER, REVIEW, allowed
 from tests.feedback_app.test_browser import browser, log_in  # noqa: F401  # fixtures, reused
-from tests.helpers import add_child_version_with_votes, running_app, seed
+from tests.helpers import running_app_with_two_versions
 
 USERS = {"ann": "annotator", "rev": "reviewer", "eng": "engineer", "boss": "admin"}
 TABS = [  # in the app's order, with who may open them
@@ -80,9 +80,7 @@ CHECKS = {
 
 @pytest.fixture(scope="module")
 def server(module_store):
-    v0 = seed(module_store, users=USERS, prompts=4, overlap=2, xss_first=True)
-    add_child_version_with_votes(module_store, v0)
-    with running_app(module_store) as running:
+    with running_app_with_two_versions(module_store, USERS) as running:
         yield running
 
 
