@@ -99,6 +99,20 @@ def build(ctx: AppContext) -> TabView:
     def refused(text: str):
         return gr.skip(), gr.skip(), text, None
 
+    def switch_after_confirm(
+        pending, armed_for: tuple[str, str], ask: str, action: str, target: str, by: str, done: str
+    ):
+        """Set live and Roll back both make `target` live only on a second click within CONFIRM_S; the first
+        click arms `armed_for` (action, version) and asks."""
+        if not confirmed(pending, *armed_for):
+            return gr.skip(), gr.skip(), ask, [*armed_for, time.monotonic()]
+        try:
+            with session_scope(ctx.url) as session:
+                set_live(session, name=target, by=by)
+        except StoreError as error:
+            return refused(f"{action}: {error}")
+        return (*view(), done, None)
+
     @ctx.guard.requires(ENGINEER)
     def set_live_version(name, pending, user):
         if not name:
@@ -112,19 +126,15 @@ def build(ctx: AppContext) -> TabView:
             if version.is_live:
                 return refused(f"{name} is already live.")
             current = live.name if live else "none"
-        if not confirmed(pending, "set_live", name):
-            return (
-                gr.skip(),
-                gr.skip(),
-                f"Click Set live again to confirm: {name} becomes the live version (now: {current}).",
-                ["set_live", name, time.monotonic()],
-            )
-        try:
-            with session_scope(ctx.url) as session:
-                set_live(session, name=name, by=user.username)
-        except StoreError as error:
-            return refused(f"Set live: {error}")
-        return (*view(), f"{name} is live (set by {user.username}).", None)
+        return switch_after_confirm(
+            pending,
+            ("set_live", name),
+            f"Click Set live again to confirm: {name} becomes the live version (now: {current}).",
+            "Set live",
+            name,
+            user.username,
+            f"{name} is live (set by {user.username}).",
+        )
 
     @ctx.guard.requires(ENGINEER)
     def roll_back(pending, user):
@@ -134,19 +144,15 @@ def build(ctx: AppContext) -> TabView:
                 return refused("Roll back: the live version has no parent to go back to.")
             parent = session.get_one(ModelVersion, live.parent_id)
             live_name, parent_name = live.name, parent.name
-        if not confirmed(pending, "roll_back", live_name):
-            return (
-                gr.skip(),
-                gr.skip(),
-                f"Click Roll back again to confirm: {parent_name} becomes live in place of {live_name}.",
-                ["roll_back", live_name, time.monotonic()],
-            )
-        try:
-            with session_scope(ctx.url) as session:
-                set_live(session, name=parent_name, by=f"{user.username} (roll back)")
-        except StoreError as error:
-            return refused(f"Roll back: {error}")
-        return (*view(), f"rolled back from {live_name} to {parent_name}.", None)
+        return switch_after_confirm(
+            pending,
+            ("roll_back", live_name),
+            f"Click Roll back again to confirm: {parent_name} becomes live in place of {live_name}.",
+            "Roll back",
+            parent_name,
+            f"{user.username} (roll back)",
+            f"rolled back from {live_name} to {parent_name}.",
+        )
 
     @ctx.guard.requires(ENGINEER)
     def show_card(name, user):
