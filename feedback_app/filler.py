@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from feedback_app.config import AppConfig
-from rlhf.inference.generation import DEFAULTS, MAX_ATTEMPTS, answer_prompts, check_sampling
+from rlhf.inference.generation import DEFAULTS, MAX_ATTEMPTS, answer_prompts, check_sampling, unanswered_prompts
 from rlhf.models.registry import live_version
 from storage import queue
 from storage.db import read_scope, session_scope
@@ -84,6 +84,9 @@ class QueueFiller:
             self.pool.sync_with_store(self.url)
             with read_scope(self.url) as session:
                 live = live_version(session)
+                # The shares split the prompts this fill will answer, not its limit: 5% of 256 for ranking took
+                # 13 of a 24-prompt store.
+                fresh = min(prompts or self.config.fill_prompts, unanswered_prompts(session, live.id)) if live else 0
             if live is None:
                 return FillReport(version=None, prompts=0, generated=0)
             sampling = {k: self.sampling[k] for k in ("max_new_tokens", "temperature", "top_p")}
@@ -92,7 +95,7 @@ class QueueFiller:
                 return self.pool.generate(texts, **sampling, seed=seed, version=live)[1]
 
             answered_prompts, generated, queued_by_kind = 0, 0, Counter[str]()
-            for mix, per_prompt, limit in self.passes(prompts or self.config.fill_prompts):
+            for mix, per_prompt, limit in self.passes(fresh):
                 answered = answer_prompts(
                     self.url,
                     version=live,

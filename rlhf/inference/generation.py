@@ -123,6 +123,12 @@ def _missing(
     return [job for job in missing if job[2] > 0], seen
 
 
+def unanswered_prompts(session: Session, version_id: int) -> int:
+    """Prompts `version_id` has no candidate for yet: what a fresh fill can still answer."""
+    answered = select(Generation.prompt_id).where(Generation.model_version_id == version_id)
+    return len(session.exec(select(Prompt.id).where(col(Prompt.id).not_in(answered))).all())
+
+
 Generate = Callable[[list[str], int | None], list[str]]
 """Answers for a batch of prompt texts, sampled with the given seed (None: unseeded)."""
 

@@ -107,7 +107,8 @@ def test_the_demo_configs_queue_every_kind_and_some_items_for_two_annotators(sql
         assert set(config.mix) == {"pairwise", "rating", "ranking", "correction"} and config.agreement_share > 0
     config = load_app_config("app_demo_smol.yaml")  # two answers per prompt, on the tiny model here
     config = replace(config, generation={**config.generation, "max_new_tokens": 4, "batch_size": 16})
-    report = QueueFiller(sqlite_url, config).fill(prompts=30)
+    assert config.fill_prompts > 30  # the shares split the 30 prompts there are, not the fill's limit
+    report = QueueFiller(sqlite_url, config).fill()
 
     with session_scope(sqlite_url) as session:
         items = session.exec(select(AnnotationItem)).all()
