@@ -263,3 +263,28 @@ class JudgmentReview(SQLModel, table=True):
     reviewer_id: int = Field(foreign_key="user.id", index=True)
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     decided_at: datetime = Field(default_factory=utcnow)
+
+
+class WithdrawnJudgment(SQLModel, table=True):
+    """A judgment its annotator took back (undo) or replaced (edit), moved out of Judgment and kept whole.
+
+    Every reader of Judgment (queue, exports, agreement, monitoring) then sees only judgments that
+    stand; this table says who withdrew what, when, and which judgment replaced it.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    judgment_id: int = Field(index=True, unique=True)  # the Judgment row's id (no FK: that row is gone)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    item_id: int | None = Field(default=None, foreign_key="annotationitem.id")
+    judgment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    replaced_by_id: int | None = Field(default=None)  # the edit's new Judgment; None for an undo
+    withdrawn_at: datetime = Field(default_factory=utcnow)
+
+
+class Guideline(SQLModel, table=True):
+    """An engineer's edit of one queue kind's task guidelines (Markdown); it wins over the app config's text."""
+
+    kind: str = Field(primary_key=True, max_length=16)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    updated_by: str | None = Field(default=None, max_length=128)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -444,6 +444,22 @@ def _new_swap_check(session: Session, *, user_id: int, gap: int, rng: random.Ran
     return QueuedItem(item.id, item.kind, item.prompt_id, list(item.generation_ids), item.overlap, item.purpose)
 
 
+def claim(session: Session, *, item_id: int, user_id: int, now: datetime | None = None) -> None:
+    """Hold the item for the user (their live claim is served before anything else), as serving does."""
+    now = now or utcnow()
+    _upsert_claim(session, item_id=item_id, user_id=user_id, expires_at=now + timedelta(seconds=CLAIM_SECONDS))
+
+
+def item_row(session: Session, *, item_id: int) -> QueuedItem:
+    """The queue item `item_id`, else StoreError."""
+    return _require_item(session, item_id)
+
+
+def stored(session: Session, *, client_key: str) -> bool:
+    """Whether a judgment with this client key is stored (a repeated submit of the same view)."""
+    return session.execute(_BY_KEY, {"client_key": client_key}).first() is not None
+
+
 def open_count(session: Session) -> int:
     """Ordinary items that still want judgments (fewer than `overlap` judges); gold and swap checks are extras."""
     return session.exec(
@@ -464,6 +480,30 @@ def progress(session: Session, *, user_id: int, kind: str) -> Progress:
     """How many items of `kind` this user judged and skipped, and how many are still open to them."""
     done, skipped, remaining = session.execute(_PROGRESS, {"user_id": user_id, "kind": kind}).one()
     return Progress(done=done, skipped=skipped, remaining=remaining)
+
+
+@dataclass(frozen=True)
+class TeamProgress:
+    filled: int  # judgments the ordinary items of the kind have
+    slots: int  # judgments they want (overlap per item)
+
+
+_TEAM = select(
+    func.coalesce(func.sum(case((_still_open, AnnotationItem.judged_count), else_=AnnotationItem.overlap)), 0),
+    func.coalesce(func.sum(AnnotationItem.overlap), 0),
+).where(col(AnnotationItem.kind) == _KIND, col(AnnotationItem.purpose) == TRAIN)
+
+
+def team_progress(session: Session, *, kind: str) -> TeamProgress:
+    """How far the whole team is with the ordinary items of `kind`: filled judgment slots of all slots."""
+    filled, slots = session.execute(_TEAM, {"kind": kind}).one()
+    return TeamProgress(filled=int(filled), slots=int(slots))
+
+
+def prompt_details(session: Session, *, prompt_id: int) -> tuple[str | None, list[str]]:
+    """A prompt's source and tags, as imported."""
+    row = session.execute(select(Prompt.source, Prompt.tags).where(col(Prompt.id) == prompt_id)).first()
+    return (row[0], list(row[1] or [])) if row is not None else (None, [])
 
 
 # --- submitting ---------------------------------------------------------------------------------
