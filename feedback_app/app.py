@@ -23,8 +23,10 @@ from feedback_app.tabs import (
     annotation_review,
     annotators,
     blind,
+    common,
     compare,
     correct,
+    guidelines,
     leaderboard,
     models,
     monitoring,
@@ -39,7 +41,8 @@ from storage.markup import escape_markdown
 from storage.queue import Extras
 
 KEYBOARD_JS = (Path(__file__).parent / "keyboard.js").read_text()
-CSS = """
+CSS = (
+    """
 .gradio-container textarea { font-family: ui-monospace, monospace; }
 #app-notice { display: none; position: fixed; top: 16px; left: 50%; transform: translateX(-50%); z-index: 1000;
   max-width: 40em; padding: 10px 16px; border-radius: 8px; background: #7f1d1d; color: #fff; cursor: pointer;
@@ -48,6 +51,8 @@ CSS = """
 .side-by-side td { vertical-align: top; white-space: pre-wrap; padding: 6px; border-top: 1px solid #ddd; }
 .side-by-side small { color: #666; }
 """
+    + common.CSS
+)
 TABS = (
     compare,
     rate,
@@ -61,6 +66,7 @@ TABS = (
     annotators,
     annotation_review,
     monitoring,
+    guidelines,
 )
 
 

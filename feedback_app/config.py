@@ -1,7 +1,7 @@
 """The app's settings from configs/app.yaml, checked on load by pydantic models (storage.validation).
 
 Sections: `server` (host, port), `queue` (overlap, mix, filling, quality checks
-mixed in, active selection), `ui` (timer),
+mixed in, active selection, task guidelines per kind), `ui` (timer),
 `rounds` (which round configs the Rounds tab offers).
 The `generation:` section belongs to rlhf.inference.generation and is read there.
 Every problem of a file is reported at once, as `FILE: section.key: problem (line N)`.
@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 import configs
 from rlhf.quality.selection import SCORERS
+from storage.guidelines import MAX_GUIDELINE_CHARS
 from storage.priority import SELECTIONS
 from storage.queue import ITEM_KINDS
 from storage.validation import ConfigError, Strict, YamlFloat, read_yaml, validate
@@ -54,6 +55,8 @@ class AppConfig:
     swap_rate: float = 0.0
     selection: str = "random"
     selection_scorer: str = "reward_model"
+    guidelines: dict[str, str] = field(default_factory=dict)
+    """Task guidelines (Markdown) per queue kind; an engineer's edit in the app wins (storage.guidelines)."""
     timer_s: float = 2.0
     log_tail_lines: int = 20
     round_configs: str = "configs/round_*.yaml"
@@ -102,6 +105,7 @@ class Queue(Section):
     swap_rate: Rate = _DEFAULT.swap_rate
     selection: Selection = _DEFAULT.selection
     selection_scorer: Scorer = _DEFAULT.selection_scorer
+    guidelines: dict[ItemKind, Annotated[str, Field(max_length=MAX_GUIDELINE_CHARS)]] = {}
 
     @field_validator("mix")
     @classmethod

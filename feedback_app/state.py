@@ -63,6 +63,7 @@ class ItemView:
     shown_order: list[int]  # what the user saw, left to right / top to bottom
     client_key: str
     shown_at_ms: int
+    replaces: int | None = None  # an edit: the user's judgment of this item that a submit withdraws
 
     def duration_ms(self) -> int:
         return max(0, now_ms() - self.shown_at_ms)

@@ -110,9 +110,11 @@ def test_every_registered_handler_checks_the_role_itself(app):
     unguarded = [
         getattr(block.fn, "__name__", block.fn)
         for block in demo.fns.values()
-        if getattr(block.fn, "capability", None) not in ALLOWED
+        if block.fn is not None and getattr(block.fn, "capability", None) not in ALLOWED
     ]
     assert unguarded == []
+    page_only = [block for block in demo.fns.values() if block.fn is None]
+    assert all(block.js and not block.outputs for block in page_only)  # e.g. the view toggle: runs in the page only
 
 
 @pytest.mark.slow  # every endpoint × 5 sessions over HTTP

@@ -41,14 +41,14 @@ def user_id(url, name):
 def test_annotator_submits_each_kind(server):
     c = client(server, "ann1")
     me = user_id(server.url, "ann1")
-    prompt, left, right, token, counter, _, _ = c.predict(api_name="/pairwise_next")  # ..., choice, skip reason
+    prompt, left, right, token, counter, _, _, *_ = c.predict(api_name="/pairwise_next")  # choice, skip reason, views
     assert prompt.startswith("Question") and value(left) and value(right) and token
     c.predict(token, "B (right)", api_name="/pairwise_submit")
     token = c.predict(api_name="/rating_next")[TOKEN["rating"]]
     c.predict(token, "4", "  fine  ", api_name="/rating_submit")
     shown = c.predict(api_name="/ranking_next")
     c.predict(shown[TOKEN["ranking"]], "2 4 1 3", api_name="/ranking_submit")
-    prompt, original, token, _, edit, _ = c.predict(api_name="/correction_next")
+    prompt, original, token, _, edit, _, *_ = c.predict(api_name="/correction_next")
     assert edit == value(original)
     c.predict(token, edit + " Corrected.", edit, api_name="/correction_submit")
 

@@ -61,7 +61,7 @@ def test_annotator_compares_with_the_keyboard_and_sees_text_not_html(browser, se
     assert page.evaluate("window.__pwned") is None
     assert page.locator("img[src='x']").count() == 0
 
-    page.locator("#pairwise-prompt").click()  # focus the page, outside any editable box
+    page.locator("#pairwise-hint").click()  # focus the page, outside any editable box
     page.keyboard.press("1")
     expect(page.locator("#pairwise-choice input[type=radio]").first).to_be_checked()
     page.keyboard.press("Enter")
@@ -96,7 +96,7 @@ def test_rank_keys_take_each_response_once_and_log_out_stays_in_the_tab(browser,
     page.get_by_role("tab", name="Rank").click()
     order = page.locator("#ranking-order textarea, #ranking-order input").first
     expect(page.locator("#ranking-prompt textarea")).not_to_have_value("", timeout=10_000)
-    page.locator("#ranking-prompt").click()
+    page.locator("#ranking-hint").click()
     for key in ("2", "2", "9", "1", "1"):
         page.keyboard.press(key)
     expect(order).to_have_value("2 1")
@@ -123,7 +123,7 @@ def test_a_refused_submit_is_a_notice_and_the_item_stays_on_screen(browser, serv
     page.screenshot(path=tmp_path / "refused.png", full_page=True)
 
     server.demo.server_app.tokens.revoke_user("late")  # as when the login expires
-    page.locator("#pairwise-prompt").click()
+    page.locator("#pairwise-hint").click()
     page.keyboard.press("1")
     page.keyboard.press("Enter")
     expect(page.locator("#app-notice")).to_contain_text("log in again", timeout=10_000)
