@@ -120,3 +120,29 @@ def test_judgments_of_a_store_from_before_0004_are_unreviewed_and_export(tmp_pat
         splits, manifest = build_export(session, ExportOptions(kind="preference", test_fraction=0.0))
     assert len(splits["train"]) == 1
     assert manifest["review"] == {"rejected_excluded": 0, "accepted": 0, "unreviewed": 1}
+
+
+def test_upgrading_from_0004_adds_withdrawn_judgments_and_guidelines_and_keeps_reviewed_judgments(tmp_path):
+    from sqlalchemy import inspect, text
+
+    with older_store(tmp_path, "0004") as (url, connection):
+        assert "withdrawnjudgment" not in inspect(connection).get_table_names()
+        for statement in (
+            "INSERT INTO user (username, role, is_active, created_at) VALUES ('u1', 'annotator', 1, '2026-11-01')",
+            "INSERT INTO prompt (text, content_hash, tags, created_at) VALUES ('P', 'h', '[]', '2026-11-01')",
+            "INSERT INTO judgment (kind, user_id, prompt_id, generation_ids, payload, client_key, source, created_at)"
+            " VALUES ('rating', 1, 1, '[]', '{}', 'k1', 'app', '2026-11-01')",
+            "INSERT INTO judgmentreview (judgment_id, decision, reviewer_id, decided_at)"
+            " VALUES (1, 'accepted', 1, '2026-11-02')",
+        ):
+            connection.execute(text(statement))
+    assert upgrade(url) == head_revision() == "0005"
+    with get_engine(url).connect() as connection:
+        tables = inspect(connection).get_table_names()
+        schema = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'judgment'").scalar()
+        kept = connection.exec_driver_sql(
+            "SELECT j.client_key FROM judgmentreview r JOIN judgment j ON j.id = r.judgment_id"
+        )
+        assert [row[0] for row in kept] == ["k1"]  # the rebuilt judgment table keeps its rows and their reviews
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    assert {"withdrawnjudgment", "guideline"} <= set(tables)
