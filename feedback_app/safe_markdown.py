@@ -25,14 +25,14 @@ def _safe_href(href: str) -> bool:
         return False
 
 
-def _image(tokens, idx, options, env):
+def _image(renderer, tokens, idx, options, env):
     token = tokens[idx]
     alt = "".join(child.content for child in token.children or [])
     src = token.attrGet("src") or ""
     return f'<span class="md-image">[image: {html.escape(alt)} {html.escape(str(src))}]</span>'
 
 
-def _link_open(tokens, idx, options, env):
+def _link_open(renderer, tokens, idx, options, env):
     token = tokens[idx]
     href = str(token.attrGet("href") or "")
     safe = _safe_href(href)
@@ -42,7 +42,7 @@ def _link_open(tokens, idx, options, env):
     return f'<a href="{html.escape(href)}" target="_blank" rel="nofollow noopener noreferrer">'
 
 
-def _link_close(tokens, idx, options, env):
+def _link_close(renderer, tokens, idx, options, env):
     links = env.get("links") or [False]
     return "</a>" if links.pop() else ""
 

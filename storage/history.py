@@ -142,7 +142,7 @@ def record_replacement(session: Session, *, judgment_id: int, replaced_by_id: in
     """Say which new judgment an edit stored in place of the withdrawn `judgment_id`."""
     session.execute(
         update(WithdrawnJudgment)
-        .where(col(WithdrawnJudgment.judgment_id) == judgment_id)
+        .where(col(WithdrawnJudgment.judgment_id) == judgment_id, col(WithdrawnJudgment.replaced_by_id).is_(None))
         .values(replaced_by_id=replaced_by_id)
     )
 

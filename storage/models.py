@@ -200,8 +200,8 @@ class Judgment(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("client_key", name="uq_judgment_client_key"),
-        Index("ix_judgment_user_id_item_id", "user_id", "item_id"),
-    )  # "has this user judged it"
+        Index("ix_judgment_user_id_item_id", "user_id", "item_id"),  # "has this user judged it"
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(index=True, max_length=16)
@@ -273,7 +273,7 @@ class WithdrawnJudgment(SQLModel, table=True):
     """
 
     id: int | None = Field(default=None, primary_key=True)
-    judgment_id: int = Field(index=True, unique=True)  # the Judgment row's id (no FK: that row is gone)
+    judgment_id: int = Field(index=True)  # the Judgment row's id (no FK: that row is gone); SQLite may reuse it
     user_id: int = Field(foreign_key="user.id", index=True)
     item_id: int | None = Field(default=None, foreign_key="annotationitem.id")
     judgment: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

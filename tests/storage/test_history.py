@@ -65,6 +65,9 @@ def test_undo_withdraws_keeps_the_row_frees_the_slot_and_gives_the_item_back(db_
         assert queue.next_item(session, user_id=bob.id, kind="pairwise") is None  # ann holds both one-slot items
         with pytest.raises(StoreError, match="already withdrawn"):
             history.undo(session, user_id=ann.id, judgment_id=entry.judgment_id)
+        judge_pair(session, ann, "Tie", token=again.token)
+        [answered] = history.recent(session, user_id=ann.id, kind="pairwise")
+        assert answered.answer == "Tie"
 
 
 def test_only_your_own_standing_judgments_of_the_kind_can_be_taken_back(db_url):

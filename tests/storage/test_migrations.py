@@ -139,7 +139,6 @@ def test_upgrading_from_0004_adds_withdrawn_judgments_and_guidelines_and_keeps_r
     assert upgrade(url) == head_revision() == "0005"
     with get_engine(url).connect() as connection:
         tables = inspect(connection).get_table_names()
-        schema = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'judgment'").scalar()
         kept = connection.exec_driver_sql(
             "SELECT j.client_key FROM judgmentreview r JOIN judgment j ON j.id = r.judgment_id"
         )

@@ -40,7 +40,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('withdrawnjudgment', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_withdrawnjudgment_judgment_id'), ['judgment_id'], unique=True)
+        batch_op.create_index(batch_op.f('ix_withdrawnjudgment_judgment_id'), ['judgment_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_withdrawnjudgment_user_id'), ['user_id'], unique=False)
 
 
