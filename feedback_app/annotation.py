@@ -17,6 +17,7 @@ from feedback_app.state import ItemView, Sealer, dump_view, load_view, new_clien
 from storage import history, queue
 from storage.crud import StoreError
 from storage.db import session_scope
+from storage.records import conversation
 
 _shuffle = random.SystemRandom()
 
@@ -31,6 +32,7 @@ class Shown:
     item_id: int | None = None
     source: str | None = None
     tags: tuple[str, ...] = ()
+    turns: tuple[dict[str, str], ...] = ()  # the prompt as chat turns (one user turn unless multi-turn)
     editing: int | None = None  # the judgment an edit replaces
     history: tuple[history.Entry, ...] = ()
 
@@ -78,7 +80,7 @@ def _show(
     replaces: int | None = None,
 ) -> Shown:
     texts = queue.texts(session, prompt_id=item.prompt_id, generation_ids=shown_order)
-    source, tags = queue.prompt_details(session, prompt_id=item.prompt_id)
+    details = queue.prompt_details(session, prompt_id=item.prompt_id)
     prompt_text = texts.pop(None)
     view = ItemView(
         user_id=user.id,
@@ -97,8 +99,9 @@ def _show(
         progress=queue.progress(session, user_id=user.id, kind=kind),
         team=queue.team_progress(session, kind=kind),
         item_id=item.id,
-        source=source,
-        tags=tuple(tags),
+        source=details.source,
+        tags=tuple(details.tags),
+        turns=tuple(conversation(prompt_text, details.messages)),
         editing=replaces,
         history=tuple(history.recent(session, user_id=user.id, kind=kind)),
     )

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from feedback_app.config import AppConfig
-from rlhf.inference.generation import DEFAULTS, MAX_ATTEMPTS, answer_prompts, check_sampling, unanswered_prompts
+from rlhf.inference.generation import (
+    DEFAULTS,
+    MAX_ATTEMPTS,
+    Prompted,
+    answer_prompts,
+    check_sampling,
+    unanswered_prompts,
+)
 from rlhf.models.registry import live_version
 from storage import queue
 from storage.db import read_scope, session_scope
@@ -91,7 +98,7 @@ class QueueFiller:
                 return FillReport(version=None, prompts=0, generated=0)
             sampling = {k: self.sampling[k] for k in ("max_new_tokens", "temperature", "top_p")}
 
-            def generate(texts: list[str], seed: int | None) -> list[str]:
+            def generate(texts: list[Prompted], seed: int | None) -> list[str]:
                 return self.pool.generate(texts, **sampling, seed=seed, version=live)[1]
 
             answered_prompts, generated, queued_by_kind = 0, 0, Counter[str]()

@@ -39,6 +39,7 @@ from storage.crud import StoreError, content_hash
 from storage.db import session_scope
 from storage.files import save_atomically
 from storage.models import Generation, Judgment, JudgmentReview, Prompt, ReviewDecision, Round
+from storage.records import conversation
 from storage.validation import ConfigError, Strict, YamlFloat, problems, shown
 
 KINDS = ("sft", "preference", "unpaired", "prompt")
@@ -139,6 +140,7 @@ class _Raw:
     generation: dict[int, tuple[str, str]]  # id -> (text_hash, text)
     digest: str = ""
     decisions: dict[int, str] = field(default_factory=dict)  # judgment id -> a reviewer's decision, where reviewed
+    prompt_messages: dict[int, list[dict[str, str]]] = field(default_factory=dict)  # multi-turn prompts' turns
 
 
 def _judgment_bounds(session: Session, options: ExportOptions) -> tuple[int | None, int | None]:
@@ -184,10 +186,13 @@ def _read(session: Session, options: ExportOptions, kinds: tuple[str, ...]) -> _
 
     prompt_ids = sorted({j[3] for j in judgments})
     prompt_text, prompt_hash = {}, {}
-    prompts = select(col(Prompt.id), col(Prompt.text), col(Prompt.content_hash))
+    prompt_messages = {}
+    prompts = select(col(Prompt.id), col(Prompt.text), col(Prompt.content_hash), col(Prompt.messages))
     for rows in _chunked_select(session, prompts, Prompt.id, prompt_ids):
-        for prompt_id, text, content in rows:
+        for prompt_id, text, content, messages in rows:
             prompt_text[prompt_id], prompt_hash[prompt_id] = text, content
+            if messages:
+                prompt_messages[prompt_id] = messages
     generation_ids = sorted({g for j in judgments for g in j[4]})
     generation = {}
     for rows in _chunked_select(
@@ -198,7 +203,15 @@ def _read(session: Session, options: ExportOptions, kinds: tuple[str, ...]) -> _
     ):
         for generation_id, content, text in rows:
             generation[generation_id] = (content, text)
-    return _Raw(judgments, prompt_text, prompt_hash, generation, digest, _decisions(session, judgments, lower, upper))
+    return _Raw(
+        judgments,
+        prompt_text,
+        prompt_hash,
+        generation,
+        digest,
+        _decisions(session, judgments, lower, upper),
+        prompt_messages,
+    )
 
 
 def _decisions(session: Session, judgments: list[tuple], lower: int | None, upper: int | None) -> dict[int, str]:
@@ -347,8 +360,9 @@ def aggregate(raw: _Raw, options: ExportOptions) -> _Aggregate:
 # --- rows ---------------------------------------------------------------------------------
 
 
-def _user(text: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": text}]
+def _user(raw: _Raw, prompt_id: int) -> list[dict[str, str]]:
+    """The prompt as TRL's conversational format: all of a multi-turn prompt's turns, else one user turn."""
+    return conversation(raw.prompt_text[prompt_id], raw.prompt_messages.get(prompt_id))
 
 
 def _assistant(text: str) -> list[dict[str, str]]:
@@ -356,7 +370,7 @@ def _assistant(text: str) -> list[dict[str, str]]:
 
 
 def _preference_rows(raw: _Raw, agg: _Aggregate) -> list[tuple[int, dict]]:
-    prompts = {p: _user(raw.prompt_text[p]) for p in {pair[0] for pair in agg.pairs}}
+    prompts = {p: _user(raw, p) for p in {pair[0] for pair in agg.pairs}}
     answers: dict[tuple[int, str], list] = {}
 
     def answer(key):
@@ -391,7 +405,7 @@ def _unpaired_rows(raw: _Raw, agg: _Aggregate) -> list[tuple[int, dict]]:
             continue
         labels[key] = seen.pop()
     return [
-        (p, {"prompt": _user(raw.prompt_text[p]), "completion": _assistant(agg.texts[(p, d)]), "label": label})
+        (p, {"prompt": _user(raw, p), "completion": _assistant(agg.texts[(p, d)]), "label": label})
         for (p, d), label in labels.items()
     ]
 
@@ -410,7 +424,7 @@ def _sft_rows(raw: _Raw, agg: _Aggregate, sources: tuple[str, ...]) -> list[tupl
             if source == "votes":  # a 3-star response that beat a 1-star one is no demonstration
                 keep.setdefault((p, c), "chosen")
     agg.sources.update(f"sft_{source}" for source in keep.values())
-    return [(p, {"prompt": _user(raw.prompt_text[p]), "completion": _assistant(agg.texts[(p, d)])}) for (p, d) in keep]
+    return [(p, {"prompt": _user(raw, p), "completion": _assistant(agg.texts[(p, d)])}) for (p, d) in keep]
 
 
 def in_test_split(prompt_hash: str, options: ExportOptions) -> bool:
@@ -422,11 +436,13 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
     """The dataset's rows per split and its manifest, without writing anything."""
     if options.kind == "prompt":
         raw = _Raw([], {}, {}, {})
-        for prompt_id, text, digest in session.execute(
-            select(col(Prompt.id), col(Prompt.text), col(Prompt.content_hash))
+        for prompt_id, text, digest, messages in session.execute(
+            select(col(Prompt.id), col(Prompt.text), col(Prompt.content_hash), col(Prompt.messages))
         ):
             raw.prompt_text[prompt_id], raw.prompt_hash[prompt_id] = text, digest
-        keyed = [(p, {"prompt": _user(text)}) for p, text in raw.prompt_text.items()]
+            if messages:
+                raw.prompt_messages[prompt_id] = messages
+        keyed = [(p, {"prompt": _user(raw, p)}) for p in raw.prompt_text]
         agg = _Aggregate({}, [], {}, [], Counter(), Counter())
     else:
         raw = _read(session, options, _EXPORTED_KINDS)

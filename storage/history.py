@@ -69,7 +69,9 @@ def describe(kind: str, payload: dict) -> str:
 def recent(session: Session, *, user_id: int, kind: str, limit: int = HISTORY_SIZE) -> list[Entry]:
     """The user's last `limit` standing judgments and skips of items of `kind`, newest first."""
     rows = session.exec(
-        select(Judgment.id, Judgment.item_id, Judgment.kind, Judgment.payload, Judgment.created_at, Prompt.text)
+        select(  # type: ignore[call-overload]  # sqlmodel types select() for up to 4 columns
+            Judgment.id, Judgment.item_id, Judgment.kind, Judgment.payload, Judgment.created_at, Prompt.text
+        )
         .join(AnnotationItem, col(AnnotationItem.id) == Judgment.item_id)
         .join(Prompt, col(Prompt.id) == Judgment.prompt_id)
         .where(col(Judgment.user_id) == user_id, col(AnnotationItem.kind) == kind)

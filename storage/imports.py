@@ -251,7 +251,12 @@ def import_prompts(path: str | Path, *, url: str | None = None, source: str | No
         parsed = checked(PROMPT, where, record, errors, lax=lax, model=PromptRecord)
         if parsed is None:
             return None
-        return {"text": parsed.prompt, "source": parsed.source or source or path.name, "tags": parsed.tags}
+        return {
+            "text": parsed.text,
+            "messages": parsed.turns,
+            "source": parsed.source or source or path.name,
+            "tags": parsed.tags,
+        }
 
     rows, errors = parse_records(path, parse)
     fail_if_bad(path, rows, errors, first_field="prompt")
@@ -288,6 +293,7 @@ def _ensure_prompts(session: Session, rows: list[dict[str, Any]]) -> _PromptIds:
                     "content_hash": d,
                     "source": wanted[d].get("source"),
                     "tags": wanted[d].get("tags", []),
+                    "messages": wanted[d].get("messages"),
                     "created_at": now,
                 }
                 for d in chunk

@@ -91,6 +91,9 @@ class Prompt(SQLModel, table=True):
     source: str | None = Field(default=None, max_length=512)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+    messages: list[dict[str, str]] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )  # a multi-turn prompt's turns ({role, content}, the last a user's); `text` is then their flattened form
 
 
 class Round(SQLModel, table=True):

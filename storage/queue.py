@@ -500,10 +500,21 @@ def team_progress(session: Session, *, kind: str) -> TeamProgress:
     return TeamProgress(filled=int(filled), slots=int(slots))
 
 
-def prompt_details(session: Session, *, prompt_id: int) -> tuple[str | None, list[str]]:
-    """A prompt's source and tags, as imported."""
-    row = session.execute(select(Prompt.source, Prompt.tags).where(col(Prompt.id) == prompt_id)).first()
-    return (row[0], list(row[1] or [])) if row is not None else (None, [])
+@dataclass(frozen=True)
+class PromptDetails:
+    source: str | None
+    tags: list[str]
+    messages: list[dict[str, str]] | None  # a multi-turn prompt's turns
+
+
+def prompt_details(session: Session, *, prompt_id: int) -> PromptDetails:
+    """A prompt's source, tags and turns, as imported."""
+    row = session.execute(
+        select(Prompt.source, Prompt.tags, Prompt.messages).where(col(Prompt.id) == prompt_id)
+    ).first()
+    if row is None:
+        return PromptDetails(None, [], None)
+    return PromptDetails(row[0], list(row[1] or []), row[2] or None)
 
 
 # --- submitting ---------------------------------------------------------------------------------

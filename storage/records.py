@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from storage.crud import MAX_TEXT_BYTES
 from storage.models import PAIR_CHOICES
@@ -86,11 +94,67 @@ Score = Annotated[int, _whole_number(1, 5)]
 DurationMs = Annotated[int, _whole_number(0, MAX_DURATION_MS)]
 
 
+MAX_TURNS = 64
+_FROM_TURNS = "\x00from messages"  # what `prompt` holds while a record with `messages` alone is checked
+
+
+class Message(Strict):
+    """One turn of a multi-turn prompt, in the chat format TRL and chat templates read."""
+
+    role: Literal["system", "user", "assistant"]
+    content: Text
+
+
 class PromptRecord(Strict):
-    prompt: Text
+    """A prompt: its text, or a conversation (`messages`, the last turn a user's) for a multi-turn prompt."""
+
+    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_TURNS)] | None = None
+    prompt: Text | None = Field(None, validate_default=True)
     source: Annotated[str, _text(MAX_SOURCE_BYTES)] | None = None
     tags: Annotated[list[str], BeforeValidator(_tags)] = []
     id: FreeForm = None
+
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_the_user(cls, messages: list[Message] | None) -> list[Message] | None:
+        if messages and messages[-1].role != "user":
+            raise ValueError(f"the last turn must be the user's, got {messages[-1].role!r}")
+        return messages
+
+    @model_validator(mode="before")
+    @classmethod
+    def _turns_stand_in(cls, data: Any) -> Any:
+        """Given `messages` alone, the text is theirs: no "prompt: missing" beside their own problems."""
+        if isinstance(data, dict) and "messages" in data and "prompt" not in data:
+            return {**data, "prompt": _FROM_TURNS}
+        return data
+
+    @field_validator("prompt")
+    @classmethod
+    def _text_or_turns(cls, prompt: str | None, info: ValidationInfo) -> str | None:
+        if prompt is None:
+            raise ValueError("missing")
+        if prompt != _FROM_TURNS and "messages" in info.data and info.data["messages"] is not None:
+            raise ValueError("give either prompt (a text) or messages (a list of {role, content}), not both")
+        return None if prompt == _FROM_TURNS else prompt
+
+    @property
+    def turns(self) -> list[dict[str, str]] | None:
+        return [m.model_dump() for m in self.messages] if self.messages else None
+
+    @property
+    def text(self) -> str:
+        return self.prompt if self.prompt is not None else flatten_messages(self.turns or [])
+
+
+def flatten_messages(messages: list[dict[str, str]]) -> str:
+    """A conversation as one text (`role: content` per turn): what a multi-turn prompt's `text` and hash are of."""
+    return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
+
+
+def conversation(text: str, messages: list[dict[str, str]] | None) -> list[dict[str, str]]:
+    """A prompt as chat turns: its own turns, else its text as the one user turn."""
+    return [dict(m) for m in messages] if messages else [{"role": "user", "content": text}]
 
 
 class _Pair(Strict):

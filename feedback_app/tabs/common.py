@@ -226,7 +226,7 @@ def shown_values(shown: Shown, slots: int, *, kind: str, labels: list[str], guid
     texts = [shown.responses[i] if i < len(shown.responses) else "" for i in range(slots)]
     keep = [i < 2 or bool(texts[i]) or not shown.token for i in range(slots)]
     boxes: list[Any] = [gr.update(value=t, visible=k) if i >= 2 else t for i, (t, k) in enumerate(zip(texts, keep))]
-    prompt_turns = [("user", shown.prompt)] if shown.token else []
+    prompt_turns = [(turn["role"], turn["content"]) for turn in shown.turns]
     prompt_view = safe_markdown.both_views(shown.prompt, prompt_turns) if shown.token else "<p>Nothing to show.</p>"
     views: list[Any] = []
     for i, (text, label) in enumerate(zip(texts, labels)):

@@ -36,6 +36,10 @@ DEFAULTS: dict[str, Any] = {
 MAX_ATTEMPTS = 3
 
 
+Prompted = str | list[dict[str, str]]
+"""A prompt as generation takes it: a text (one user turn), or a multi-turn prompt's turns."""
+
+
 def load_generation_defaults(path: Path | str | None = None) -> dict[str, Any]:
     """The `generation:` section of the app config (default: the shipped app.yaml) merged over DEFAULTS.
 
@@ -68,10 +72,20 @@ def check_sampling(*, max_new_tokens: int, temperature: float, top_p: float) -> 
 
 @torch.inference_mode()
 def generate_texts(
-    model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+    model,
+    tokenizer,
+    prompts: Sequence[Prompted],
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
 ) -> list[str]:
-    """One batched `generate` call: chat template with the generation prompt, left padding, new tokens only."""
-    conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
+    """One batched `generate` call: chat template over every turn with the generation prompt, left padding,
+    new tokens only."""
+    conversations = [
+        prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}] for prompt in prompts
+    ]
     texts = tokenizer.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
     tokenizer.padding_side = "left"
     inputs = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False).to(model.device)
@@ -104,15 +118,16 @@ def _ready_version(session: Session, name: str) -> ModelVersion:
 
 def _missing(
     session: Session, version_id: int, per_prompt: int, prompt_ids: Sequence[int] | None, fresh_limit: int | None
-) -> tuple[list[tuple[int, str, int]], dict[int, set[str]]]:
-    """(prompt id, text, how many more candidates it needs) and the hashes each prompt already has."""
-    query = select(Prompt.id, Prompt.text).order_by(col(Prompt.id))
+) -> tuple[list[tuple[int, Prompted, int]], dict[int, set[str]]]:
+    """(prompt id, text or turns, how many more candidates it needs) and the hashes each prompt already has."""
+    query = select(Prompt.id, Prompt.text, Prompt.messages).order_by(col(Prompt.id))
     if prompt_ids is not None:
         query = query.where(col(Prompt.id).in_(list(prompt_ids)))
     if fresh_limit is not None:
         answered = select(Generation.prompt_id).where(Generation.model_version_id == version_id)
         query = query.where(col(Prompt.id).not_in(answered)).limit(fresh_limit)
-    prompts = cast("Sequence[tuple[int, str]]", session.exec(query).all())  # stored rows: ids are set
+    rows = cast("Sequence[tuple[int, str, list | None]]", session.exec(query).all())  # stored rows: ids are set
+    prompts: list[tuple[int, Prompted]] = [(pid, messages or text) for pid, text, messages in rows]
     seen: dict[int, set[str]] = {}
     if fresh_limit is None:
         for prompt_id, digest in session.exec(
@@ -129,8 +144,8 @@ def unanswered_prompts(session: Session, version_id: int) -> int:
     return len(session.exec(select(Prompt.id).where(col(Prompt.id).not_in(answered))).all())
 
 
-Generate = Callable[[list[str], int | None], list[str]]
-"""Answers for a batch of prompt texts, sampled with the given seed (None: unseeded)."""
+Generate = Callable[[list[Prompted], int | None], list[str]]
+"""Answers for a batch of prompts, sampled with the given seed (None: unseeded)."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +245,7 @@ def generate_candidates(
         version = _ready_version(session, version_name)
     load = functools.cache(lambda: load_version(version))  # only once there is something to generate
 
-    def generate(texts: list[str], batch_seed: int | None) -> list[str]:
+    def generate(texts: list[Prompted], batch_seed: int | None) -> list[str]:
         model, tokenizer = load()
         return generate_texts(
             model,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from rlhf.inference.generation import generate_texts
+from rlhf.inference.generation import Prompted, generate_texts
 from rlhf.models.artifacts import attach_adapter, tokenizer_source
 from rlhf.models.modeling import load_policy, load_tokenizer, preferred_device
 from rlhf.models.registry import live_version, root_base_model
@@ -77,7 +77,7 @@ class PolicyPool:
 
     def generate(
         self,
-        prompts: list[str],
+        prompts: list[Prompted],
         *,
         max_new_tokens: int,
         temperature: float,

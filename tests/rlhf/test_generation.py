@@ -152,3 +152,27 @@ def test_generate_command(store, tmp_path, capsys):
     code = main(["generate", "--model", "base", "--config", str(config), "--db", store])
     err = capsys.readouterr().err
     assert code == 2 and str(config) in err and "generation.per_promt" in err
+
+
+def test_a_multi_turn_prompt_is_templated_with_all_its_turns(store):
+    turns = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": "2."},
+        {"role": "user", "content": "Another?"},
+    ]
+    with session_scope(store) as session:
+        version = get_version(session, name="base")
+    model, tokenizer = load_version(version)
+    seen: list = []
+    template = tokenizer.apply_chat_template
+
+    def recording(conversations, **kwargs):
+        seen.extend(conversations)
+        return template(conversations, **kwargs)
+
+    tokenizer.apply_chat_template = recording
+    [text] = generate_texts(model, tokenizer, [turns], max_new_tokens=4, temperature=0, top_p=1.0, seed=None)
+    assert seen == [turns]
+    alone = template(turns, add_generation_prompt=True, tokenize=False)
+    assert "Be brief." in alone and "Name a prime." in alone and "Another?" in alone

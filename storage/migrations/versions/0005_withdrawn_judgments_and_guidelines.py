@@ -1,5 +1,6 @@
 """withdrawn judgments and guidelines: an annotator's undo or edit moves the judgment to withdrawnjudgment,
-kept whole; an engineer's edit of a queue kind's guidelines is kept in guideline
+kept whole; an engineer's edit of a queue kind's guidelines is kept in guideline; a multi-turn
+prompt keeps its turns in prompt.messages (NULL: a single user turn, the prompt's text)
 
 Revision ID: 0005
 Revises: 0004
@@ -20,6 +21,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('prompt', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('messages', sa.JSON(), nullable=True))
     op.create_table('guideline',
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
@@ -50,3 +53,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_withdrawnjudgment_judgment_id'))
     op.drop_table('withdrawnjudgment')
     op.drop_table('guideline')
+    with op.batch_alter_table('prompt', schema=None) as batch_op:
+        batch_op.drop_column('messages')
