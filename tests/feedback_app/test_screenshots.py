@@ -31,6 +31,7 @@ TABS = [  # in the app's order, with who may open them
     ("Annotators", ENGINEER),
     ("Annotation QA", REVIEW),
     ("Monitoring", REVIEW),
+    ("Guidelines", ENGINEER),
 ]
 ESCAPED_SCRIPT = "<script>window.__pwned = 1</script>"  # shown as text
 
@@ -74,6 +75,9 @@ CHECKS = {
     ),
     "Monitoring": lambda page: expect(page.locator("#monitoring-signals")).to_contain_text(
         "4 blind A/B votes · 0 judgments of versioned responses", timeout=10_000
+    ),
+    "Guidelines": lambda page: expect(page.locator("#guidelines-preview")).to_contain_text(
+        "No guidelines for this task yet.", timeout=10_000
     ),
 }
 
