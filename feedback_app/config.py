@@ -1,7 +1,7 @@
 """The app's settings from configs/app.yaml, checked on load by pydantic models (storage.validation).
 
 Sections: `server` (host, port), `queue` (overlap, mix, filling, quality checks
-mixed in, active selection, task guidelines per kind), `ui` (timer),
+mixed in, active selection, task guidelines per kind, the criteria Compare asks about), `ui` (timer),
 `rounds` (which round configs the Rounds tab offers).
 The `generation:` section belongs to rlhf.inference.generation and is read there.
 Every problem of a file is reported at once, as `FILE: section.key: problem (line N)`.
@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 import configs
 from rlhf.quality.selection import SCORERS
+from storage.crud import MAX_CRITERIA
 from storage.guidelines import MAX_GUIDELINE_CHARS
 from storage.priority import SELECTIONS
 from storage.queue import ITEM_KINDS
@@ -57,6 +58,8 @@ class AppConfig:
     selection_scorer: str = "reward_model"
     guidelines: dict[str, str] = field(default_factory=dict)
     """Task guidelines (Markdown) per queue kind; an engineer's edit in the app wins (storage.guidelines)."""
+    questions: tuple[str, ...] = ()
+    """Criteria Compare asks about besides the overall choice (e.g. helpful, harmless); `rlhf export --criterion`."""
     timer_s: float = 2.0
     log_tail_lines: int = 20
     round_configs: str = "configs/round_*.yaml"
@@ -70,6 +73,8 @@ Share = Annotated[YamlFloat, Field(ge=0.0)]
 ItemKind = Literal[ITEM_KINDS]  # type: ignore[valid-type]  # built at run time from the tuple
 Selection = Literal[SELECTIONS]  # type: ignore[valid-type]  # built at run time from the tuple
 Origin = Annotated[str, Field(pattern=r"^https?://[^/\s]+$")]
+Criterion = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+"""A name for the export's --criterion and the payload's criteria: a letter, then letters, digits or _."""
 Scorer = Literal[SCORERS]  # type: ignore[valid-type]  # built at run time from the tuple
 
 
@@ -106,6 +111,15 @@ class Queue(Section):
     selection: Selection = _DEFAULT.selection
     selection_scorer: Scorer = _DEFAULT.selection_scorer
     guidelines: dict[ItemKind, Annotated[str, Field(max_length=MAX_GUIDELINE_CHARS)]] = {}
+    questions: list[Criterion] = Field([], max_length=MAX_CRITERIA)
+
+    @field_validator("questions")
+    @classmethod
+    def _distinct(cls, questions: list[str]) -> list[str]:
+        repeated = sorted({name for name in questions if questions.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each criterion once: {', '.join(repeated)} repeated")
+        return questions
 
     @field_validator("mix")
     @classmethod
@@ -190,4 +204,5 @@ def load_app_config(path: Path | str | None = None, **overrides: Any) -> AppConf
     for section in _SETTINGS:
         values.update(getattr(file, section).model_dump())
     values["trusted_origins"] = tuple(values["trusted_origins"])
+    values["questions"] = tuple(values["questions"])
     return AppConfig(**values, generation=dict(file.generation or {}))

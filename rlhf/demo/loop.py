@@ -242,9 +242,10 @@ def default_model_cache() -> Path:
 class HttpAnnotator(AppClient):
     """A simulated annotator comparing pairs in the app, as a browser would: login, next, submit."""
 
-    def __init__(self, base_url: str, username: str, password: str, judge: SimulatedAnnotator):
+    def __init__(self, base_url: str, username: str, password: str, judge: SimulatedAnnotator, criteria: int = 0):
         super().__init__(base_url, username, password)
         self.judge = judge
+        self.criteria = criteria  # the app's criterion questions: the hidden rule answers each as it does overall
 
     def work(self, budget: Budget) -> int:
         """Compare pairs until the budget or the queue runs out; returns judgments submitted."""
@@ -255,7 +256,8 @@ class HttpAnnotator(AppClient):
         done = 0
         while shown[3] and budget.take():
             _prompt, left, right, token = shown[:4]
-            shown = self.call("pairwise_submit", token, labels[self.judge.compare(left, right)])
+            label = labels[self.judge.compare(left, right)]
+            shown = self.call("pairwise_submit", token, label, *[label] * self.criteria)
             done += 1
         return done
 
@@ -299,7 +301,10 @@ class Budget:
 
 def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, round_index: int) -> int:
     """The simulated crowd judges until the round's budget is spent; the last `adversarial` always answer wrong."""
+    from feedback_app.config import load_app_config
+
     rule = settings.hidden_rule()
+    criteria = len(load_app_config(settings.app_config).questions)
     names = [n for n in passwords if n.startswith("sim")]
     adversaries = set(names[len(names) - settings.adversarial :]) if settings.adversarial else set()
     crowd = [
@@ -314,6 +319,7 @@ def annotate(base_url: str, passwords: dict[str, str], settings: DemoSettings, r
                 position_bias=settings.position_bias if i == 0 else 0.0,
                 seed=settings.seed * 1000 + round_index,
             ),
+            criteria,
         )
         for i, name in enumerate(names)
     ]
