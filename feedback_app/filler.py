@@ -91,11 +91,11 @@ class QueueFiller:
             self.pool.sync_with_store(self.url)
             with read_scope(self.url) as session:
                 live = live_version(session)
+                if live is None or live.id is None:
+                    return FillReport(version=None, prompts=0, generated=0)
                 # The shares split the prompts this fill will answer, not its limit: 5% of 256 for ranking took
                 # 13 of a 24-prompt store.
-                fresh = min(prompts or self.config.fill_prompts, unanswered_prompts(session, live.id)) if live else 0
-            if live is None:
-                return FillReport(version=None, prompts=0, generated=0)
+                fresh = min(prompts or self.config.fill_prompts, unanswered_prompts(session, live.id))
             sampling = {k: self.sampling[k] for k in ("max_new_tokens", "temperature", "top_p")}
 
             def generate(texts: list[Prompted], seed: int | None) -> list[str]:

@@ -36,7 +36,7 @@ def judge(view: ItemView, choice: str | None, *answers: str | None, questions: t
         if missing:
             raise StoreError(f"Answer {', '.join(missing)} too (A, B, tie or both bad).")
         payload["criteria"] = {
-            name: _canonical(view, _SHOWN[answer]) for name, answer in zip(questions, answers, strict=True)
+            name: _canonical(view, _SHOWN[str(answer)]) for name, answer in zip(questions, answers, strict=True)
         }
     return view.generation_ids, payload
 
