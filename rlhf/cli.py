@@ -190,6 +190,7 @@ def cmd_export(args) -> None:
         excluded_annotators=excluded,
         min_annotators=args.min_annotators,
         criterion=args.criterion,
+        adversarial_weight=args.adversarial_weight,
     )
     manifest = export_dataset(args.out, options, url=args.db)
     counts = ", ".join(f"{split} {n}" for split, n in manifest["counts"].items())
@@ -535,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--min-annotators", type=int, default=1, help="leave out pairs judged by fewer annotators")
     p.add_argument("--criterion", default=None, help="preference: pairs from this question's answers (e.g. harmless)")
+    p.add_argument(
+        "--adversarial-weight", type=float, default=1.0, help="training rows from the adversarial set count this often"
+    )
     _db_arg(p)
     p.set_defaults(func=cmd_export)
 

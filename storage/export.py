@@ -40,6 +40,7 @@ from storage.db import session_scope
 from storage.files import save_atomically
 from storage.models import Generation, Judgment, JudgmentReview, Prompt, ReviewDecision, Round
 from storage.records import conversation
+from storage.redteam import adversarial_prompt_ids
 from storage.validation import ConfigError, Strict, YamlFloat, problems, shown
 
 KINDS = ("sft", "preference", "unpaired", "prompt")
@@ -71,6 +72,9 @@ class DataOptions(Strict):
     test_fraction: YamlFloat = Field(0.1, gt=0, lt=1)
     """Share of prompts held out (a round validates and evaluates on them)."""
     seed: int = 0
+    adversarial_weight: YamlFloat = Field(1.0, ge=1, le=100)
+    """Training rows from the adversarial set (storage.redteam) count this many times: whole copies, and one
+    more for a seeded share of the rows that equals the fraction (2.5: every row twice, half of them thrice)."""
     criterion: str | None = Field(None, min_length=1, max_length=64)
     """Pairs from one criterion's answers (the app's `questions`, e.g. harmless) instead of the overall choice;
     rankings, corrections and ratings carry no criterion and are left out."""
@@ -432,6 +436,13 @@ def in_test_split(prompt_hash: str, options: ExportOptions) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < options.test_fraction
 
 
+def _copies(options: ExportOptions, prompt_hash: str, nth: int) -> int:
+    """How many times an adversarial training row goes in: the weight's whole part, plus one for a seeded share."""
+    whole = int(options.adversarial_weight)
+    digest = hashlib.sha256(f"adversarial:{options.seed}:{prompt_hash}:{nth}".encode()).digest()
+    return whole + (int.from_bytes(digest[:8], "big") / 2**64 < options.adversarial_weight - whole)
+
+
 def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, list[dict]], dict[str, Any]]:
     """The dataset's rows per split and its manifest, without writing anything."""
     if options.kind == "prompt":
@@ -457,11 +468,18 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
     splits: dict[str, list[dict]] = {"train": [], "test": []}
     split_prompts: dict[str, set[int]] = {"train": set(), "test": set()}
     split_of: dict[int, str] = {}
+    adversarial = adversarial_prompt_ids(session)
+    adversarial_rows: dict[str, list[int]] = {"train": [], "test": []}
     for prompt_id, row in sorted(keyed, key=lambda item: item[0]):
         if prompt_id not in split_of:
             split_of[prompt_id] = "test" if in_test_split(raw.prompt_hash[prompt_id], options) else "train"
         split = split_of[prompt_id]
-        splits[split].append(row)
+        copies = 1
+        if prompt_id in adversarial:
+            adversarial_rows[split].append(len(splits[split]))
+            if split == "train":
+                copies = _copies(options, raw.prompt_hash[prompt_id], len(adversarial_rows["train"]))
+        splits[split].extend([row] * copies)
         split_prompts[split].add(prompt_id)
 
     manifest = {
@@ -485,6 +503,12 @@ def build_export(session: Session, options: ExportOptions) -> tuple[dict[str, li
             else None,
         },
         "review": _review_counts(raw),
+        "adversarial": {
+            "weight": options.adversarial_weight,
+            "rows": {split: len(rows) for split, rows in adversarial_rows.items()},
+            "test_rows": adversarial_rows["test"],
+            "prompts": len({p for p in adversarial if p in split_of}),
+        },
         "judgments": {
             "count": len(raw.judgments),
             "max_id": max((j[0] for j in raw.judgments), default=None),
@@ -577,12 +601,16 @@ def export_dataset(out_dir: str | Path, options: ExportOptions, url: str | None 
     return manifest
 
 
+def read_manifest(out_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(out_dir) / "manifest.json").read_text(encoding="utf-8"))
+
+
 def load_export(out_dir: str | Path):
     """The exported splits as a `datasets.DatasetDict`, from whichever format was written."""
     from datasets import Dataset, DatasetDict, load_from_disk
 
     out_dir = Path(out_dir)
-    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(out_dir)
     formats = manifest["formats"]
     if "hf" in formats:
         return load_from_disk(str(out_dir / "hf"))

@@ -291,3 +291,31 @@ class Guideline(SQLModel, table=True):
     text: str = Field(sa_column=Column(Text, nullable=False))
     updated_by: str | None = Field(default=None, max_length=128)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class AdversarialPrompt(SQLModel, table=True):
+    """A prompt in the adversarial set: written in the Red-team tab to break the model, or one whose response
+    someone flagged as a failure. The next fill answers these first and rounds up-weight them."""
+
+    prompt_id: int = Field(foreign_key="prompt.id", primary_key=True)
+    origin: str = Field(max_length=16)  # "written" or "flagged": how it first entered the set
+    added_by: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class FailureFlag(SQLModel, table=True):
+    """One person's verdict that a response failed (unsafe, wrong, a refusal), with what they saw.
+
+    `generation_id` is set when the response is a stored candidate; a response tried in the Red-team
+    tab is not a candidate, so its text is kept here instead.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    prompt_id: int = Field(foreign_key="prompt.id", index=True)
+    generation_id: int | None = Field(default=None, foreign_key="generation.id", index=True)
+    model_version_id: int | None = Field(default=None, foreign_key="modelversion.id")
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    category: str = Field(max_length=16)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)

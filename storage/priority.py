@@ -8,7 +8,7 @@ computed in a background step and written in one transaction:
   never loads models; rlhf.quality.selection does) and stored as 1 − 2·|p − 0.5|;
 - margin: the same p, stored as 2·|p − 0.5|: pairs the model thinks clearly differ come first.
 Only ordinary (`train`) items are re-scored; gold items and swap checks are
-served by rate, not by priority.
+served by rate, not by priority, and the adversarial set's items stay first (storage.redteam).
 """
 
 from __future__ import annotations
@@ -23,10 +23,15 @@ from sqlmodel import Session, col, select
 
 from storage.models import AnnotationItem, Generation, Judgment, JudgmentKind, Prompt
 from storage.queue import TRAIN
+from storage.redteam import ADVERSARIAL_PRIORITY
 
 SELECTIONS = ("random", "uncertainty", "margin", "disagreement")
 
-_open_train = (col(AnnotationItem.judged_count) < AnnotationItem.overlap, col(AnnotationItem.purpose) == TRAIN)
+_open_train = (
+    col(AnnotationItem.judged_count) < AnnotationItem.overlap,
+    col(AnnotationItem.purpose) == TRAIN,
+    col(AnnotationItem.priority) < ADVERSARIAL_PRIORITY,  # the adversarial set's items keep their place first
+)
 _SET = (
     update(AnnotationItem)
     .where(col(AnnotationItem.id) == bindparam("item_id"))

@@ -62,6 +62,7 @@ from storage.models import (
     Prompt,
     utcnow,
 )
+from storage.redteam import ADVERSARIAL_PRIORITY, adversarial_prompt_ids
 
 CLAIM_SECONDS = 600
 ITEM_KINDS = (
@@ -135,6 +136,7 @@ def enqueue(
         raise StoreError(f"overlap: must be at least 1, got {overlap}")
     grouped = _generations_by_prompt(session, version_id=version_id, prompt_ids=prompt_ids)
     queued = _queued_generation_ids(session, kind=kind, prompt_ids=grouped)
+    adversarial = adversarial_prompt_ids(session) if purpose == TRAIN else set()
     items = []
     for prompt_id, generation_ids in grouped.items():
         fresh = [g for g in generation_ids if g not in queued]
@@ -145,7 +147,7 @@ def enqueue(
                     prompt_id=prompt_id,
                     generation_ids=group,
                     overlap=overlap,
-                    priority=priority,
+                    priority=priority + (ADVERSARIAL_PRIORITY if prompt_id in adversarial else 0.0),
                     purpose=purpose,
                 )
             )

@@ -23,6 +23,7 @@ from rlhf.models.registry import require_version
 from storage.crud import StoreError, check_text, content_hash
 from storage.db import read_scope, session_scope
 from storage.models import Generation, ModelVersion, Prompt, VersionStatus
+from storage.redteam import is_adversarial
 from storage.validation import ConfigError, read_yaml
 
 DEFAULTS: dict[str, Any] = {
@@ -120,7 +121,7 @@ def _missing(
     session: Session, version_id: int, per_prompt: int, prompt_ids: Sequence[int] | None, fresh_limit: int | None
 ) -> tuple[list[tuple[int, Prompted, int]], dict[int, set[str]]]:
     """(prompt id, text or turns, how many more candidates it needs) and the hashes each prompt already has."""
-    query = select(Prompt.id, Prompt.text, Prompt.messages).order_by(col(Prompt.id))
+    query = select(Prompt.id, Prompt.text, Prompt.messages).order_by(is_adversarial().desc(), col(Prompt.id))
     if prompt_ids is not None:
         query = query.where(col(Prompt.id).in_(list(prompt_ids)))
     if fresh_limit is not None:
@@ -172,7 +173,7 @@ def answer_prompts(
 
     Blank and repeated answers are dropped and asked for again, up to `attempts`
     rounds. `fresh_limit` takes only prompts the version never answered, the
-    first that many. With a URL each batch commits on its own (an interrupted run
+    first that many (the adversarial set first). With a URL each batch commits on its own (an interrupted run
     keeps finished batches, and a rerun fills in the rest) and no transaction is
     open while the model runs; with a session the caller owns the transaction.
     """

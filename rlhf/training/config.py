@@ -153,6 +153,7 @@ class RoundConfig:
             since_round=since_round,
             max_judgment_id=max_judgment_id,
             criterion=self.data.criterion if kind == "preference" else None,  # the other kinds have no criteria
+            adversarial_weight=self.data.adversarial_weight,
             **quality,
         )
 

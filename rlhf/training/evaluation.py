@@ -259,6 +259,40 @@ def compare_policies(
     return metrics
 
 
+def adversarial_comparison(
+    new: PolicySource, parent: PolicySource, reward_path: Path | None, prompts: list[list[dict]], spec: EvalSpec
+) -> dict[str, Any]:
+    """Child against parent on the held-out prompts of the adversarial set, apart from the general figures: a
+    round that up-weights the set should win there more than elsewhere, and a regression there is hidden in
+    a general win-rate over many ordinary prompts."""
+    prompts = prompts[: spec.max_prompts]
+    out: dict[str, Any] = {"n_prompts": len(prompts)}
+    if not prompts:
+        return out
+    device = preferred_device()
+    tokenizer = load_tokenizer_for(new)
+    texts = {}
+    for name, source, seed in (("child", new, spec.seed), ("parent", parent, spec.seed + 1)):
+        model = load_causal_lm(source, device)
+        texts[name] = [t for s in sample(model, tokenizer, prompts, spec, seed) for t in s.texts]
+        del model
+    if reward_path is None:
+        return out
+    reward_model, reward_tokenizer = load_reward_model(reward_path, device)
+    new_r = reward_scores(reward_model, reward_tokenizer, prompts, texts["child"], spec.batch_size)
+    parent_r = reward_scores(reward_model, reward_tokenizer, prompts, texts["parent"], spec.batch_size)
+    wins = np.where(new_r > parent_r, 1.0, np.where(new_r == parent_r, 0.5, 0.0))
+    out.update(
+        {
+            "win_rate": float(wins.mean()),
+            "win_rate_ci95": list(wilson_interval(wins)),
+            "mean_reward": float(new_r.mean()),
+            "parent_mean_reward": float(parent_r.mean()),
+        }
+    )
+    return out
+
+
 def _judge(reward_model: dict[str, Any]) -> str:
     """The win-rate is the round's own reward model's verdict; say how good a judge it was, since a weak one
     (a few held-out pairs, accuracy near 0.5) refuses a child that the annotators would prefer."""

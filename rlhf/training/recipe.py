@@ -181,17 +181,24 @@ def evaluate(
 ) -> dict:
     from rlhf.models.modeling import preferred_device
     from rlhf.training import evaluation
+    from storage.export import read_manifest
 
-    prompts = [row["prompt"] for row in load_data(work, "prompt")["test"]]
+    held_out = [row["prompt"] for row in load_data(work, "prompt")["test"]]
+    adversarial_rows = set(read_manifest(work / "data" / "prompt").get("adversarial", {}).get("test_rows", []))
+    general = [prompt for i, prompt in enumerate(held_out) if i not in adversarial_rows]
     metrics = evaluation.compare_policies(
         policy,
         parent,
         reward_model,
-        prompts,
+        general,
         config.evaluation,
         config.gate.degeneration,
         samples_out=work / evaluation.EVALUATION_SAMPLES,
     )
+    if adversarial_rows:
+        metrics["adversarial"] = evaluation.adversarial_comparison(
+            policy, parent, reward_model, [held_out[i] for i in sorted(adversarial_rows)], config.evaluation
+        )
     if reward_model is not None:
         model, tokenizer = evaluation.load_reward_model(reward_model, preferred_device())
         pairs = list(load_data(work, "preference")["test"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from sqlmodel import select
 
 from rlhf.jobs.lifecycle import create_round
 from rlhf.models import registry
@@ -116,3 +117,31 @@ def test_lora_round_on_an_adapter_parent_keeps_the_lineage_on_one_base(sqlite_ur
     assert child.parent_id == parent.id
     assert child.base_model == parent.base_model == root.artifact_path
     assert weights_differ(child, parent)
+
+
+def test_a_round_weights_the_adversarial_set_and_reports_it_apart(sqlite_url, tiny_model_dir, tmp_path):
+    from storage.export import read_manifest
+    from storage.models import AdversarialPrompt, Prompt
+
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path, n_prompts=30)
+    with session_scope(sqlite_url) as session:
+        for prompt in session.exec(select(Prompt).order_by(Prompt.id)).all()[::2]:
+            session.add(AdversarialPrompt(prompt_id=prompt.id, origin="written"))
+    config = load_round_config(ROOT / "configs" / "round_dpo_tiny.yaml", ["data.adversarial_weight=3"])
+    with session_scope(sqlite_url) as session:
+        row = create_round(session, config=config, url=sqlite_url)
+        round_id, work = row.id, Path(row.work_dir)
+
+    run_round(round_id, sqlite_url)
+
+    with session_scope(sqlite_url) as session:
+        metrics = session.get_one(Round, round_id).metrics
+    pairs = read_manifest(work / "data" / "preference")["adversarial"]
+    assert pairs["weight"] == 3 and pairs["rows"]["train"] > 0
+    prompts = read_manifest(work / "data" / "prompt")
+    held_out = len(prompts["adversarial"]["test_rows"])
+    assert held_out > 0
+    assert metrics["adversarial"]["n_prompts"] == min(held_out, config.evaluation.max_prompts)
+    assert metrics["n_prompts"] == min(prompts["counts"]["test"] - held_out, config.evaluation.max_prompts)
+    low, high = metrics["adversarial"]["win_rate_ci95"]
+    assert 0 <= low <= metrics["adversarial"]["win_rate"] <= high <= 1

@@ -136,7 +136,7 @@ def test_upgrading_from_0004_adds_withdrawn_judgments_and_guidelines_and_keeps_r
             " VALUES (1, 'accepted', 1, '2026-11-02')",
         ):
             connection.execute(text(statement))
-    assert upgrade(url) == head_revision() == "0005"
+    assert upgrade(url) == head_revision()
     with get_engine(url).connect() as connection:
         tables = inspect(connection).get_table_names()
         kept = connection.exec_driver_sql(
@@ -145,3 +145,18 @@ def test_upgrading_from_0004_adds_withdrawn_judgments_and_guidelines_and_keeps_r
         assert [row[0] for row in kept] == ["k1"]  # the rebuilt judgment table keeps its rows and their reviews
         assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     assert {"withdrawnjudgment", "guideline"} <= set(tables)
+
+
+def test_upgrading_from_0005_adds_an_empty_adversarial_set_and_keeps_prompts(tmp_path):
+    from sqlalchemy import inspect, text
+
+    with older_store(tmp_path, "0005") as (url, connection):
+        assert "adversarialprompt" not in inspect(connection).get_table_names()
+        connection.execute(
+            text("INSERT INTO prompt (text, content_hash, tags, created_at) VALUES ('P', 'h', '[]', '2026-11-01')")
+        )
+    assert upgrade(url) == head_revision() == "0006"
+    with get_engine(url).connect() as connection:
+        assert {"adversarialprompt", "failureflag"} <= set(inspect(connection).get_table_names())
+        assert connection.exec_driver_sql("SELECT count(*) FROM adversarialprompt").scalar() == 0
+        assert connection.exec_driver_sql("SELECT text FROM prompt").scalar() == "P"
