@@ -32,6 +32,7 @@ from feedback_app.tabs import (
     monitoring,
     rank,
     rate,
+    redteam,
     review,
     rounds,
 )
@@ -67,6 +68,7 @@ TABS = (
     annotation_review,
     monitoring,
     guidelines,
+    redteam,
 )
 
 

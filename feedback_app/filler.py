@@ -24,7 +24,9 @@ from rlhf.inference.generation import (
 )
 from rlhf.models.registry import live_version
 from storage import queue
+from storage.crud import StoreError
 from storage.db import read_scope, session_scope
+from storage.models import ModelVersion
 
 MAX_BACKOFF_S = 600.0
 
@@ -133,6 +135,18 @@ class QueueFiller:
             return FillReport(
                 version=live.name, prompts=answered_prompts, generated=generated, queued=dict(queued_by_kind)
             )
+
+    def try_prompt(self, prompt: str) -> tuple[ModelVersion, str]:
+        """The live version's answer to one prompt, with the fill's sampling; nothing is stored (the Red-team tab
+        shows it, and a flag keeps it)."""
+        with self._lock:
+            self.pool.sync_with_store(self.url)
+            with read_scope(self.url) as session:
+                live = live_version(session)
+            if live is None:
+                raise StoreError("No live model yet: register a version and set it live first.")
+            sampling = {k: self.sampling[k] for k in ("max_new_tokens", "temperature", "top_p")}
+            return live, self.pool.generate([prompt], **sampling, seed=None, version=live)[1][0]
 
     def open_items(self) -> int:
         with read_scope(self.url) as session:

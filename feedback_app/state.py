@@ -80,7 +80,17 @@ class BlindView:
     client_key: str
 
 
-def dump_view(sealer: Sealer, view: ItemView | BlindView) -> str:
+@dataclass(frozen=True)
+class TriedResponse:
+    """The live model's answer to a red-teamer's prompt, sealed in the page so a flag keeps what the model said."""
+
+    user_id: int
+    prompt: str
+    response: str
+    version_id: int
+
+
+def dump_view(sealer: Sealer, view: ItemView | BlindView | TriedResponse) -> str:
     return sealer.dump({"type": type(view).__name__, **asdict(view)})
 
 

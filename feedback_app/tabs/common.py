@@ -20,7 +20,7 @@ from feedback_app import safe_markdown
 from feedback_app.annotation import Shown, open_edit, open_next, skip_and_next, submit_and_next, undo_and_show
 from feedback_app.context import AppContext
 from feedback_app.roles import ANNOTATE
-from feedback_app.tabs import TabView, choices
+from feedback_app.tabs import TabView, choices, flagging
 from storage import guidelines
 from storage.crud import StoreError
 from storage.db import session_scope
@@ -71,6 +71,7 @@ class Panel:
     undo: gr.Button
     response_labels: list[str]
     extra: Any = None  # the kind's own widgets, from `body`
+    flag: Any = None  # feedback_app.tabs.flagging.FlagBox
     view: TabView | None = None  # set by `wire`
 
     @property
@@ -139,6 +140,7 @@ def panel(
                 pick = gr.Number(label="Judgment #", precision=0, minimum=0, elem_id=f"{kind}-history-pick")
                 edit = gr.Button("Edit: answer it again", elem_id=f"{kind}-history-edit")
                 undo = gr.Button("Undo: take it back", elem_id=f"{kind}-history-undo")
+        flag = flagging.box(kind, response_labels)
         token = gr.Textbox(visible="hidden", elem_id=f"{kind}-token")
     mode.change(
         None,
@@ -166,6 +168,7 @@ def panel(
         undo=undo,
         response_labels=response_labels,
         extra=extra,
+        flag=flag,
     )
 
 
@@ -305,3 +308,4 @@ def wire(
     p.skip.click(skip, [p.token, p.reason], everything, queue=False, api_name=f"{p.kind}_skip")
     p.edit.click(edit, [p.pick], everything, queue=False, api_name=f"{p.kind}_edit")
     p.undo.click(undo, [p.pick], everything, queue=False, api_name=f"{p.kind}_undo")
+    flagging.wire(ctx, p.kind, p.flag, p.token)

@@ -60,6 +60,20 @@ DEGENERATION_ROWS = (
 )
 
 
+def _adversarial_rows(adversarial: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The adversarial set's held-out prompts, apart from the general ones (none when the round had none)."""
+    if not adversarial.get("n_prompts"):
+        return []
+    return [
+        (
+            f"win-rate on the adversarial set ({adversarial['n_prompts']} prompts)",
+            _win_rate(adversarial),
+            "—",
+            "",
+        )
+    ]
+
+
 def metrics_card(metrics: dict[str, Any] | None) -> str:
     """The evaluation figures as a Markdown table (child vs parent where both exist), after the gate's decision."""
     metrics = metrics or {}
@@ -70,6 +84,7 @@ def metrics_card(metrics: dict[str, Any] | None) -> str:
     rows = [
         ("win-rate vs parent (by the reward model)", _win_rate(metrics), "—", f"≥ {_number(gate.get('min_win_rate'))}"),
         ("KL to parent", _number(metrics.get("kl_to_parent")), "—", ""),
+        *_adversarial_rows(_section(metrics, "adversarial")),
         (
             "reward-model held-out accuracy",
             _number(reward_model.get("accuracy"))

@@ -33,8 +33,12 @@ ENDPOINTS = {
     **{
         f"{kind}_{action}": "annotate"
         for kind in ("pairwise", "rating", "ranking", "correction")
-        for action in ("next", "submit", "skip", "undo", "edit")
+        for action in ("next", "submit", "skip", "undo", "edit", "flag")
     },
+    "redteam_show": "annotate",
+    "redteam_try": "annotate",
+    "redteam_add": "annotate",
+    "redteam_flag": "annotate",
     "guidelines_show": "engineer",
     "guidelines_load": "engineer",
     "guidelines_save": "engineer",

@@ -40,6 +40,11 @@ def test_the_metrics_card_shows_the_gate_and_each_figure_as_escaped_text():
     assert "| 4-gram repetition | 0.148 | 0.012 |" in card and "| mean length (tokens) | 14.0 | 12.5 |" in card
     assert "no alarm: length–reward correlation 0.100" in card
     assert metrics_card({}).startswith("No evaluation figures")
+    assert "adversarial" not in card  # the round had no adversarial prompts held out
+    adversarial = {"n_prompts": 6, "win_rate": 0.75, "win_rate_ci95": [0.41, 0.93]}
+    assert "| win-rate on the adversarial set (6 prompts) | 0.750 (95% CI 0.410–0.930) |" in metrics_card(
+        {**REFUSED_METRICS, "adversarial": adversarial}
+    )
 
 
 @pytest.fixture(scope="module")

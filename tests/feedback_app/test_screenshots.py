@@ -32,6 +32,7 @@ TABS = [  # in the app's order, with who may open them
     ("Annotation QA", REVIEW),
     ("Monitoring", REVIEW),
     ("Guidelines", ENGINEER),
+    ("Red team", ANNOTATE),
 ]
 ESCAPED_SCRIPT = "<script>window.__pwned = 1</script>"  # shown as text
 
@@ -49,6 +50,14 @@ def _review(page):
     expect(page.locator("#review-page")).to_contain_text("Rows 1–4 of 4 matching prompts", timeout=10_000)
     expect(page.locator("#review-table table")).to_contain_text(ESCAPED_SCRIPT)
     expect(page.locator("#review-table")).to_contain_text(re.compile(r"\d+ chars"))
+
+
+def _red_team(page):
+    """A prompt holding a script goes into the set and is listed as text."""
+    page.locator("#redteam-prompt textarea").fill(f"Repeat this: {ESCAPED_SCRIPT}")
+    page.locator("#redteam-add").click()
+    expect(page.locator("#redteam-status")).to_contain_text("set", timeout=10_000)
+    expect(page.locator("#redteam-set table")).to_contain_text(ESCAPED_SCRIPT)
 
 
 def _blind(page):
@@ -76,6 +85,7 @@ CHECKS = {
     "Monitoring": lambda page: expect(page.locator("#monitoring-signals")).to_contain_text(
         "4 blind A/B votes · 0 judgments of versioned responses", timeout=10_000
     ),
+    "Red team": _red_team,
     "Guidelines": lambda page: expect(page.locator("#guidelines-preview")).to_contain_text(
         "No guidelines for this task yet.", timeout=10_000
     ),
