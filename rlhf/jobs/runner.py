@@ -25,18 +25,42 @@ from storage.models import ModelVersion, Round, RoundStatus, utcnow
 
 
 def launch_command(config: RoundConfig, round_id: int, url: str) -> list[str]:
-    """`python -m rlhf.training.recipe ...`, or the same under `accelerate launch` when the config names a setup."""
+    """`python -m rlhf.training.recipe ...`, or the same under `accelerate launch` when the config names a setup.
+
+    A CPU setup with several processes goes through torchrun instead: `accelerate launch` starts
+    several CPU processes only through mpirun, and accelerate's state takes gloo from torchrun's
+    environment just the same (with `ACCELERATE_USE_CPU`, see `launch_environment`).
+    """
     module_args = ["-m", "rlhf.training.recipe", str(round_id), "--db", url]
     if config.accelerate is None:
         return [sys.executable, *module_args]
-    return [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        str(ACCELERATE_CONFIGS / f"{config.accelerate}.yaml"),
-        *module_args,
-    ]
+    setup = ACCELERATE_CONFIGS / f"{config.accelerate}.yaml"
+    processes = cpu_processes(setup)
+    if processes > 1:
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            *module_args,
+        ]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(setup), *module_args]
+
+
+def cpu_processes(setup: Path) -> int:
+    """How many CPU processes an accelerate config asks for; 0 for a GPU setup."""
+    import yaml
+
+    values = yaml.safe_load(setup.read_text()) or {}
+    return int(values.get("num_processes", 1)) if values.get("use_cpu") else 0
+
+
+def launch_environment(config: RoundConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    if config.accelerate is not None and cpu_processes(ACCELERATE_CONFIGS / f"{config.accelerate}.yaml") > 1:
+        env["ACCELERATE_USE_CPU"] = "true"
+    return env
 
 
 def _spawn(config: RoundConfig, round_id: int, url: str) -> int:
@@ -50,6 +74,7 @@ def _spawn(config: RoundConfig, round_id: int, url: str) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=Path.cwd(),
+            env=launch_environment(config),
         )
     with session_scope(url) as session:
         row = session.get_one(Round, round_id)

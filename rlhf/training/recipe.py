@@ -97,7 +97,11 @@ def mark_running(reporter: RoundReporter, row: Round) -> None:
         reporter.transition(RoundStatus.running.value, **fields)
     else:
         reporter.update(**fields)
-    reporter.log("start", resumed_after=list(row.completed_stages), pid=os.getpid())
+    from accelerate import PartialState
+
+    reporter.log(
+        "start", resumed_after=list(row.completed_stages), pid=os.getpid(), processes=PartialState().num_processes
+    )
 
 
 def run_stages(

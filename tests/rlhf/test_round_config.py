@@ -169,6 +169,32 @@ def test_accelerate_configs_parse_and_the_runner_launches_them(name):
     ]
 
 
+def test_a_cpu_setup_of_several_processes_launches_through_torchrun_on_gloo(monkeypatch):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from rlhf.jobs.runner import launch_environment
+
+    path = ROOT / "configs" / "accelerate" / "cpu_two_processes.yaml"
+    loaded = load_config_from_file(str(path))
+    assert str(loaded.distributed_type).endswith("MULTI_CPU") and loaded.num_processes == 2
+    config = parse_round_config(TINY + "accelerate: cpu_two_processes\n")
+    assert launch_command(config, 4, "sqlite:///a.db") == [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "rlhf.training.recipe",
+        "4",
+        "--db",
+        "sqlite:///a.db",
+    ]
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
+    assert launch_environment(config)["ACCELERATE_USE_CPU"] == "true"
+    assert "ACCELERATE_USE_CPU" not in launch_environment(parse_round_config(TINY + "accelerate: single_gpu\n"))
+
+
 def test_plain_launch_without_accelerate():
     assert launch_command(parse_round_config(TINY), 3, "sqlite:///a.db") == [
         sys.executable,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from rlhf.cli import main as cli
 from rlhf.jobs.lifecycle import create_round
@@ -176,3 +177,43 @@ def test_liveness_from_proc_accepts_a_process_mid_exec():
     assert not looks_like_a_round("S", b"/usr/bin/vim notes.txt ")  # the pid was reused
     assert not looks_like_a_round("Z", b"")
     assert not looks_like_a_round("Z", b"python -m rlhf.training.recipe 3 ")
+
+
+@pytest.mark.slow  # two round processes (torchrun, gloo), killed and resumed
+def test_a_round_on_two_cpu_processes_trains_on_both_registers_once_and_resumes(sqlite_url, tiny_model_dir, tmp_path):
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
+    config = slow_reward_config(tmp_path)
+    config.write_text(config.read_text() + "\naccelerate: cpu_two_processes\n")
+    round_id = start_round(config, url=sqlite_url)
+    pid = get_round(round_id, sqlite_url).pid
+    try:
+        row = wait_for(in_reward_stage, sqlite_url, round_id)
+        os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        if process_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+    assert get_round(round_id, sqlite_url).status == "failed"
+    assert no_versions_but_base(sqlite_url)
+
+    with session_scope(sqlite_url) as session:
+        session.get_one(Round, round_id).config_yaml = (
+            ROOT / "configs" / "round_dpo_tiny.yaml"
+        ).read_text() + "\naccelerate: cpu_two_processes\n"
+    resume_round(round_id, sqlite_url)
+    row = wait(round_id, sqlite_url, timeout=300)
+    assert row.status == "succeeded", row.error
+    assert row.completed_stages == ["sft", "reward", "dpo"]
+
+    events = [json.loads(line) for line in Path(row.log_path).read_text().splitlines()]
+    starts = [e for e in events if e["event"] == "start"]
+    # One line per launch although two processes ran each: only the main process writes.
+    assert [(e["processes"], e["resumed_after"]) for e in starts] == [(2, []), (2, ["sft"])]
+    assert [e["stage"] for e in events if e["event"] == "stage_done"] == ["sft", "reward", "dpo"]
+    assert sum(e["event"] == "done" for e in events) == 1
+    with session_scope(sqlite_url) as session:
+        made = session.exec(select(ModelVersion).where(ModelVersion.round_id == round_id)).all()
+        assert sorted(v.kind for v in made) == ["dpo", "reward"]
+        assert all(v.status == "ready" for v in made)
