@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from sqlalchemy import (
     func,
     literal,
     or_,
+    text,
     union_all,
     update,
 )
@@ -338,6 +340,21 @@ _TAKE_SLOT = (
 _RELEASE = delete(ItemClaim).where(col(ItemClaim.item_id) == _ITEM, col(ItemClaim.user_id) == _USER)
 
 
+_CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def _serialise_claims(session: Session, kind: str) -> None:
+    """On PostgreSQL, one transaction at a time picks and claims a new item of a kind, until it commits.
+
+    Picking counts the item's live claims, so two transactions picking at once would both see the
+    last free slot and both claim it: one annotator would then be refused on submit. SQLite's
+    single writer serialises this already; several app processes on PostgreSQL need the lock (read
+    committed: the pick after the lock sees the claim the previous holder committed).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_CLAIM_LOCK, {"key": zlib.crc32(f"claim:{kind}".encode())})
+
+
 def _upsert_claim(session: Session, *, item_id: int, user_id: int, expires_at: datetime) -> None:
     insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = insert(ItemClaim).values(item_id=item_id, user_id=user_id, expires_at=expires_at)
@@ -401,6 +418,7 @@ def next_item(
     if row is not None:
         item = QueuedItem(*row[:-1])
     else:
+        _serialise_claims(session, kind)
         row = session.execute(_NEXT, params).first()
         if row is None:
             return None

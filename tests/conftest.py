@@ -62,6 +62,18 @@ def db_url(request, tmp_path) -> str:
     _drop_pg_database(name)
 
 
+@pytest.fixture
+def pg_url() -> str:
+    """A fresh migrated PostgreSQL database; skipped without RLHF_TEST_PG_URL (CI sets it)."""
+    if not PG_URL:
+        pytest.skip("RLHF_TEST_PG_URL is not set")
+    url, name = _fresh_pg_database()
+    upgrade(url)
+    yield url
+    dispose_engines()
+    _drop_pg_database(name)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """The offline tiny policy, built once per test session (read-only: copy it before training)."""
