@@ -125,8 +125,8 @@ def cmd_judgments_import(args) -> None:
         from storage.label_studio import Fields, import_label_studio, read_users
 
         fields = Fields(
-            prompt=args.prompt_field,
-            responses=tuple(name.strip() for name in args.response_fields.split(",")),
+            prompt=args.prompt_field or "prompt",
+            responses=_names(args.response_fields) or ("answer1", "answer2"),
             pairwise=args.pairwise_control,
             rating=args.rating_control,
             textarea=args.textarea_control,
@@ -135,10 +135,25 @@ def cmd_judgments_import(args) -> None:
         users = read_users(args.users) if args.users else None
         print(import_label_studio(args.file, url=args.db, fields=fields, users=users).summary())
         return
+    if args.source_format == "argilla":
+        from storage.argilla import Fields as ArgillaFields
+        from storage.argilla import import_argilla
+        from storage.label_studio import read_users
+
+        chosen = ArgillaFields(prompt=args.prompt_field, responses=_names(args.response_fields))
+        users = read_users(args.users) if args.users else None
+        print(import_argilla(args.file, url=args.db, fields=chosen, users=users).summary())
+        return
     from storage.imports import import_judgments
 
     report = import_judgments(args.file, url=args.db)
     print(report.summary())
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """A comma-separated flag's names; None when it was not given."""
+    names = tuple(name.strip() for name in (text or "").split(",") if name.strip())
+    return names or None
 
 
 def cmd_gold_import(args) -> None:
@@ -494,12 +509,20 @@ def build_parser() -> argparse.ArgumentParser:
     judgments = commands.add_parser("judgments", help="manage judgments").add_subparsers(
         dest="judgments_command", required=True
     )
-    p = judgments.add_parser("import", help="import judgments from JSONL or a Label Studio export (all or nothing)")
+    p = judgments.add_parser(
+        "import", help="import judgments from JSONL, a Label Studio export or an Argilla export folder (all or nothing)"
+    )
     p.add_argument("file", type=Path)
-    p.add_argument("--from", dest="source_format", choices=["jsonl", "label-studio"], default="jsonl")
-    p.add_argument("--users", type=Path, help='label-studio: JSON {"<user id or e-mail>": "<annotator name>"}')
-    p.add_argument("--prompt-field", default="prompt", help="label-studio: the task field holding the prompt")
-    p.add_argument("--response-fields", default="answer1,answer2", help="label-studio: the responses' task fields")
+    p.add_argument("--from", dest="source_format", choices=["jsonl", "label-studio", "argilla"], default="jsonl")
+    p.add_argument("--users", type=Path, help='label-studio, argilla: JSON {"<user id or e-mail>": "<annotator name>"}')
+    p.add_argument(
+        "--prompt-field",
+        help="the field holding the prompt (label-studio default: prompt; argilla: inferred from the settings)",
+    )
+    p.add_argument(
+        "--response-fields",
+        help="the responses' fields, comma-separated (label-studio default: answer1,answer2; argilla: the other text fields)",
+    )
     for control in ("pairwise", "rating", "textarea", "ranker"):
         p.add_argument(f"--{control}-control", help=f"label-studio JSON_MIN: the {control} control's name")
     _db_arg(p)
