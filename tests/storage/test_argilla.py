@@ -280,3 +280,30 @@ def test_cli_imports_from_argilla_with_a_users_file(sqlite_url, tmp_path, capsys
     code = main(["judgments", "import", str(folder), "--from", "argilla", "--users", str(users), "--db", sqlite_url])
     out = capsys.readouterr().out
     assert code in (0, None) and "9 imported" in out and "1 discarded and 2 draft" in out and "ann" in out
+
+
+def test_a_chat_field_prompt_joins_the_conversation_imported_with_its_turns(sqlite_url, tmp_path):
+    from storage.imports import import_prompts
+    from storage.models import Prompt
+
+    turns = [
+        {"role": "user", "content": "Hi."},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "And now?"},
+    ]
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"messages": turns}) + "\n")
+    import_prompts(tmp_path / "prompts.jsonl", url=sqlite_url)
+    settings = settings_json(
+        [_property("prompt", "chat", use_markdown=True), text_field("response1"), text_field("response2")],
+        [labels("preference", [("response1", "Response 1"), ("response2", "Response 2")])],
+    )
+    fields = {"prompt": turns, "response1": "Now this.", "response2": "Nothing."}
+    folder = write_export(
+        tmp_path / "chat", settings, [record(1, fields, [(ANN, "submitted", {"preference": "response2"})])]
+    )
+
+    assert import_argilla(folder, url=sqlite_url).created == 1
+    with session_scope(sqlite_url) as session:
+        prompt = session.exec(select(Prompt)).one()
+        judgment = session.exec(select(Judgment)).one()
+    assert judgment.prompt_id == prompt.id and prompt.messages == turns and judgment.payload == {"choice": "b"}
