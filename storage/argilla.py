@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ DATASET = Path(".argilla") / "dataset.json"
 RECORDS = "records.json"
 PROMPT_NAMES = ("prompt", "instruction", "question", "query", "input")
 _STATUSES = ("submitted", "draft", "discarded")
-_NEITHER = {"tie": "tie", "equal": "tie", "draw": "tie", "both_bad": "both_bad", "neither": "both_bad"}
+_NEITHER = {"tie": "tie", "equal": "tie", "draw": "tie", "bothbad": "both_bad", "neither": "both_bad"}
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class ArgillaReport(ImportReport):
     drafts: int = 0
 
     def summary(self) -> str:
-        return super().summary() + (f"; {self.discarded} discarded and {self.drafts} draft response(s) not imported")
+        return super().summary() + f"; {self.discarded} discarded and {self.drafts} draft response(s) not imported"
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def import_argilla(
     errors: list[RecordError] = []
     parsed: list[ParsedJudgment] = []
     counts = {"discarded": 0, "draft": 0}
-    for row in _rows(path, set(_questions(settings)), errors):
+    for row in _rows(path, {str(q.get("name")) for q in settings["questions"]}, errors):
         for user, answers in row.answers.items():
             status = _status(row.where, answers, errors)
             if status is None:
@@ -167,10 +168,6 @@ def _kind(item: dict[str, Any]) -> Any:
     """A field's or question's type: in `settings.type`, and at the top too in some SDK versions."""
     inner = item.get("settings")
     return (inner.get("type") if isinstance(inner, dict) else None) or item.get("type")
-
-
-def _questions(settings: dict[str, Any]) -> dict[str, Any]:
-    return {str(q.get("name")): _kind(q) for q in settings["questions"]}
 
 
 def _layout(file: Path, settings: dict[str, Any], fields: Fields) -> _Layout:
@@ -238,8 +235,13 @@ def _layout(file: Path, settings: dict[str, Any], fields: Fields) -> _Layout:
                 )
             ],
         )
-    rated = {q: max((r for r in responses if r in q), key=len, default=responses[0]) for q in ratings}
+    rated = {q: max((r for r in responses if _names_field(q, r)), key=len, default=responses[0]) for q in ratings}
     return _Layout(prompt, responses, preference, choices, rankings[0] if rankings else None, rated, texts)
+
+
+def _names_field(question: str, name: str) -> bool:
+    """`rating_response2` names `response2` (not `response20`, and `rating` does not name a field `a`)."""
+    return re.search(rf"(?<![a-z0-9]){re.escape(name.lower())}(?![a-z0-9])", question.lower()) is not None
 
 
 def _looks_like_prompt(name: str) -> bool:
@@ -266,7 +268,8 @@ def _choices(question: dict[str, Any], responses: tuple[str, ...], text_fields: 
 
 
 def _norm(text: str) -> str:
-    return "_".join(text.lower().replace("-", " ").split())
+    """A label or field name as compared: "Response 1", "response_1" and "response1" are one."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 def _list(names) -> str:

@@ -295,12 +295,10 @@ def test_a_chat_field_prompt_joins_the_conversation_imported_with_its_turns(sqli
     import_prompts(tmp_path / "prompts.jsonl", url=sqlite_url)
     settings = settings_json(
         [_property("prompt", "chat", use_markdown=True), text_field("response1"), text_field("response2")],
-        [labels("preference", [("response1", "Response 1"), ("response2", "Response 2")])],
+        [labels("preference", [("1", "Response 1"), ("2", "Response 2"), ("3", "Both bad")])],  # named by their texts
     )
     fields = {"prompt": turns, "response1": "Now this.", "response2": "Nothing."}
-    folder = write_export(
-        tmp_path / "chat", settings, [record(1, fields, [(ANN, "submitted", {"preference": "response2"})])]
-    )
+    folder = write_export(tmp_path / "chat", settings, [record(1, fields, [(ANN, "submitted", {"preference": "2"})])])
 
     assert import_argilla(folder, url=sqlite_url).created == 1
     with session_scope(sqlite_url) as session:
