@@ -302,7 +302,7 @@ def _rows(path: Path, questions: set[str], errors: list[RecordError]) -> Iterato
             table = dataset.with_format("arrow")[:]
             yield from _flat_rows(f"{path}{f' [{split}]' if split else ''}", table.to_pylist(), questions, errors)
     else:
-        files = sorted(f for f in path.rglob("*.parquet") if ".argilla" not in f.parts)
+        files = sorted(f for f in path.rglob("*.parquet") if ".argilla" not in f.relative_to(path).parts)
         if not files:
             raise ImportFailed(
                 path,
