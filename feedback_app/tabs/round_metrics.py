@@ -20,13 +20,20 @@ def _number(value: Any, digits: int = 3) -> str:
     return escape_markdown(str(value))
 
 
+def was_published(gate: Any) -> bool:
+    """The gate passed and the config let it publish (a sweep's trials pass without going live)."""
+    return isinstance(gate, dict) and bool(gate.get("passed")) and gate.get("publish", True) is not False
+
+
 def gate_decision_text(metrics: dict[str, Any] | None) -> str:
     """ "published", "not published: <reason>; <reason>", or why there is no decision yet (plain text)."""
     gate = (metrics or {}).get("gate")
     if not isinstance(gate, dict):
         return "no gate decision yet (the round has not been evaluated)"
-    if gate.get("passed"):
+    if was_published(gate):
         return "published"
+    if gate.get("passed"):
+        return "passed, not published (gate.publish: false, e.g. a sweep trial)"
     reasons = [str(reason) for reason in gate.get("reasons") or []]
     return "not published: " + ("; ".join(reasons) or "the gate refused it")
 

@@ -53,8 +53,18 @@ def reward_version_name(config: RoundConfig, round_id: int) -> str:
     return f"{version_name(config, round_id)}-rm"
 
 
-def create_round(session: Session, *, config: RoundConfig, url: str | None, created_by: str | None = None) -> Round:
-    """A queued Round row for `config`, with its parent resolved now (the config's, else the live version)."""
+def create_round(
+    session: Session,
+    *,
+    config: RoundConfig,
+    url: str | None,
+    created_by: str | None = None,
+    data_snapshot: dict | None = None,
+) -> Round:
+    """A queued Round row for `config`, with its parent resolved now (the config's, else the live version).
+
+    `data_snapshot` pins the judgments it trains on (a sweep's trials share one); else the recipe takes one.
+    """
     parent: ModelVersion | None
     if config.parent:
         parent = registry.require_version(session, name=config.parent)
@@ -69,7 +79,12 @@ def create_round(session: Session, *, config: RoundConfig, url: str | None, crea
         raise StoreError(f"{config.path}: parent: version {parent.name!r} is {parent.status}, not ready")
     refuse_if_parent_busy(session, parent)
     row = Round(
-        config_path=config.path, config_yaml=config.text, parent_version_id=parent.id, created_by=created_by, status=Q
+        config_path=config.path,
+        config_yaml=config.text,
+        parent_version_id=parent.id,
+        created_by=created_by,
+        status=Q,
+        data_snapshot=data_snapshot or {},
     )
     session.add(row)
     session.flush()

@@ -85,13 +85,18 @@ def _spawn(config: RoundConfig, round_id: int, url: str) -> int:
 
 
 def start_round(
-    config_path: str | Path, url: str | None = None, created_by: str | None = None, overrides: tuple[str, ...] = ()
+    config_path: str | Path,
+    url: str | None = None,
+    created_by: str | None = None,
+    overrides: tuple[str, ...] = (),
+    data_snapshot: dict | None = None,
 ) -> int:
     """Validate the config (with `key=value` overrides), record a queued round, start its process; returns its id."""
     url = database_url(url)
     config = load_round_config(config_path, overrides)
     with session_scope(url) as session:
-        round_id = create_round(session, config=config, url=url, created_by=created_by).id
+        row = create_round(session, config=config, url=url, created_by=created_by, data_snapshot=data_snapshot)
+        round_id = row.id
     assert round_id is not None  # create_round flushes it
     _spawn(config, round_id, url)
     return round_id

@@ -110,6 +110,8 @@ class GateSpec(Strict):
     min_reward_accuracy: YamlFloat | None = Field(None, ge=0, le=1)
     block_on_length_bias: bool = False
     degeneration: DegenerationLimits = Field(default_factory=DegenerationLimits)
+    publish: bool = True
+    """False: a version that passes stays ready, not live (a sweep's trials; `rlhf sweep --live` picks one)."""
 
 
 @dataclass

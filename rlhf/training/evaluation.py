@@ -340,4 +340,4 @@ def gate_decision(metrics: dict[str, Any], gate: GateSpec) -> dict[str, Any]:
             f"degeneration: {alarm}"
             for alarm in degeneration_alarms(degeneration["child"], degeneration["parent"], gate.degeneration)
         ]
-    return {"passed": not reasons, "min_win_rate": gate.min_win_rate, "reasons": reasons}
+    return {"passed": not reasons, "min_win_rate": gate.min_win_rate, "reasons": reasons, "publish": gate.publish}

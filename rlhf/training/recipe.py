@@ -286,8 +286,9 @@ def _publish_folder(
 
 
 def publish(url: str, name: str, gate: dict, by: str) -> bool:
-    """The gate decides: a version that passed goes live; one that did not stays ready, not live."""
-    if not gate["passed"]:
+    """The gate decides: a version that passed goes live; one that did not, or whose config holds it back
+    (`gate.publish: false`), stays ready, not live."""
+    if not gate["passed"] or not gate.get("publish", True):
         return False
     with session_scope(url) as session:
         registry.set_live(session, name=name, by=by)

@@ -49,7 +49,13 @@ def test_length_bias_alarm_fires_only_when_length_explains_the_gain():
 def test_gate_needs_the_win_rate_and_any_extra_conditions():
     gate = GateSpec(min_win_rate=0.55, min_reward_accuracy=0.6, block_on_length_bias=True)
     good = {"win_rate": 0.6, "reward_model": {"accuracy": 0.7}, "length_bias": {"alarm": False}}
-    assert evaluation.gate_decision(good, gate) == {"passed": True, "min_win_rate": 0.55, "reasons": []}
+    assert evaluation.gate_decision(good, gate) == {
+        "passed": True,
+        "min_win_rate": 0.55,
+        "reasons": [],
+        "publish": True,
+    }
+    assert evaluation.gate_decision(good, GateSpec(publish=False))["publish"] is False
     assert evaluation.gate_decision({**good, "win_rate": 0.5}, gate)["reasons"] == [
         "win-rate 0.500 < 0.55 (judged by the round's reward model: held-out accuracy 0.70 on ? pairs)"
     ]
