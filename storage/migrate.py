@@ -13,6 +13,31 @@ from storage.db import database_url, get_engine, sqlite_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+OPTUNA_TABLES = frozenset(
+    {
+        "studies",
+        "study_directions",
+        "study_user_attributes",
+        "study_system_attributes",
+        "trials",
+        "trial_user_attributes",
+        "trial_system_attributes",
+        "trial_params",
+        "trial_values",
+        "trial_intermediate_values",
+        "trial_heartbeats",
+        "version_info",
+    }
+)
+"""The tables Optuna's RDBStorage creates in the store for `rlhf sweep`'s studies. Optuna owns their schema;
+our migrations and autogenerate leave them alone. They share `alembic_version` with us: Optuna only stamps it
+when it is empty, and a sweep refuses a store that is not at our head revision, so ours is always there."""
+
+
+def include_name(name: str | None, type_: str, _parent_names) -> bool:
+    """Alembic's filter: every object but Optuna's tables."""
+    return not (type_ == "table" and name in OPTUNA_TABLES)
+
 
 def alembic_config(url: str | None = None) -> Config:
     config = Config()
