@@ -392,6 +392,64 @@ def cmd_round_resume(args) -> None:
         print(f"round {args.id} resumed from its last completed stage")
 
 
+def cmd_sweep(args) -> None:
+    import signal
+
+    from tqdm import tqdm
+
+    from rlhf.jobs.sweep import SweepSettings, parse_params, run_sweep
+
+    settings = SweepSettings(
+        config=args.config,
+        params=parse_params(args.param),
+        trials=args.trials,
+        objective=args.objective,
+        sampler=args.sampler,
+        study_name=args.study,
+        live=args.live,
+        seed=args.seed,
+        created_by=f"sweep ({getpass.getuser()})",
+    )
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    bar = tqdm(total=settings.trials or 0, unit="trial", dynamic_ncols=True)
+
+    def show(done, planned, row, best):
+        bar.total, bar.n = planned, done
+        if row is not None:
+            progress = row.progress or {}
+            step = f" {progress['step']}/{progress['total']}" if progress.get("total") else ""
+            bar.set_description(f"trial {done} round {row.id} {row.stage or row.status}{step}")
+        if best is not None:
+            bar.set_postfix({"best": f"{best.score:.3f} (trial {best.number})"}, refresh=False)
+        bar.refresh()
+
+    try:
+        result = run_sweep(settings, url=args.db, progress=show)
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, previous)
+    for trial in result.trials:
+        score = f"{trial.score:.3f}" if trial.score is not None else f"{trial.state} ({trial.error or '-'})"
+        feasible = {None: "", True: "", False: " infeasible: " + "; ".join(trial.alarms)}[trial.feasible]
+        print(
+            f"{'*' if trial.best else ' '} trial {trial.number}\tround {trial.round_id}\t{score}{feasible}\t{trial.params}"
+        )
+    if result.best is None:
+        raise UserError(
+            f"study {result.study}: no trial finished feasible" + (" (cancelled)" if result.cancelled else "")
+        )
+    what = "live" if result.live else "registered, not live"
+    print(f"study {result.study}: best trial {result.best.number} ({result.best.version}, {what})")
+    if args.live and not result.live:
+        raise UserError(f"{result.best.version} not published: " + ("; ".join(result.live_refused) or "no gate"))
+    if result.cancelled:
+        raise UserError(f"study {result.study}: cancelled after {len(result.trials)} trial(s)")
+
+
 # --- demo ----------------------------------------------------------------------------------
 
 
@@ -647,6 +705,29 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--foreground", action="store_true")
         _db_arg(p)
         p.set_defaults(func=func)
+
+    p = commands.add_parser(
+        "sweep",
+        help="hyperparameter search over rounds with Optuna (trials never go live)",
+        epilog="e.g. rlhf sweep round_dpo_tiny --param 'stages.dpo.learning_rate=loguniform(1e-5,1e-3)' "
+        "--param 'stages.dpo.beta=choice(0.05,0.1,0.3)' --trials 8",
+    )
+    p.add_argument("config", type=str, help="a round config file, or the name of a shipped one")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=DIST",
+        help="a dotted config key and loguniform(a,b), uniform(a,b), int(a,b) or choice(x,y,...); repeat it",
+    )
+    p.add_argument("--trials", type=int, default=None, help="how many rounds (default for grid: the whole grid)")
+    p.add_argument("--objective", default="win_rate", choices=["win_rate", "reward_accuracy"])
+    p.add_argument("--sampler", default="tpe", choices=["tpe", "grid"])
+    p.add_argument("--study", default=None, help="the study's name in the store (default: sweep-NAME-TIME)")
+    p.add_argument("--live", action="store_true", help="publish the best trial's version if its gate passed")
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    _db_arg(p)
+    p.set_defaults(func=cmd_sweep)
 
     database = commands.add_parser("db", help="backups").add_subparsers(dest="db_command", required=True)
     p = database.add_parser("backup", help="online backup of a SQLite store to OUT (writers may keep running)")
