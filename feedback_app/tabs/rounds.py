@@ -1,4 +1,5 @@
-"""Engineers: start a round from a config, watch its stage, progress, loss/reward and log, cancel it.
+"""Engineers: start a round from a config, watch its stage, progress, loss/reward and log, cancel it;
+see each `rlhf sweep`'s trials (their rounds are listed with the others).
 
 The refresh is a private gr.Timer tick that reads one Round row and the new
 part of its log; the timer only runs for users who may see this tab.
@@ -18,8 +19,8 @@ from feedback_app.context import AppContext
 from feedback_app.filler import describe
 from feedback_app.roles import ENGINEER
 from feedback_app.tabs import TabView
-from feedback_app.tabs.round_metrics import gate_checks_text, gate_decision_text
-from rlhf.jobs import runner
+from feedback_app.tabs.round_metrics import gate_checks_text, gate_decision_text, was_published
+from rlhf.jobs import runner, sweep
 from rlhf.jobs.preview import config_label, preview_round
 from storage.crud import StoreError
 from storage.db import read_scope
@@ -116,7 +117,7 @@ def _label(row) -> str:
     label = f"#{row.id} {Path(row.config_path or 'config').name}" + (f" by {row.created_by}" if row.created_by else "")
     gate = (row.metrics or {}).get("gate")
     if row.status == "succeeded" and isinstance(gate, dict):
-        return label + (" · published" if gate.get("passed") else " · not published")
+        return label + (" · published" if was_published(gate) else " · not published")
     return f"{label} · {row.status}"
 
 
@@ -146,7 +147,7 @@ def status_text(row) -> str:
     gate = metrics.get("gate")
     shown = row.status
     if row.status == "succeeded" and isinstance(gate, dict):
-        shown = "succeeded, published" if gate.get("passed") else "trained, not published"
+        shown = "succeeded, published" if was_published(gate) else "trained, not published"
     parts = [f"round {row.id}: {shown}", f"stage {row.stage or p.get('stage') or '-'}"]
     if p.get("total"):
         parts.append(f"step {p.get('step', 0)}/{p['total']} ({100 * (p.get('step') or 0) / p['total']:.0f}%)")
@@ -202,6 +203,11 @@ def build(ctx: AppContext) -> TabView:
             autoscroll=True,
             elem_id="rounds-log",
         )
+        gr.Markdown("### Sweeps (`rlhf sweep`): one round per trial, none live unless `--live`; ★ the best feasible")
+        sweeps = gr.Dataframe(
+            headers=list(sweep.SWEEP_COLUMNS), interactive=False, wrap=True, label="Trials", elem_id="rounds-sweeps"
+        )
+        refresh_sweeps = gr.Button("Refresh sweeps", elem_id="rounds-refresh-sweeps")
         gr.Markdown("### Data available")
         with gr.Row():
             data = gr.JSON(label="Judgments", elem_id="rounds-data")
@@ -238,10 +244,18 @@ def build(ctx: AppContext) -> TabView:
             )
         return values
 
+    def _sweeps():
+        """The trials table; a store whose study tables cannot be read says why in the label, not as an Error."""
+        try:
+            rows = sweep.sweep_table(ctx.url)
+        except StoreError as error:
+            return gr.Dataframe(value={"headers": list(sweep.SWEEP_COLUMNS), "data": []}, label=f"Trials: {error}")
+        return gr.Dataframe(value={"headers": list(sweep.SWEEP_COLUMNS), "data": rows}, label="Trials")
+
     def fill(user):
         choices, rows = _choices()
         latest = rows[-1].id if rows else None
-        return [gr.Dropdown(choices=choices, value=latest), *_watch(latest), _data(), gr.Timer(active=True)]
+        return [gr.Dropdown(choices=choices, value=latest), *_watch(latest), _data(), gr.Timer(active=True), _sweeps()]
 
     @ctx.guard.requires(ENGINEER)
     def tick(round_id, shown, smooth, user):
@@ -299,8 +313,12 @@ def build(ctx: AppContext) -> TabView:
     def refresh(user):
         return _data()
 
+    @ctx.guard.requires(ENGINEER)
+    def show_sweeps(user):
+        return _sweeps()
+
     watched = [status, plot, log, drawn]
-    outputs = [chosen, *watched, data, timer]
+    outputs = [chosen, *watched, data, timer, sweeps]
     tab.select(ctx.guard.requires(ENGINEER)(fill), None, outputs, api_name="rounds_show", concurrency_limit=4)
     watch_inputs = [chosen, drawn, smoothing]
     chosen.change(tick, watch_inputs, watched, api_visibility="private", concurrency_limit=4, show_progress="hidden")
@@ -311,4 +329,5 @@ def build(ctx: AppContext) -> TabView:
     cancel.click(cancel_round, chosen, [*watched, message], api_name="cancel_round", concurrency_limit=1)
     fill_button.click(fill_queue, None, [fill_result, data], api_name="fill_queue", concurrency_limit=1)
     refresh_data.click(refresh, None, data, api_name="data_summary", concurrency_limit=2)
+    refresh_sweeps.click(show_sweeps, None, sweeps, api_name="sweeps", concurrency_limit=2)
     return TabView(tab=tab, capability=ENGINEER, outputs=outputs, fill=fill)

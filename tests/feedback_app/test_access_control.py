@@ -51,6 +51,7 @@ ENDPOINTS = {
     "cancel_round": "engineer",
     "fill_queue": "engineer",
     "data_summary": "engineer",
+    "sweeps": "engineer",
     "models_show": "engineer",
     "models_set_live": "engineer",
     "models_rollback": "engineer",

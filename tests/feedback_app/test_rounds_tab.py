@@ -82,6 +82,9 @@ def test_a_round_whose_gate_refused_does_not_read_as_succeeded():
     assert "win-rate 0.531 (95% CI 0.410–0.650) (needs ≥ 0.55)" in text and "RM accuracy 0.850" in text
     passed = {**REFUSED_METRICS, "gate": {"passed": True, "min_win_rate": 0.55, "reasons": []}}
     assert status_text(SimpleNamespace(**{**vars(row), "metrics": passed})).startswith("round 4: succeeded, published")
+    held = {**passed, "gate": {**passed["gate"], "publish": False}}  # a sweep's trial
+    text = status_text(SimpleNamespace(**{**vars(row), "metrics": held}))
+    assert text.startswith("round 4: trained, not published") and "gate: passed, not published (gate.publish" in text
 
 
 def test_log_lines_are_shown_compactly():
@@ -179,3 +182,36 @@ def test_a_second_round_on_a_busy_parent_is_refused_with_a_message(server):
     finally:
         with session_scope(server.url) as session:
             session.get_one(Round, busy_id).status = "cancelled"
+
+
+def test_the_rounds_tab_lists_each_sweeps_trials_with_the_best_starred(server):
+    import optuna
+
+    from rlhf.jobs import sweep
+
+    engineer = Client(server.base, auth=("eng", PASSWORD), verbose=False)
+    assert engineer.predict(api_name="/sweeps")["value"]["data"] == []
+    study = optuna.create_study(study_name="tab", storage=sweep.study_storage(server.url), direction="maximize")
+    study.set_user_attr(sweep.SWEEP_ATTR, {"config": "configs/round_dpo_tiny.yaml"})
+    optuna.create_study(study_name="not-a-sweep", storage=sweep.study_storage(server.url))
+    beta = optuna.distributions.CategoricalDistribution([0.05, 0.3])
+    for value, score, alarms in ((0.05, 0.6, []), (0.3, 0.9, ["repetition 0.5 > 0.3"])):
+        study.enqueue_trial({"stages.dpo.beta": value})
+        trial = study.ask({"stages.dpo.beta": beta})
+        trial.set_user_attr("round_id", 40 + len(alarms))
+        trial.set_user_attr("degeneration_alarms", alarms)
+        trial.set_constraint("degeneration", len(alarms))
+        study.tell(trial, score)
+    failed = study.ask({"stages.dpo.beta": beta})
+    failed.set_user_attr("error", "round failed")
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+
+    table = engineer.predict(api_name="/sweeps")["value"]
+    assert table["headers"] == list(sweep.SWEEP_COLUMNS)
+    rows = [row for row in table["data"] if row[0] == "tab"]
+    assert [row[1] for row in rows] == [0, 1, 2] and {row[0] for row in table["data"]} == {"tab"}
+    assert rows[0][2:5] == ["stages.dpo.beta=0.05", "0.600", "yes"] and rows[0][7] == "★"
+    assert rows[1][3:5] == ["0.900", "no: repetition 0.5 > 0.3"] and rows[1][7] == ""  # higher, but degenerate
+    assert rows[2][3] == "fail: round failed"
+    shown = engineer.predict(api_name="/rounds_show")
+    assert [row[0] for row in shown[-1]["value"]["data"]] == ["tab"] * 3
