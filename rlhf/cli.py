@@ -409,6 +409,7 @@ def cmd_sweep(args) -> None:
         live=args.live,
         seed=args.seed,
         created_by=f"sweep ({getpass.getuser()})",
+        baseline=args.baseline,
     )
 
     def stop(_signum, _frame):
@@ -435,9 +436,9 @@ def cmd_sweep(args) -> None:
     for trial in result.trials:
         score = f"{trial.score:.3f}" if trial.score is not None else f"{trial.state} ({trial.error or '-'})"
         feasible = {None: "", True: "", False: " infeasible: " + "; ".join(trial.alarms)}[trial.feasible]
-        print(
-            f"{'*' if trial.best else ' '} trial {trial.number}\tround {trial.round_id}\t{score}{feasible}\t{trial.params}"
-        )
+        own = " (the config's own)" if trial.baseline else ""
+        mark = "*" if trial.best else " "
+        print(f"{mark} trial {trial.number}\tround {trial.round_id}\t{score}{feasible}\t{trial.params}{own}")
     if result.best is None:
         raise UserError(
             f"study {result.study}: no trial finished feasible" + (" (cancelled)" if result.cancelled else "")
@@ -726,6 +727,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default=None, help="the study's name in the store (default: sweep-NAME-TIME)")
     p.add_argument("--live", action="store_true", help="publish the best trial's version if its gate passed")
     p.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    p.add_argument(
+        "--baseline", action="store_true", help="tpe: trial 0 runs the config's own values (one of --trials)"
+    )
     _db_arg(p)
     p.set_defaults(func=cmd_sweep)
 

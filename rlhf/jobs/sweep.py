@@ -73,6 +73,13 @@ class Param:
             return trial.suggest_int(self.key, low, high)
         return trial.suggest_float(self.key, low, high, log=self.kind == "loguniform")
 
+    def contains(self, value: Any) -> bool:
+        if self.kind == "choice":
+            return any(value == choice and type(value) is type(choice) for choice in self.values)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return self.values[0] <= value <= self.values[1] and (self.kind != "int" or isinstance(value, int))
+
     def grid(self) -> list[Any]:
         if self.kind == "choice":
             return list(self.values)
@@ -209,6 +216,8 @@ class SweepSettings:
     live: bool = False
     seed: int = 0
     created_by: str | None = None
+    baseline: bool = False
+    """Trial 0 runs the config's own values (counted in `trials`), so the table shows what the search gained."""
 
 
 @dataclass
@@ -224,6 +233,7 @@ class TrialResult:
     version: str | None = None
     error: str | None = None
     best: bool = False
+    baseline: bool = False
 
 
 @dataclass
@@ -273,6 +283,8 @@ def run_sweep(settings: SweepSettings, url: str | None = None, progress: Progres
             "data_snapshot": snapshot,
         },
     )
+    if settings.baseline:
+        study.enqueue_trial(shipped_values(settings.config, settings.params), user_attrs={"baseline": True})
     objective = _Objective(settings, url, parent, snapshot, planned, progress)
 
     def after_trial(study, trial) -> None:
@@ -332,12 +344,43 @@ class _Objective:
 
 
 def _planned_trials(settings: SweepSettings) -> int:
+    if settings.sampler == "grid" and settings.baseline:
+        raise SweepError("--baseline: only for TPE (a grid holds the config's values if they are on it)")
     if settings.sampler == "grid":
         size = grid_size(settings.params)
         return min(settings.trials or size, size)
     if not settings.trials or settings.trials < 1:
         raise SweepError("--trials: give how many trials a TPE sweep runs (at least 1)")
     return settings.trials
+
+
+def shipped_values(config_path: str, params: tuple[Param, ...]) -> dict[str, Any]:
+    """Each swept key's value in the config itself (a stage field it leaves unset: its TRL default)."""
+    import dataclasses
+
+    from rlhf.training.config import trl_config_class
+    from rlhf.training.stages import STAGES
+
+    raw = yaml.safe_load(load_round_config(config_path).text) or {}
+    values = {}
+    for param in params:
+        section: Any = raw
+        for part in param.key.split("."):
+            section = section.get(part, _UNSET) if isinstance(section, dict) else _UNSET
+        parts = param.key.split(".")
+        if section is _UNSET and len(parts) == 3 and parts[0] == "stages" and parts[1] in STAGES:
+            fields = {f.name: f for f in dataclasses.fields(trl_config_class(parts[1]))}
+            if parts[2] in fields and fields[parts[2]].default is not dataclasses.MISSING:
+                section = fields[parts[2]].default
+        if section is _UNSET:
+            raise SweepError(f"--baseline: {config_path} does not set {param.key}, so it has no value of its own")
+        if not param.contains(section):
+            raise SweepError(f"--baseline: {config_path} has {param.key}={section!r}, outside {param.spec!r}")
+        values[param.key] = section
+    return values
+
+
+_UNSET = object()
 
 
 def _probe_overrides(params: tuple[Param, ...]) -> list[str]:
@@ -471,6 +514,7 @@ def sweep_trials(url: str | None = None, study_name: str | None = None) -> list[
                     version=versions.get(attrs.get("version_id")),
                     error=attrs.get("error"),
                     best=trial.number == best_number,
+                    baseline=bool(attrs.get("baseline")),
                 )
             )
     return rows
@@ -490,6 +534,8 @@ def _table_row(trial: TrialResult) -> list[Any]:
     params = ", ".join(
         f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in trial.params.items()
     )
+    if trial.baseline:
+        params += " (the config's own)"
     if trial.score is not None:
         score = f"{trial.score:.3f}"
     else:

@@ -112,8 +112,9 @@ def test_a_round_held_back_by_its_config_stays_ready_when_its_gate_passes(sqlite
 # --- trial bookkeeping, with a stand-in for the round process --------------------------------
 
 
-def fake_round_process(monkeypatch, tmp_path, score, alarms=lambda config: []):
-    """Each trial's round is recorded and ended at once with the metrics `score` gives its config, plus a version."""
+def fake_round_process(monkeypatch, tmp_path, score, alarms=lambda config: [], end=True):
+    """Each trial's round is recorded and (with `end`) ended at once with the metrics `score` gives its config,
+    plus a version; without `end` it stays running (no process: pid None)."""
     started = []
 
     def start_round(config_path, url, created_by=None, overrides=(), data_snapshot=None):
@@ -121,6 +122,10 @@ def fake_round_process(monkeypatch, tmp_path, score, alarms=lambda config: []):
         with session_scope(url) as session:
             row = create_round(session, config=config, url=url, created_by=created_by, data_snapshot=data_snapshot)
             transition(row, "running")
+            started.append((row.id, config))
+            if not end:
+                session.flush()
+                return row.id
             gate = {"passed": True, "reasons": [], "publish": config.gate.publish}
             version = registry.register_version(
                 session,
@@ -134,7 +139,6 @@ def fake_round_process(monkeypatch, tmp_path, score, alarms=lambda config: []):
             )
             metrics = {"win_rate": score(config), "gate": gate, "degeneration": {"alarms": alarms(config)}}
             transition(row, "succeeded", metrics=metrics, output_version_id=version.id)
-            started.append((row.id, config))
             return row.id
 
     monkeypatch.setattr(sweep, "start_round", start_round)
@@ -193,6 +197,72 @@ def test_tpe_trials_share_one_snapshot_and_live_publishes_the_best_through_its_g
     assert [t.round_id for t in result.trials] == [row.id for row in rows]
     best = max(result.trials, key=lambda t: t.score or 0)
     assert result.best == best and result.live and live is not None and live.name == best.version
+
+
+def test_the_baseline_trial_runs_the_configs_own_values_first(sqlite_url, tmp_path, monkeypatch):
+    seed_store(sqlite_url, users=["ann"], prompts=1, version="base")
+    started = fake_round_process(monkeypatch, tmp_path, score=lambda config: beta(config))
+    params = sweep.parse_params(
+        [
+            "stages.dpo.beta=uniform(0.01,0.5)",
+            "stages.dpo.learning_rate=loguniform(1e-5,1e-3)",
+            "stages.dpo.seed=int(0,99)",
+        ]
+    )
+    result = sweep.run_sweep(sweep.SweepSettings(config=TINY, params=params, trials=3, baseline=True), url=sqlite_url)
+
+    first = started[0][1].stages["dpo"].trl_args
+    assert (first["beta"], first["learning_rate"], first["seed"]) == (0.1, 1e-3, 42)  # seed: TRL's default
+    assert [t.baseline for t in result.trials] == [True, False, False]
+    assert result.trials[0].params == {"stages.dpo.beta": 0.1, "stages.dpo.learning_rate": 1e-3, "stages.dpo.seed": 42}
+    assert "(the config's own)" in sweep.sweep_table(sqlite_url)[0][2]
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("stages.dpo.beta=choice(0.05,0.3)", "has stages.dpo.beta=0.1, outside"),
+        ("evaluation.temperature=uniform(0.5,1.5)", "does not set evaluation.temperature"),
+    ],
+)
+def test_a_baseline_outside_the_space_is_refused(spec, problem):
+    with pytest.raises(sweep.SweepError, match=problem):
+        sweep.shipped_values(TINY, sweep.parse_params([spec]))
+
+
+def test_ctrl_c_during_a_trial_cancels_its_round_and_stops_the_sweep(sqlite_url, tmp_path, monkeypatch):
+    seed_store(sqlite_url, users=["ann"], prompts=1, version="base")
+    started = fake_round_process(monkeypatch, tmp_path, score=lambda config: 0.5, end=False)
+
+    def interrupt(done, planned, row, best):
+        if row is not None:
+            raise KeyboardInterrupt
+
+    settings = sweep.SweepSettings(
+        config=TINY, params=sweep.parse_params(["stages.dpo.beta=uniform(0.01,0.5)"]), trials=3
+    )
+    result = sweep.run_sweep(settings, url=sqlite_url, progress=interrupt)
+
+    assert result.cancelled and result.best is None and len(started) == 1
+    assert [(t.state, t.error) for t in result.trials] == [("fail", "sweep cancelled")]
+    with session_scope(sqlite_url) as session:
+        assert session.get_one(Round, started[0][0]).status == "cancelled"
+
+
+def test_a_trial_cancelled_from_the_app_stops_the_sweep(sqlite_url, tmp_path, monkeypatch):
+    seed_store(sqlite_url, users=["ann"], prompts=1, version="base")
+    started = fake_round_process(monkeypatch, tmp_path, score=lambda config: 0.5, end=False)
+
+    def cancel_from_the_app(done, planned, row, best):
+        if row is not None and row.status == "running":
+            with session_scope(sqlite_url) as session:
+                transition(session.get_one(Round, row.id), "cancelled", error="cancelled by user")
+
+    settings = sweep.SweepSettings(
+        config=TINY, params=sweep.parse_params(["stages.dpo.beta=uniform(0.01,0.5)"]), trials=3
+    )
+    result = sweep.run_sweep(settings, url=sqlite_url, progress=cancel_from_the_app)
+    assert result.cancelled and len(started) == 1 and result.trials[0].state == "fail"
 
 
 def test_the_cli_reports_a_bad_param_as_one_line(sqlite_url, capsys):
