@@ -410,6 +410,7 @@ def cmd_sweep(args) -> None:
         seed=args.seed,
         created_by=f"sweep ({getpass.getuser()})",
         baseline=args.baseline,
+        overrides=tuple(args.overrides),
     )
 
     def stop(_signum, _frame):
@@ -714,6 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--param 'stages.dpo.beta=choice(0.05,0.1,0.3)' --trials 8",
     )
     p.add_argument("config", type=str, help="a round config file, or the name of a shipped one")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="set on every trial, as for `rlhf round run`")
     p.add_argument(
         "--param",
         action="append",

@@ -216,6 +216,8 @@ class SweepSettings:
     live: bool = False
     seed: int = 0
     created_by: str | None = None
+    overrides: tuple[str, ...] = ()
+    """`key=value` set on every trial, as `rlhf round run` takes them."""
     baseline: bool = False
     """Trial 0 runs the config's own values (counted in `trials`), so the table shows what the search gained."""
 
@@ -262,7 +264,8 @@ def run_sweep(settings: SweepSettings, url: str | None = None, progress: Progres
     if settings.sampler not in SAMPLERS:
         raise SweepError(f"--sampler: {settings.sampler!r} is not one of {', '.join(SAMPLERS)}")
     planned = _planned_trials(settings)
-    config = load_round_config(settings.config, [*_probe_overrides(settings.params), *FORCED])
+    fixed = list(settings.overrides)
+    config = load_round_config(settings.config, [*fixed, *_probe_overrides(settings.params), *FORCED])
     parent, snapshot = _pin_parent_and_snapshot(url, config.parent, config.path)
     study_name = settings.study_name or f"sweep-{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -276,6 +279,7 @@ def run_sweep(settings: SweepSettings, url: str | None = None, progress: Progres
         SWEEP_ATTR,
         {
             "config": settings.config,
+            "overrides": fixed,
             "params": [param.spec for param in settings.params],
             "objective": settings.objective,
             "sampler": settings.sampler,
@@ -284,7 +288,8 @@ def run_sweep(settings: SweepSettings, url: str | None = None, progress: Progres
         },
     )
     if settings.baseline:
-        study.enqueue_trial(shipped_values(settings.config, settings.params), user_attrs={"baseline": True})
+        own = shipped_values(settings.config, settings.params, fixed)
+        study.enqueue_trial(own, user_attrs={"baseline": True})
     objective = _Objective(settings, url, parent, snapshot, planned, progress)
 
     def after_trial(study, trial) -> None:
@@ -316,7 +321,8 @@ class _Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = {param.key: param.suggest(trial) for param in self.settings.params}
-        overrides = [*(override(k, v) for k, v in values.items()), *FORCED, override("parent", self.parent)]
+        swept = [override(key, value) for key, value in values.items()]
+        overrides = [*self.settings.overrides, *swept, *FORCED, override("parent", self.parent)]
         trial.set_user_attr("overrides", overrides)
         try:
             round_id = start_round(
@@ -354,14 +360,14 @@ def _planned_trials(settings: SweepSettings) -> int:
     return settings.trials
 
 
-def shipped_values(config_path: str, params: tuple[Param, ...]) -> dict[str, Any]:
-    """Each swept key's value in the config itself (a stage field it leaves unset: its TRL default)."""
+def shipped_values(config_path: str, params: tuple[Param, ...], overrides: list[str] | None = None) -> dict[str, Any]:
+    """Each swept key's value in the config itself, after `overrides` (a stage field left unset: TRL's default)."""
     import dataclasses
 
     from rlhf.training.config import trl_config_class
     from rlhf.training.stages import STAGES
 
-    raw = yaml.safe_load(load_round_config(config_path).text) or {}
+    raw = yaml.safe_load(load_round_config(config_path, overrides or []).text) or {}
     values = {}
     for param in params:
         section: Any = raw

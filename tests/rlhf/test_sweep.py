@@ -209,12 +209,15 @@ def test_the_baseline_trial_runs_the_configs_own_values_first(sqlite_url, tmp_pa
             "stages.dpo.seed=int(0,99)",
         ]
     )
-    result = sweep.run_sweep(sweep.SweepSettings(config=TINY, params=params, trials=3, baseline=True), url=sqlite_url)
+    fixed = ("stages.dpo.beta=0.2", "evaluation.max_prompts=3")
+    settings = sweep.SweepSettings(config=TINY, params=params, trials=3, baseline=True, overrides=fixed)
+    result = sweep.run_sweep(settings, url=sqlite_url)
 
     first = started[0][1].stages["dpo"].trl_args
-    assert (first["beta"], first["learning_rate"], first["seed"]) == (0.1, 1e-3, 42)  # seed: TRL's default
+    assert (first["beta"], first["learning_rate"], first["seed"]) == (0.2, 1e-3, 42)  # seed: TRL's default
     assert [t.baseline for t in result.trials] == [True, False, False]
-    assert result.trials[0].params == {"stages.dpo.beta": 0.1, "stages.dpo.learning_rate": 1e-3, "stages.dpo.seed": 42}
+    assert result.trials[0].params == {"stages.dpo.beta": 0.2, "stages.dpo.learning_rate": 1e-3, "stages.dpo.seed": 42}
+    assert [c.evaluation.max_prompts for _, c in started] == [3, 3, 3]
     assert "(the config's own)" in sweep.sweep_table(sqlite_url)[0][2]
 
 
