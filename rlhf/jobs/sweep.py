@@ -155,7 +155,8 @@ def _yaml_value(text: str) -> Any:
 
 def override(key: str, value: Any) -> str:
     """`key=value` that `load_round_config` reads back as the same value (PyYAML wants `1.0e-05`, not `1e-05`)."""
-    return f"{key}={yaml.safe_dump(value, default_flow_style=True).removesuffix(chr(10) + '...' + chr(10)).strip()}"
+    text = yaml.safe_dump(value, default_flow_style=True).removesuffix("\n...\n").strip()
+    return f"{key}={text}"
 
 
 def grid_size(params: tuple[Param, ...]) -> int:
