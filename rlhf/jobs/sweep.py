@@ -365,8 +365,7 @@ def shipped_values(config_path: str, params: tuple[Param, ...], overrides: list[
     """Each swept key's value in the config itself, after `overrides` (a stage field left unset: TRL's default)."""
     import dataclasses
 
-    from rlhf.training.config import trl_config_class
-    from rlhf.training.stages import STAGES
+    from rlhf.training.config import STAGE_ORDER, trl_config_class
 
     raw = yaml.safe_load(load_round_config(config_path, overrides or []).text) or {}
     values = {}
@@ -375,7 +374,7 @@ def shipped_values(config_path: str, params: tuple[Param, ...], overrides: list[
         for part in param.key.split("."):
             section = section.get(part, _UNSET) if isinstance(section, dict) else _UNSET
         parts = param.key.split(".")
-        if section is _UNSET and len(parts) == 3 and parts[0] == "stages" and parts[1] in STAGES:
+        if section is _UNSET and len(parts) == 3 and parts[0] == "stages" and parts[1] in STAGE_ORDER:
             fields = {f.name: f for f in dataclasses.fields(trl_config_class(parts[1]))}
             if parts[2] in fields and fields[parts[2]].default is not dataclasses.MISSING:
                 section = fields[parts[2]].default
