@@ -8,7 +8,11 @@ double click or retry would. Afterwards the store is checked: one judgment
 per acknowledged submit (0 lost), no repeated (user, item) and no repeated
 client key (0 duplicated).
 
-    python bench/app_load.py [--annotators 16] [--submits 500] [--processes 4]
+    python bench/app_load.py [--annotators 16] [--submits 500] [--processes 4] [--bare]
+
+`--bare` serves the same two endpoints from a bare Gradio app instead (`queue=False`, Gradio's own
+login, a handler that inserts one row into a SQLite file and returns a new token): the anchor for
+what Gradio's route costs on this machine, run with the same clients.
 """
 
 from __future__ import annotations
@@ -62,6 +66,40 @@ def worker(base: str, usernames: list[str], submits: int, retry_every: int, star
     results.put(out)
 
 
+def bare_app(workdir: Path, port: int):
+    """Gradio with a trivial SQLite handler: what a vote costs with none of the app's work."""
+    import sqlite3
+    import uuid
+
+    import gradio as gr
+
+    path = workdir / "bare.db"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE vote (token TEXT PRIMARY KEY, choice TEXT)")
+    local = threading.local()
+
+    def connection() -> sqlite3.Connection:
+        if not hasattr(local, "db"):
+            local.db = sqlite3.connect(path, isolation_level=None)
+        return local.db
+
+    def next_item():
+        return ["prompt", "left", "right", uuid.uuid4().hex]
+
+    def submit(token, choice):
+        connection().execute("INSERT OR IGNORE INTO vote VALUES (?, ?)", (token, choice))
+        return next_item()
+
+    with gr.Blocks() as demo:
+        token, choice = gr.Textbox(), gr.Textbox()
+        shown = [gr.Textbox(), gr.Textbox(), gr.Textbox(), gr.Textbox()]
+        gr.Button().click(next_item, None, shown, api_name="pairwise_next", queue=False)
+        gr.Button().click(submit, [token, choice], shown, api_name="pairwise_submit", queue=False)
+    demo.launch(server_name="127.0.0.1", server_port=port, auth=lambda user, password: True, prevent_thread_lock=True)
+    return demo, path
+
+
 def seed(url: str, annotators: int, submits: int) -> None:
     from tests.helpers import seed_store
 
@@ -98,6 +136,7 @@ def main() -> None:
     parser.add_argument("--submits", type=int, default=500)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--retry-every", type=int, default=20)
+    parser.add_argument("--bare", action="store_true", help="a bare Gradio app with a trivial SQLite handler")
     args = parser.parse_args()
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -116,7 +155,10 @@ def main() -> None:
     names = [f"ann{i}" for i in range(args.annotators)]
     groups = [names[i :: args.processes] for i in range(args.processes)]
     port = free_port()
-    demo, _ = launch(url, AppConfig(host="127.0.0.1", port=port), block=False, generate=False)
+    if args.bare:
+        demo, bare_store = bare_app(workdir, port)
+    else:
+        demo, _ = launch(url, AppConfig(host="127.0.0.1", port=port), block=False, generate=False)
     base = f"http://127.0.0.1:{port}"
     procs = [
         ctx.Process(target=worker, args=(base, group, args.submits, args.retry_every, start, results))
@@ -136,9 +178,17 @@ def main() -> None:
     latencies = sorted(value for lat, _, _ in collected for value in lat)
     acknowledged = sum(a for _, a, _ in collected)
     retries = sum(r for _, _, r in collected)
-    store = check_store(url)
+    if args.bare:
+        import sqlite3
+
+        with sqlite3.connect(bare_store) as db:
+            rows = db.execute("SELECT count(*) FROM vote").fetchone()[0]
+        store = {"rows": rows, "distinct_user_item": rows, "distinct_keys": rows}
+    else:
+        store = check_store(url)
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[int(len(latencies) * 0.99)] * 1000
+    print("app:", "bare Gradio, trivial SQLite handler" if args.bare else "feedback_app")
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )

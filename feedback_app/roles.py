@@ -85,7 +85,7 @@ class Guard:
         username = getattr(request, "username", None) if request is not None else None
         if not username:
             raise gr.Error("Please log in.", print_exception=False)
-        row = session.execute(_BY_NAME, {"username": username}).first()
+        row = session.connection().execute(_BY_NAME, {"username": username}).first()  # Core: on every call
         user = Caller(*row) if row is not None else None
         if user is None or not user.is_active:
             raise gr.Error("Your account is not active.", print_exception=False)

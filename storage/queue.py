@@ -340,6 +340,16 @@ _TAKE_SLOT = (
 _RELEASE = delete(ItemClaim).where(col(ItemClaim.item_id) == _ITEM, col(ItemClaim.user_id) == _USER)
 
 
+def _run(session: Session, statement: Any, params: dict):
+    """A prebuilt statement on the session's connection, flushed first as autoflush would.
+
+    Serving and submitting run about a dozen of these per vote; Core execution skips the ORM's
+    per-statement setup and result processing (17 instead of 44 µs for a primary-key read).
+    """
+    session.flush()
+    return session.connection().execute(statement, params)
+
+
 _CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
@@ -399,7 +409,7 @@ _ITEM_ROW = select(*_ITEM_COLUMNS).where(col(AnnotationItem.id) == _ITEM)  # typ
 
 
 def _item_row(session: Session, item_id: int) -> QueuedItem | None:
-    row = session.execute(_ITEM_ROW, {"item_id": item_id}).first()
+    row = _run(session, _ITEM_ROW, {"item_id": item_id}).first()
     return QueuedItem(*row) if row is not None else None
 
 
@@ -414,12 +424,12 @@ def next_item(
     """
     now = now or utcnow()
     params = {"user_id": user_id, "kind": kind, "now": now}
-    row = session.execute(_MY_CLAIM, params).first()
+    row = _run(session, _MY_CLAIM, params).first()
     if row is not None:
         item = QueuedItem(*row[:-1])
     else:
         _serialise_claims(session, kind)
-        row = session.execute(_NEXT, params).first()
+        row = _run(session, _NEXT, params).first()
         if row is None:
             return None
         item = QueuedItem(*row[:-1])
@@ -432,7 +442,7 @@ def next_item(
 def _extra(session: Session, params: dict, extras: Extras) -> QueuedItem | None:
     draw = extras.rng.random()
     if draw < extras.gold_rate:
-        row = session.execute(_NEXT_GOLD, params).first()
+        row = _run(session, _NEXT_GOLD, params).first()
         return QueuedItem(*row[:-1]) if row is not None else None
     if draw < extras.gold_rate + extras.swap_rate and params["kind"] == JudgmentKind.pairwise.value:
         return _new_swap_check(session, user_id=params["user_id"], gap=extras.swap_gap, rng=extras.rng)
@@ -443,7 +453,7 @@ def _new_swap_check(session: Session, *, user_id: int, gap: int, rng: random.Ran
     """A new one-slot item for this user alone: one of their older pairs, with the sides they saw swapped."""
     sources = [
         row
-        for row in session.execute(_SWAP_SOURCES, {"user_id": user_id, "swap_gap": gap}).all()
+        for row in _run(session, _SWAP_SOURCES, {"user_id": user_id, "swap_gap": gap}).all()
         if row.shown_order and len(row.shown_order) == 2
     ]
     if not sources:
@@ -477,7 +487,7 @@ def item_row(session: Session, *, item_id: int) -> QueuedItem:
 
 def stored(session: Session, *, client_key: str) -> bool:
     """Whether a judgment with this client key is stored (a repeated submit of the same view)."""
-    return session.execute(_BY_KEY, {"client_key": client_key}).first() is not None
+    return _run(session, _BY_KEY, {"client_key": client_key}).first() is not None
 
 
 def open_count(session: Session) -> int:
@@ -498,7 +508,7 @@ class Progress:
 
 def progress(session: Session, *, user_id: int, kind: str) -> Progress:
     """How many items of `kind` this user judged and skipped, and how many are still open to them."""
-    done, skipped, remaining = session.execute(_PROGRESS, {"user_id": user_id, "kind": kind}).one()
+    done, skipped, remaining = _run(session, _PROGRESS, {"user_id": user_id, "kind": kind}).one()
     return Progress(done=done, skipped=skipped, remaining=remaining)
 
 
@@ -516,7 +526,7 @@ _TEAM = select(
 
 def team_progress(session: Session, *, kind: str) -> TeamProgress:
     """How far the whole team is with the ordinary items of `kind`: filled judgment slots of all slots."""
-    filled, slots = session.execute(_TEAM, {"kind": kind}).one()
+    filled, slots = _run(session, _TEAM, {"kind": kind}).one()
     return TeamProgress(filled=int(filled), slots=int(slots))
 
 
@@ -548,7 +558,7 @@ def _require_item(session: Session, item_id: int) -> QueuedItem:
 
 
 def _repeat(session: Session, *, client_key: str, user_id: int, item_id: int) -> int | None:
-    row = session.execute(_BY_KEY, {"client_key": client_key}).first()
+    row = _run(session, _BY_KEY, {"client_key": client_key}).first()
     if row is None:
         return None
     if row.user_id != user_id or row.item_id != item_id:
@@ -558,7 +568,7 @@ def _repeat(session: Session, *, client_key: str, user_id: int, item_id: int) ->
 
 def _earlier(session: Session, *, client_key: str, user_id: int, item_id: int) -> int | None:
     """The judgment a repeated client key already stored, else None; refuses a second judgment of the item."""
-    rows = session.execute(_EARLIER, {"client_key": client_key, "item_id": item_id, "user_id": user_id}).all()
+    rows = _run(session, _EARLIER, {"client_key": client_key, "item_id": item_id, "user_id": user_id}).all()
     for judgment_id, owner, judged_item, same_key in rows:
         if same_key:
             if owner != user_id or judged_item != item_id:
@@ -606,7 +616,7 @@ def _insert_judgment(
         earlier = _repeat(session, client_key=client_key, user_id=user_id, item_id=item.id)
         assert earlier is not None  # the insert met the stored judgment with this key
         return earlier, False
-    session.execute(_RELEASE, {"item_id": item.id, "user_id": user_id})
+    _run(session, _RELEASE, {"item_id": item.id, "user_id": user_id})
     return created[0], True
 
 
@@ -634,7 +644,7 @@ def submit(
     item = _require_item(session, item_id)
     if sorted(generation_ids) != sorted(item.generation_ids):
         raise StoreError(f"generation_ids: {list(generation_ids)} are not item {item_id}'s responses")
-    if session.execute(_TAKE_SLOT, {"item_id": item_id}).rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+    if _run(session, _TAKE_SLOT, {"item_id": item_id}).rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
         raise StoreError(f"item: {item_id} already has its {item.overlap} judgments")
     return _insert_judgment(
         session,
@@ -698,4 +708,4 @@ _TEXTS: CompoundSelect = union_all(
 
 def texts(session: Session, *, prompt_id: int, generation_ids: Sequence[int]) -> dict[int | None, str]:
     """An item's texts in one query: the prompt under None, each response under its id."""
-    return dict(session.execute(_TEXTS, {"prompt_id": prompt_id, "generation_ids": list(generation_ids)}).all())
+    return dict(_run(session, _TEXTS, {"prompt_id": prompt_id, "generation_ids": list(generation_ids)}).all())
