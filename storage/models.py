@@ -50,6 +50,7 @@ class VersionKind(str, Enum):
     kto = "kto"
     grpo = "grpo"
     rloo = "rloo"
+    distill = "distill"
 
 
 class VersionStatus(str, Enum):

@@ -55,7 +55,11 @@ SIZES = {
     "small": TinySize(
         hidden_size=256, intermediate_size=688, num_hidden_layers=4, num_attention_heads=4, vocab_size=2048
     ),
+    "tinier": TinySize(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=512
+    ),
 }
+"""Built-in sizes; each also names a distillation student (`build_student`), built over its teacher's tokenizer."""
 
 
 def build_tokenizer(vocab_size: int, corpus: Path = CORPUS) -> PreTrainedTokenizerFast:
@@ -88,10 +92,26 @@ def build_tiny_model(size: str = "tiny", seed: int = 0) -> tuple[LlamaForCausalL
     """A random-init Llama and its tokenizer, built in process."""
     if size not in SIZES:
         raise ValueError(f"size: {size!r} is not one of {', '.join(SIZES)}")
-    spec = SIZES[size]
-    tokenizer = build_tokenizer(spec.vocab_size)
+    tokenizer = build_tokenizer(SIZES[size].vocab_size)
+    return _random_llama(SIZES[size], tokenizer, seed, len(tokenizer)), tokenizer
+
+
+def build_student(size: str, tokenizer: PreTrainedTokenizerBase, vocab_size: int, seed: int = 0) -> LlamaForCausalLM:
+    """A random-init Llama of a built-in size over its teacher's tokenizer and embedding rows (`vocab_size`, which
+    a real model often pads beyond `len(tokenizer)`), so the two next-token distributions compare row by row."""
+    if size not in SIZES:
+        raise ValueError(f"size: {size!r} is not one of {', '.join(SIZES)}")
+    return _random_llama(SIZES[size], tokenizer, seed, vocab_size)
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Distinct parameters (tied embeddings count once)."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def _random_llama(spec: TinySize, tokenizer: PreTrainedTokenizerBase, seed: int, vocab_size: int) -> LlamaForCausalLM:
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size,
         hidden_size=spec.hidden_size,
         intermediate_size=spec.intermediate_size,
         num_hidden_layers=spec.num_hidden_layers,
@@ -107,7 +127,7 @@ def build_tiny_model(size: str = "tiny", seed: int = 0) -> tuple[LlamaForCausalL
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    return model, tokenizer
+    return model
 
 
 def init_tiny(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:

@@ -260,7 +260,8 @@ def lineage_text(session: Session) -> str:
         kind = version.kind + (", adapter" if version.is_adapter else "")
         marks = ["LIVE"] if version.is_live else []
         marks.append(version.status)
-        lines.append(f"{branch}{version.name} [{kind}] {' '.join(marks)}  {version.artifact_path}")
+        note = f"  ({version.config['note']})" if version.config.get("note") else ""
+        lines.append(f"{branch}{version.name} [{kind}] {' '.join(marks)}  {version.artifact_path}{note}")
     return "\n".join(lines)
 
 

@@ -27,8 +27,13 @@ from storage.export import DataOptions, ExportOptions
 from storage.validation import Strict, YamlFloat
 
 STAGE_ORDER = tuple(STAGES)
-ROUND_OWNED = {"output_dir"}
-"""TRL fields the round sets itself."""
+ROUND_OWNED = {
+    "output_dir": "set by the round (each stage writes into the round's work dir)",
+    "teacher_model_name_or_path": "set by the round (the teacher is the round's policy: its parent, after any warmup)",
+}
+"""TRL fields the round sets itself, and why."""
+STAGE_EXTRAS = ("early_stopping_patience", "early_stopping_threshold", "student")
+"""A stage's keys that are the round's, not its TRL config's."""
 ACCELERATE_CONFIGS = configs.ACCELERATE
 
 ConfigError = validation.ConfigError
@@ -40,12 +45,14 @@ def trl_config_class(stage: str) -> type:
 
 @dataclass
 class StageSpec:
-    """One stage: its name, the keyword arguments for its TRL config class, and early stopping."""
+    """One stage: its name, the keyword arguments for its TRL config class, early stopping, and for a stage that
+    trains a student (distill) the student to start from."""
 
     name: str
     trl_args: dict[str, Any]
     early_stopping_patience: int | None = None
     early_stopping_threshold: float = 0.0
+    student: str | None = None
 
     @property
     def config_class(self) -> type:
@@ -108,6 +115,8 @@ class GateSpec(Strict):
 
     min_win_rate: YamlFloat = Field(0.55, ge=0, le=1)
     min_reward_accuracy: YamlFloat | None = Field(None, ge=0, le=1)
+    min_speedup: YamlFloat | None = Field(None, gt=0)
+    """A distilled student must decode at least this many times faster than its teacher (None: not checked)."""
     block_on_length_bias: bool = False
     degeneration: DegenerationLimits = Field(default_factory=DegenerationLimits)
     publish: bool = True
@@ -172,11 +181,16 @@ def round_file_model():
         "early_stopping_patience": (StrictInt | None, Field(None, ge=1)),
         "early_stopping_threshold": (YamlFloat, Field(0.0, ge=0)),
     }
+    student = {"student": (StrictStr | None, Field(None, min_length=1))}
     stage_models = {
         name: validation.dataclass_model(
-            trl_config_class(name), name=f"stages.{name}", exclude=ROUND_OWNED, **stage_extras
+            trl_config_class(name),
+            name=f"stages.{name}",
+            exclude=ROUND_OWNED,
+            **stage_extras,
+            **(student if stage.trains_student else {}),
         )
-        for name in STAGES
+        for name, stage in STAGES.items()
     }
     stages = create_model(
         "stages", __base__=Strict, **{name: (model | None, None) for name, model in stage_models.items()}
@@ -297,8 +311,8 @@ def _cross_checks(raw: dict) -> list[tuple[str, str]]:
         for name, body in stages.items():
             if not isinstance(body, dict):
                 continue
-            for key in ROUND_OWNED & set(body):
-                found.append((f"stages.{name}.{key}", "set by the round (each stage writes into the round's work dir)"))
+            for key in sorted(set(ROUND_OWNED) & set(body)):
+                found.append((f"stages.{name}.{key}", ROUND_OWNED[key]))
             if body.get("early_stopping_patience") is not None and body.get("eval_strategy", "no") == "no":
                 found.append(
                     (f"stages.{name}.early_stopping_patience", "needs eval_strategy steps or epoch in the same stage")
@@ -316,11 +330,43 @@ def _cross_checks(raw: dict) -> list[tuple[str, str]]:
         for name in policy:
             if STAGES[name].takes_reward_funcs and "reward" not in stages:
                 found.append((f"stages.{name}", "needs a reward stage before it (its reward model scores completions)"))
+            body = stages[name]
+            if STAGES[name].trains_student and isinstance(body, dict | None):
+                found += _student_problems(name, (body or {}).get("student"))
+    gate = raw.get("gate")
+    trains_student = isinstance(stages, dict) and any(STAGES[n].trains_student for n in stages if n in STAGES)
+    if isinstance(gate, dict) and gate.get("min_speedup") is not None and not trains_student:
+        found.append(("gate.min_speedup", "only a round that distils a student (stages.distill) measures a speed-up"))
     accelerate = raw.get("accelerate")
     if isinstance(accelerate, str) and not (ACCELERATE_CONFIGS / f"{accelerate}.yaml").is_file():
         known = sorted(p.stem for p in ACCELERATE_CONFIGS.glob("*.yaml"))
         found.append(("accelerate", f"no configs/accelerate/{accelerate}.yaml (have: {', '.join(known)})"))
     return found
+
+
+def _student_problems(stage: str, student: object) -> list[tuple[str, str]]:
+    """A distill stage names its student: a built-in size, a model folder here, or a hub id (not looked up)."""
+    from rlhf.models.modeling import SIZES
+    from rlhf.models.registry import HUB_ID
+
+    key = f"stages.{stage}.student"
+    sizes = ", ".join(SIZES)
+    if student is None:
+        return [
+            (
+                key,
+                "missing: the model to distil the teacher into, a built-in size "
+                f"({sizes}), a model folder or a hub id sharing the teacher's vocabulary",
+            )
+        ]
+    if not isinstance(student, str) or not student or student in SIZES:
+        return []  # the schema reports a wrong type
+    folder = Path(student).expanduser()
+    if folder.is_dir():
+        return [] if (folder / "config.json").is_file() else [(key, f"{student}: the folder has no config.json")]
+    if student.startswith((".", "/", "~")) or not HUB_ID.fullmatch(student):
+        return [(key, f"{student!r} is not a built-in size ({sizes}), a model folder or a hub id like 'org/name'")]
+    return []
 
 
 def _library_checks(parsed) -> list[tuple[str, str]]:
@@ -349,7 +395,7 @@ def _stage_specs(parsed) -> dict[str, StageSpec]:
         if section is None:
             continue
         args = section.model_dump(exclude_unset=True)
-        extras = {key: args.pop(key) for key in ("early_stopping_patience", "early_stopping_threshold") if key in args}
+        extras = {key: args.pop(key) for key in STAGE_EXTRAS if key in args}
         specs[name] = StageSpec(name=name, trl_args=args, **extras)
     return specs
 

@@ -203,6 +203,8 @@ def evaluate(
         metrics["adversarial"] = evaluation.adversarial_comparison(
             policy, parent, reward_model, [held_out[i] for i in sorted(adversarial_rows)], config.evaluation
         )
+    if STAGES[config.policy_stage].trains_student:
+        metrics["distillation"] = evaluation.distillation_figures(policy, parent, general, config.evaluation)
     if reward_model is not None:
         model, tokenizer = evaluation.load_reward_model(reward_model, preferred_device())
         pairs = list(load_data(work, "preference")["test"])
@@ -225,7 +227,14 @@ def register(
         if row.output_version_id is not None:
             return session.get_one(ModelVersion, row.output_version_id)
     name = version_name(config, round_id)
-    return _publish_folder(url, round_id, name, Path(policy.path), config.policy_stage, parent, config, metrics)
+    note, base_model = None, None
+    if STAGES[config.policy_stage].trains_student:
+        params = metrics["distillation"]["params"]
+        note = f"distilled from {parent.name} ({params['teacher']:,} params → {params['student']:,} params)"
+        base_model = str(registry.artifacts_root(url).resolve() / name)
+    return _publish_folder(
+        url, round_id, name, Path(policy.path), config.policy_stage, parent, config, metrics, note, base_model
+    )
 
 
 def register_reward_model(
@@ -251,9 +260,14 @@ def _publish_folder(
     parent: ModelVersion,
     config: RoundConfig,
     metrics: dict,
+    note: str | None = None,
+    base_model: str | None = None,
 ) -> ModelVersion:
     """Copy `source` beside the round, then move it into the registry as `name` in one transaction; the policy
-    version is recorded on the round in that same transaction, so a crash never leaves it registered but unowned."""
+    version is recorded on the round in that same transaction, so a crash never leaves it registered but unowned.
+
+    `note`: a line for the lineage (a distilled student's origin); `base_model`: the full model it is built on,
+    when that is not its parent's (a distilled student is its own base)."""
     with session_scope(url) as session:
         work_dir = session.get_one(Round, round_id).work_dir
         assert work_dir is not None  # create_round sets it
@@ -271,13 +285,14 @@ def _publish_folder(
             name=name,
             write=lambda folder: [shutil.move(str(entry), str(folder / entry.name)) for entry in staged.iterdir()],
             root=registry.artifacts_root(url),
-            base_model=registry.root_base_model(parent) if is_adapter else parent.base_model,
+            base_model=base_model or (registry.root_base_model(parent) if is_adapter else parent.base_model),
             kind=kind,
             is_adapter=is_adapter,
             parent_id=parent.id,
             round_id=round_id,
             data_snapshot=row.data_snapshot,
-            config={"path": config.path, "yaml": config.text, "stages": list(config.stages)},
+            config={"path": config.path, "yaml": config.text, "stages": list(config.stages)}
+            | ({"note": note} if note else {}),
             metrics=metrics,
         )
         if kind == config.policy_stage:

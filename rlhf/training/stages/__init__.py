@@ -25,6 +25,8 @@ class Stage:
 
     `role` is "warmup" (SFT before the others), "reward" (trains the reward model later stages and
     the evaluation use) or "policy" (exactly one per round; its output is the round's version).
+    `trains_student`: the policy stage trains a new, separate model (the stage's `student:`) from the
+    round's policy as its teacher, so its version is a full model of its own, not a change to its parent.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Stage:
     data_kind: str
     role: Literal["warmup", "reward", "policy"]
     takes_reward_funcs: bool = False
+    trains_student: bool = False
 
     def trainer_class(self) -> type:
         import trl
@@ -54,6 +57,7 @@ STAGES: dict[str, Stage] = {
         Stage("kto", "KTOTrainer", "KTOConfig", "unpaired", "policy"),
         Stage("grpo", "GRPOTrainer", "GRPOConfig", "prompt", "policy", takes_reward_funcs=True),
         Stage("rloo", "RLOOTrainer", "RLOOConfig", "prompt", "policy", takes_reward_funcs=True),
+        Stage("distill", "DistillationTrainer", "DistillationConfig", "prompt", "policy", trains_student=True),
     )
 }
 """In run order; every list of stage names (config checks, CLI choices, version kinds) derives from this."""
@@ -160,6 +164,8 @@ def run(stage: Stage, spec: StageSpec, ctx: StageContext) -> Path:
     callbacks = ctx.callbacks + early_stopping(spec, eval_dataset is not None)
     if stage.role == "reward":
         return _run_reward(stage, args, ctx, eval_dataset, callbacks)
+    if stage.trains_student:
+        return _run_distill(stage, spec, args, ctx, eval_dataset, callbacks)
     model, peft_config = trainable_policy(ctx.policy, ctx.finetune, args)
     extra = {"reward_funcs": str(ctx.reward_model)} if stage.takes_reward_funcs else {}
     trainer = stage.trainer_class()(
@@ -203,3 +209,56 @@ def _run_reward(stage: Stage, args, ctx: StageContext, eval_dataset, callbacks) 
             trainer.save_model(folder)
 
     return train_and_save(trainer, ctx.output, save=save_merged)
+
+
+def _run_distill(stage: Stage, spec: StageSpec, args, ctx: StageContext, eval_dataset, callbacks) -> Path:
+    """On-policy distillation: the student samples completions of the prompts and learns the teacher's (the
+    round's policy so far) next-token distribution on them. The student is trained whole: it is a new model."""
+    assert spec.student is not None  # the config check requires it
+    teacher = teacher_folder(ctx.policy, ctx.scratch / "teacher")
+    teacher_tokenizer = load_tokenizer_for(ctx.policy)
+    student, tokenizer = student_model(spec.student, teacher, teacher_tokenizer, args.seed)
+    trainer = stage.trainer_class()(
+        model=student,
+        teacher_model=teacher,
+        args=args,
+        train_dataset=ctx.data["train"],
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    return train_and_save(trainer, ctx.output)
+
+
+def teacher_folder(source: PolicySource, scratch: Path) -> str:
+    """A full model folder of the teacher: its own, or its adapter merged into `scratch` (TRL loads a teacher
+    from a path with `teacher_model_init_kwargs`, and refuses those kwargs beside a loaded model)."""
+    if not source.is_adapter:
+        return source.path
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(source.full_model), source.path)
+    merged.merge_and_unload().save_pretrained(scratch)
+    return str(scratch)
+
+
+def student_model(student: str, teacher: str, teacher_tokenizer, seed: int):
+    """(model or path, tokenizer) for `stages.distill.student`: a built-in size is built over the teacher's
+    tokenizer; a folder or hub id must have the teacher's vocabulary, token for token, since the loss compares
+    the two next-token distributions entry by entry (TRL checks only that the sizes match)."""
+    from transformers import AutoConfig
+
+    from rlhf.models.modeling import SIZES, build_student, load_tokenizer
+
+    teacher_vocab = AutoConfig.from_pretrained(teacher).get_text_config().vocab_size
+    if student in SIZES:
+        return build_student(student, teacher_tokenizer, teacher_vocab, seed), teacher_tokenizer
+    tokenizer = load_tokenizer(student)
+    if tokenizer.get_vocab() != teacher_tokenizer.get_vocab():
+        raise ValueError(
+            f"stages.distill.student: {student}'s tokenizer differs from the teacher's "
+            f"({len(tokenizer)} vs {len(teacher_tokenizer)} tokens, or the same count mapped differently); "
+            "distillation needs a shared vocabulary"
+        )
+    return student, tokenizer
