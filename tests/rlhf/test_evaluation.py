@@ -69,6 +69,20 @@ def test_gate_needs_the_win_rate_and_any_extra_conditions():
     assert evaluation.gate_decision({}, GateSpec())["reasons"] == ["no win-rate (the round has no reward model)"]
 
 
+def test_a_distill_gate_asks_for_a_floor_win_rate_and_a_speed_up_over_the_teacher():
+    gate = GateSpec(min_win_rate=0.4, min_speedup=1.5)
+    student = {"win_rate": 0.45, "distillation": {"speedup": 2.0}}
+    assert evaluation.gate_decision(student, gate)["passed"]
+    assert evaluation.gate_decision({**student, "distillation": {"speedup": 1.2}}, gate)["reasons"] == [
+        "decodes 1.20x as fast as its teacher < 1.5x"
+    ]
+    assert evaluation.gate_decision({**student, "distillation": {"speedup": None}}, gate)["reasons"] == [
+        "no decoding speed-up measured (no held-out prompts)"
+    ]
+    assert evaluation.gate_decision({**student, "win_rate": 0.3}, gate)["reasons"] == ["win-rate 0.300 < 0.4"]
+    assert evaluation.gate_decision({"win_rate": 0.6}, GateSpec())["passed"]  # no speed-up asked, none needed
+
+
 def test_reward_model_metrics_count_against_the_shuffled_order(monkeypatch):
     pairs = [
         {

@@ -20,7 +20,7 @@ TINY = (ROOT / "configs" / "round_dpo_tiny.yaml").read_text()
 
 def test_every_kind_of_round_ships_with_a_tiny_variant():
     names = {p.stem for p in SHIPPED}
-    for kind in ("dpo", "kto", "rlhf", "rloo"):
+    for kind in ("dpo", "kto", "rlhf", "rloo", "distill"):
         assert f"round_{kind}" in names and f"round_{kind}_tiny" in names
 
 
@@ -28,7 +28,7 @@ def test_every_kind_of_round_ships_with_a_tiny_variant():
 def test_shipped_config_loads_into_trl_config_classes(path, tmp_path):
     config = load_round_config(path)
     assert config.text == path.read_text()
-    assert config.policy_stage in {"dpo", "kto", "grpo", "rloo"}
+    assert config.policy_stage in {"dpo", "kto", "grpo", "rloo", "distill"}
     for name, spec in config.stages.items():
         args = spec.build_args(tmp_path / name, has_eval=True)
         assert type(args) is spec.config_class
@@ -323,3 +323,45 @@ def test_load_round_config_finds_a_shipped_config_by_name_from_anywhere(tmp_path
     monkeypatch.chdir(tmp_path)
     assert load_round_config("configs/round_dpo_tiny.yaml").policy_stage == "dpo"
     assert load_round_config("round_kto_tiny.yaml", ["stages.kto.beta=0.2"]).stages["kto"].trl_args["beta"] == 0.2
+
+
+DISTILL = (ROOT / "configs" / "round_distill_tiny.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        ("    student: tinier\n", "", "stages.distill.student: missing: the model to distil the teacher into"),
+        (
+            "student: tinier",
+            "student: ./no/such/folder",
+            "stages.distill.student: './no/such/folder' is not a built-in",
+        ),
+        ("student: tinier", "student: 'not a hub id!'", "is not a built-in size (tiny, small, tinier), a model folder"),
+        ("student: tinier", "student: [tiny]", "stages.distill.student: input should be a valid string"),
+        ("student: tinier", "teacher_model_name_or_path: x", "stages.distill.teacher_model_name_or_path: set by the"),
+        ("  reward: {", "  sft: {student: tiny}\n  reward: {", "stages.sft.student: unknown key"),
+        ("  distill:\n", "  dpo: {}\n  distill:\n", "stages: needs exactly one policy stage"),
+        ("beta: 0.5", "beta: 2.0", "stages.distill: DistillationConfig rejects it: beta must be in [0.0, 1.0]"),
+        ("min_speedup: 1.0", "min_speedup: 0", "gate.min_speedup: input should be greater than 0"),
+    ],
+)
+def test_a_distill_stage_names_its_student_and_leaves_the_teacher_to_the_round(old, new, message):
+    assert old in DISTILL
+    with pytest.raises(ConfigError) as caught:
+        parse_round_config(DISTILL.replace(old, new, 1), "d.yaml")
+    assert str(caught.value).startswith("d.yaml: ") and message in str(caught.value)
+
+
+def test_a_student_is_a_built_in_size_a_model_folder_or_a_hub_id(tiny_model_dir):
+    for student in ("tiny", str(tiny_model_dir), "HuggingFaceTB/SmolLM2-135M-Instruct"):
+        config = parse_round_config(DISTILL.replace("student: tinier", f"student: {student}"), "d.yaml")
+        assert config.policy_stage == "distill" and config.stages["distill"].student == student
+        assert "student" not in config.stages["distill"].trl_args  # the round's key, not DistillationConfig's
+    with pytest.raises(ConfigError, match="the folder has no config.json"):
+        parse_round_config(DISTILL.replace("student: tinier", f"student: {tiny_model_dir.parent}"), "d.yaml")
+
+
+def test_only_a_distill_round_can_ask_for_a_speed_up():
+    with pytest.raises(ConfigError, match="gate.min_speedup: only a round that distils a student"):
+        parse_round_config(TINY.replace("gate: {min_win_rate: 0.55}", "gate: {min_speedup: 2}"), "c.yaml")

@@ -145,3 +145,47 @@ def test_a_round_weights_the_adversarial_set_and_reports_it_apart(sqlite_url, ti
     assert metrics["n_prompts"] == min(prompts["counts"]["test"] - held_out, config.evaluation.max_prompts)
     low, high = metrics["adversarial"]["win_rate_ci95"]
     assert 0 <= low <= metrics["adversarial"]["win_rate"] <= high <= 1
+
+
+def test_a_distill_round_registers_a_smaller_student_with_the_teacher_as_parent(sqlite_url, tiny_model_dir, tmp_path):
+    from rlhf.models.modeling import parameter_count
+
+    seed_round_store(sqlite_url, tiny_model_dir, tmp_path)
+    config = load_round_config(ROOT / "configs" / "round_distill_tiny.yaml")
+    with session_scope(sqlite_url) as session:
+        round_id = create_round(session, config=config, url=sqlite_url).id
+
+    run_round(round_id, sqlite_url)
+
+    with session_scope(sqlite_url) as session:
+        row = session.get(Round, round_id)
+        student = session.get(ModelVersion, row.output_version_id)
+        teacher = registry.get_version(session, name="base")
+        lineage = registry.lineage_text(session)
+    assert row.status == "succeeded" and row.completed_stages == ["reward", "distill"]
+    assert student.kind == "distill" and student.parent_id == teacher.id and student.round_id == round_id
+    assert not student.is_adapter and student.base_model == student.artifact_path != teacher.artifact_path
+    student_model, _ = load_version(student, device=torch.device("cpu"))
+    teacher_model, _ = load_version(teacher, device=torch.device("cpu"))
+    assert student_model.config.num_hidden_layers < teacher_model.config.num_hidden_layers
+    assert student_model.config.vocab_size == teacher_model.config.vocab_size
+
+    figures = student.metrics["distillation"]
+    assert figures["params"] == {"student": parameter_count(student_model), "teacher": parameter_count(teacher_model)}
+    assert figures["params"]["student"] < figures["params"]["teacher"]
+    assert figures["param_ratio"] == pytest.approx(figures["params"]["student"] / figures["params"]["teacher"])
+    speed = figures["tokens_per_s"]
+    assert speed["student"] > 0 and speed["teacher"] > 0
+    assert figures["speedup"] == pytest.approx(speed["student"] / speed["teacher"])
+    note = f"distilled from base ({figures['params']['teacher']:,} params → {figures['params']['student']:,} params)"
+    assert student.config["note"] == note and note in lineage
+
+    metrics = student.metrics
+    assert metrics["stages"]["distill"]["steps"] == config.stages["distill"].trl_args["max_steps"]
+    low, high = metrics["win_rate_ci95"]
+    assert 0.0 <= low <= metrics["win_rate"] <= high <= 1.0
+    assert metrics["kl_to_parent"] == pytest.approx(metrics["kl_to_parent"]) and metrics["n_prompts"] > 0
+    gate = metrics["gate"]
+    expected = metrics["win_rate"] >= config.gate.min_win_rate and figures["speedup"] >= config.gate.min_speedup
+    assert gate["passed"] == (expected and not metrics["degeneration"]["alarms"])
+    assert student.is_live == gate["passed"]
