@@ -109,6 +109,9 @@ class Samples:
 
 @torch.no_grad()
 def sample(model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: int) -> list[Samples]:
+    """Completions drawn from the model's whole distribution at `spec.temperature`. `top_k=0`: transformers'
+    default keeps only the 50 likeliest tokens, and the KL estimated from such samples is biased (a diffuse
+    distilled student's came out at -3.5 nats against its teacher)."""
     batches = []
     for start in range(0, len(prompts), spec.batch_size):
         texts = [
@@ -122,6 +125,7 @@ def sample(model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: in
             do_sample=True,
             temperature=spec.temperature,
             top_p=1.0,
+            top_k=0,
             max_new_tokens=spec.max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
