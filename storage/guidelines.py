@@ -13,6 +13,8 @@ MAX_GUIDELINE_CHARS = 20_000
 
 def current(session: Session, *, kind: str, default: str = "") -> str:
     """The kind's guidelines: the saved edit if there is one, else `default` (the app config's)."""
+    if kind not in ITEM_KINDS:
+        return default
     saved = session.get(Guideline, kind)
     return saved.text if saved is not None else default
 
