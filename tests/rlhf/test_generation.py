@@ -17,7 +17,7 @@ from rlhf.models.registry import get_version, register_artifact, register_versio
 from storage.crud import StoreError, add_prompt
 from storage.db import dispose_engines, session_scope
 from storage.migrate import upgrade
-from storage.models import Generation, Prompt
+from storage.models import Generation, ModelVersion, Prompt
 
 PROMPTS_FILE = Path(__file__).parents[2] / "rlhf" / "demo" / "data" / "prompts.jsonl"
 
@@ -176,3 +176,26 @@ def test_a_multi_turn_prompt_is_templated_with_all_its_turns(store):
     assert seen == [turns]
     alone = template(turns, add_generation_prompt=True, tokenize=False)
     assert "Be brief." in alone and "Name a prime." in alone and "Another?" in alone
+
+
+def test_prompts_are_batched_by_length_and_each_answer_lands_on_its_own_prompt(sqlite_url):
+    from rlhf.inference.generation import answer_prompts
+    from tests.helpers import seed_store
+
+    url = sqlite_url
+    lengths = [37, 5, 80, 12, 6, 60, 1, 44, 23, 70, 9, 31]
+    seeded = seed_store(url, prompts=len(lengths), answers=0, prompt_text=lambda p: "x" * lengths[p])
+    batches = []
+
+    def generate(prompts, seed):
+        batches.append([len(p) for p in prompts])
+        return [f"answer to a prompt of {len(p)} characters, #{seed}.{i}" for i, p in enumerate(prompts)]
+
+    with session_scope(url) as session:
+        version = session.get_one(ModelVersion, seeded.version_id)
+        answer_prompts(session, version=version, generate=generate, per_prompt=2, params={}, batch_size=5, attempts=1)
+        stored = session.exec(select(Generation.text, Prompt.text).join(Prompt)).all()
+    assert [n for batch in batches for n in batch] == sorted(n for n in lengths for _ in range(2))
+    assert [len(batch) for batch in batches] == [5, 5, 5, 5, 4]
+    assert len(stored) == 24
+    assert all(answer.startswith(f"answer to a prompt of {len(prompt)} characters") for answer, prompt in stored)
