@@ -2,9 +2,9 @@
 
 * Reward model, on held-out pairs: accuracy, and precision/recall/F1 of "A is the chosen one",
   with A/B order shuffled per pair so the positive class is not always true.
-* New policy vs parent, on held-out prompts: win-rate by the reward model (bootstrap 95% CI),
-  mean KL(new ‖ parent) from samples of the new policy (sum of log-prob differences per
-  completion), mean length change, and a length-bias alarm when the reward gain is mostly what
+* New policy vs parent, on held-out prompts: win-rate by the reward model (Wilson 95% CI),
+  mean KL(new ‖ parent) at the evaluation temperature from samples of the new policy (sum of log-prob
+  differences per completion), mean length change, and a length-bias alarm when the reward gain is mostly what
   the length change alone predicts.
 * Degeneration of the sampled text, new policy and parent (rlhf/quality/degeneration.py): repetition,
   distinct-n, broken UTF-8, empty and cut-off answers, with alarms past `GateSpec.degeneration`.
@@ -108,10 +108,12 @@ class Samples:
 
 
 @torch.no_grad()
-def sample(model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: int) -> list[Samples]:
-    """Completions drawn from the model's whole distribution at `spec.temperature`. `top_k=0`: transformers'
-    default keeps only the 50 likeliest tokens, and the KL estimated from such samples is biased (a diffuse
-    distilled student's came out at -3.5 nats against its teacher)."""
+def sample(
+    model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: int, top_p: float | None = None
+) -> list[Samples]:
+    """Completions at `spec.temperature` from the nucleus `top_p` (default `spec.top_p`; 1.0: the whole
+    distribution). `top_k=0`: transformers' default keeps only the 50 likeliest tokens, and a KL estimated from
+    such samples is biased (a diffuse distilled student's came out at -3.5 nats against its teacher)."""
     batches = []
     for start in range(0, len(prompts), spec.batch_size):
         texts = [
@@ -124,7 +126,7 @@ def sample(model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: in
             **batch,
             do_sample=True,
             temperature=spec.temperature,
-            top_p=1.0,
+            top_p=spec.top_p if top_p is None else top_p,
             top_k=0,
             max_new_tokens=spec.max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
@@ -150,12 +152,14 @@ def sample(model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: in
 
 
 @torch.no_grad()
-def completion_logprob(model, samples: Samples) -> torch.Tensor:
-    """Sum of log p(token) over each completion's tokens."""
+def completion_logprob(model, samples: Samples, temperature: float = 1.0) -> torch.Tensor:
+    """Sum of log p(token) over each completion's tokens, p the model's distribution at `temperature` (the one
+    the samples were drawn from, for an unbiased KL; at 1.0 a child sampled at 0.7 gave KL -0.6 nats)."""
     sequences = samples.sequences.to(model.device)
     attention = samples.attention_mask.to(model.device)
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=sequences, attention_mask=attention, position_ids=positions).logits[:, :-1].float()
+    logits = logits / temperature
     token_logps = torch.log_softmax(logits, -1).gather(-1, sequences[:, 1:, None])[..., 0]
     n = samples.completion_mask.shape[1]
     return (token_logps[:, -n:] * samples.completion_mask.to(model.device)).sum(-1).cpu()
@@ -175,6 +179,15 @@ def wilson_interval(wins: np.ndarray, n_effective: int | None = None, confidence
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def kl_from_samples(new_model, parent_model, tokenizer, prompts, spec: EvalSpec, new_samples: list[Samples]):
+    """KL(child ‖ parent) per answer, both at the evaluation temperature, from the child's own samples of its whole
+    distribution: the compared answers themselves when they are (top_p 1), else a second draw (a nucleus
+    leaves out tokens the parent may still like, and biases the estimate)."""
+    whole = new_samples if spec.top_p >= 1 else sample(new_model, tokenizer, prompts, spec, spec.seed + 2, top_p=1.0)
+    t = spec.temperature
+    return torch.cat([completion_logprob(new_model, s, t) - completion_logprob(parent_model, s, t) for s in whole])
 
 
 def length_bias(rewards: np.ndarray, lengths: np.ndarray, reward_gain: float, length_change: float) -> dict[str, Any]:
@@ -222,7 +235,7 @@ def compare_policies(
     parent_model = load_causal_lm(parent, device)
     new_samples = sample(new_model, tokenizer, prompts, spec, spec.seed)
     parent_samples = sample(parent_model, tokenizer, prompts, spec, spec.seed + 1)
-    kl = torch.cat([completion_logprob(new_model, s) - completion_logprob(parent_model, s) for s in new_samples])
+    kl = kl_from_samples(new_model, parent_model, tokenizer, prompts, spec, new_samples)
     new_len = np.concatenate([s.lengths for s in new_samples])
     parent_len = np.concatenate([s.lengths for s in parent_samples])
     if samples_out is not None:

@@ -127,3 +127,32 @@ def test_policy_compared_with_itself_has_zero_kl_and_a_real_model_does_not(tiny_
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "other")
     metrics = evaluation.compare_policies(PolicySource(str(tmp_path / "other")), same, None, prompts, spec)
     assert metrics["kl_to_parent"] > 0.01  # KL is non-negative in expectation; sampled estimate over 4 prompts
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.5])
+def test_sampled_kl_matches_the_exact_kl_at_the_evaluation_temperature(tiny_model_dir, top_p):
+    """One-token answers, so KL(child_T ‖ parent_T) is a sum over the vocabulary; the estimate from 512 samples
+    (at temperature 0.4, where scoring at 1.0 instead is off by half)
+    must agree whatever nucleus the compared answers were drawn from."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    parent = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    child = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in child.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    prompt = [{"role": "user", "content": "Tell me about owls."}]
+    spec = EvalSpec(max_prompts=512, max_new_tokens=1, temperature=0.4, top_p=top_p, batch_size=512)
+    shown = evaluation.sample(child, tokenizer, [prompt] * 512, spec, seed=3)
+    estimate = evaluation.kl_from_samples(child, parent, tokenizer, [prompt] * 512, spec, shown)
+
+    ids = tokenizer.apply_chat_template([prompt], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        log_c = torch.log_softmax(child(**ids).logits[0, -1].float() / 0.4, -1)
+        log_p = torch.log_softmax(parent(**ids).logits[0, -1].float() / 0.4, -1)
+    exact = float((log_c.exp() * (log_c - log_p)).sum())
+    standard_error = float(estimate.std()) / np.sqrt(len(estimate))
+    assert exact > 0.05
+    assert abs(float(estimate.mean()) - exact) < 4 * standard_error + 0.01
