@@ -105,8 +105,9 @@ class EvalSpec(Strict):
     max_new_tokens: int = Field(48, ge=1)
     temperature: YamlFloat = Field(1.0, gt=0)
     top_p: YamlFloat = Field(1.0, gt=0, le=1)
-    """Nucleus of the compared answers (win-rate, degeneration, examples): set it to what the app serves. The KL
-    is estimated from separate samples of the whole distribution when this is below 1."""
+    top_k: int = Field(0, ge=0)
+    """top_p / top_k (0: no cut) of the compared answers (win-rate, degeneration, examples): set them to what the
+    app serves. With either cut, the KL is estimated from separate samples of the whole distribution."""
     batch_size: int = Field(16, ge=1)
     seed: int = 0
 

@@ -109,11 +109,11 @@ class Samples:
 
 @torch.no_grad()
 def sample(
-    model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: int, top_p: float | None = None
+    model, tokenizer, prompts: list[list[dict]], spec: EvalSpec, seed: int, whole: bool = False
 ) -> list[Samples]:
-    """Completions at `spec.temperature` from the nucleus `top_p` (default `spec.top_p`; 1.0: the whole
-    distribution). `top_k=0`: transformers' default keeps only the 50 likeliest tokens, and a KL estimated from
-    such samples is biased (a diffuse distilled student's came out at -3.5 nats against its teacher)."""
+    """Completions at `spec.temperature`, cut to `spec.top_p` / `spec.top_k` unless `whole`. A KL needs the whole
+    distribution: estimated from transformers' default top_k=50, a diffuse distilled student's came out at
+    -3.5 nats against its teacher."""
     batches = []
     for start in range(0, len(prompts), spec.batch_size):
         texts = [
@@ -126,8 +126,8 @@ def sample(
             **batch,
             do_sample=True,
             temperature=spec.temperature,
-            top_p=spec.top_p if top_p is None else top_p,
-            top_k=0,
+            top_p=1.0 if whole else spec.top_p,
+            top_k=0 if whole else spec.top_k,
             max_new_tokens=spec.max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
@@ -183,11 +183,12 @@ def wilson_interval(wins: np.ndarray, n_effective: int | None = None, confidence
 
 def kl_from_samples(new_model, parent_model, tokenizer, prompts, spec: EvalSpec, new_samples: list[Samples]):
     """KL(child ‖ parent) per answer, both at the evaluation temperature, from the child's own samples of its whole
-    distribution: the compared answers themselves when they are (top_p 1), else a second draw (a nucleus
-    leaves out tokens the parent may still like, and biases the estimate)."""
-    whole = new_samples if spec.top_p >= 1 else sample(new_model, tokenizer, prompts, spec, spec.seed + 2, top_p=1.0)
+    distribution: the compared answers themselves when they are uncut, else a second draw (a cut leaves out
+    tokens the parent may still like, and biases the estimate)."""
+    cut = spec.top_p < 1 or spec.top_k > 0
+    drawn = sample(new_model, tokenizer, prompts, spec, spec.seed + 2, whole=True) if cut else new_samples
     t = spec.temperature
-    return torch.cat([completion_logprob(new_model, s, t) - completion_logprob(parent_model, s, t) for s in whole])
+    return torch.cat([completion_logprob(new_model, s, t) - completion_logprob(parent_model, s, t) for s in drawn])
 
 
 def length_bias(rewards: np.ndarray, lengths: np.ndarray, reward_gain: float, length_change: float) -> dict[str, Any]:

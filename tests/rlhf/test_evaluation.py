@@ -129,11 +129,11 @@ def test_policy_compared_with_itself_has_zero_kl_and_a_real_model_does_not(tiny_
     assert metrics["kl_to_parent"] > 0.01  # KL is non-negative in expectation; sampled estimate over 4 prompts
 
 
-@pytest.mark.parametrize("top_p", [1.0, 0.5])
-def test_sampled_kl_matches_the_exact_kl_at_the_evaluation_temperature(tiny_model_dir, top_p):
+@pytest.mark.parametrize("top_p, top_k", [(1.0, 0), (0.5, 0), (1.0, 5)])
+def test_sampled_kl_matches_the_exact_kl_at_the_evaluation_temperature(tiny_model_dir, top_p, top_k):
     """One-token answers, so KL(child_T ‖ parent_T) is a sum over the vocabulary; the estimate from 512 samples
     (at temperature 0.4, where scoring at 1.0 instead is off by half)
-    must agree whatever nucleus the compared answers were drawn from."""
+    must agree whatever cut the compared answers were drawn with."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -144,7 +144,7 @@ def test_sampled_kl_matches_the_exact_kl_at_the_evaluation_temperature(tiny_mode
         for parameter in child.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.05)
     prompt = [{"role": "user", "content": "Tell me about owls."}]
-    spec = EvalSpec(max_prompts=512, max_new_tokens=1, temperature=0.4, top_p=top_p, batch_size=512)
+    spec = EvalSpec(max_prompts=512, max_new_tokens=1, temperature=0.4, top_p=top_p, top_k=top_k, batch_size=512)
     shown = evaluation.sample(child, tokenizer, [prompt] * 512, spec, seed=3)
     estimate = evaluation.kl_from_samples(child, parent, tokenizer, [prompt] * 512, spec, shown)
 
