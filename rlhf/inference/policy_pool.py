@@ -8,9 +8,11 @@ activate and generate, so a request never runs on a half-switched model.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -47,6 +49,7 @@ class PolicyPool:
         self._lock = threading.RLock()
         self._bases: dict[str, _Base] = {}
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
+        self._tokenizers: dict[str, PreTrainedTokenizerBase] = {}
         self._active: str | None = None
 
     def active_name(self) -> str | None:
@@ -147,13 +150,23 @@ class PolicyPool:
                 if not base.users:
                     del self._bases[key]
                 raise
-            tokenizer = load_tokenizer(tokenizer_source(version))
+            tokenizer = self._tokenizer(tokenizer_source(version))
         base.users.add(version.name)
         assert version.id is not None  # a registered version
         loaded = self._loaded[version.name] = _Loaded(
             version_id=version.id, base_key=key, adapter_name=adapter_name, tokenizer=tokenizer
         )
         return loaded
+
+    def _tokenizer(self, source: str) -> PreTrainedTokenizerBase:
+        """One tokenizer per distinct set of tokenizer files: every round saves a copy of its parent's into its
+        adapter folder, and loading SmolLM2's takes ~150 ms of the time a new version takes to be served."""
+        digest = _tokenizer_digest(source)
+        if digest is None:
+            return load_tokenizer(source)
+        if digest not in self._tokenizers:
+            self._tokenizers[digest] = load_tokenizer(source)
+        return self._tokenizers[digest]
 
     def _apply(self, name: str) -> None:
         """Point the shared model at `name`: its adapter, or no adapter for a full model."""
@@ -184,3 +197,27 @@ class PolicyPool:
                 torch.cuda.empty_cache()
         if self._active == name:
             self._active = None
+
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+)
+
+
+def _tokenizer_digest(source: str) -> str | None:
+    """sha256 over a local folder's tokenizer files (None for a hub id or a folder with none of them)."""
+    folder = Path(source)
+    files = [folder / name for name in TOKENIZER_FILES if (folder / name).is_file()] if folder.is_dir() else []
+    if not files:
+        return None
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()
