@@ -103,4 +103,4 @@ def test_generation_is_asked_with_the_turns(db_url, tmp_path):
     with session_scope(db_url) as session:
         version = session.get_one(ModelVersion, seeded.version_id)
         answer_prompts(session, version=version, generate=generate, per_prompt=1, params={})
-    assert asked == [TURNS, "plain"]
+    assert len(asked) == 2 and TURNS in asked and "plain" in asked  # batched by length, so shortest first
