@@ -140,6 +140,8 @@ class PolicyPool:
         if base is None:
             model, tokenizer = load_policy(key, device=self.device)
             base = self._bases[key] = _Base(model=model, tokenizer=tokenizer)
+            if (digest := _tokenizer_digest(key)) is not None:
+                self._tokenizers.setdefault(digest, tokenizer)  # adapters that carry the base's copy reuse it
         adapter_name = None
         tokenizer = base.tokenizer
         if version.is_adapter:

@@ -212,9 +212,9 @@ def smol_cache_folder(url: str | None = None, cache: Path | None = None) -> Path
 
 def smol_folder(url: str | None = None, cache: Path | None = None, on_import=None) -> Path:
     """The imported SmolLM2 folder, importing the wheel's GGUF into the cache the first time only."""
+    file = smol_gguf_file()  # first: without the wheel, its install command, not a PackageNotFoundError
     folder = smol_cache_folder(url, cache)
     if not folder.is_dir():
-        file = smol_gguf_file()
         if on_import is not None:
             on_import(file, folder)
         import_gguf(file, folder)
@@ -242,6 +242,7 @@ def init_smol(
     `on_import(file, folder)` is called before the slow import (about 20 s on a CPU), to say so.
     `cache`: a folder shared by several stores (the demo's, which `--fresh` deletes), instead of the store's own.
     """
+    smol_gguf_file()  # without the wheel, its install command, not a PackageNotFoundError
     folder = smol_cache_folder(url, cache)
     existing = get_version(session, name=name)
     if existing is not None and Path(existing.artifact_path) != folder:

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from rlhf.inference.policy_pool import PolicyPool
+from rlhf.inference.policy_pool import TOKENIZER_FILES, PolicyPool
 from rlhf.models.registry import get_version, register_artifact, set_live
 from storage.db import session_scope
 
@@ -139,13 +139,14 @@ def test_an_adapter_missing_weights_is_refused_and_the_current_version_keeps_ser
 def test_versions_with_the_same_tokenizer_files_share_one_tokenizer_and_a_changed_one_gets_its_own(
     sqlite_url, tiny_model_dir, tiny_lora_dir, tmp_path
 ):
-    from transformers import AutoTokenizer
 
     folders = {}
     for name in ("same-a", "same-b", "other"):
         folders[name] = tmp_path / name
         shutil.copytree(tiny_lora_dir, folders[name])
-        AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folders[name])
+        for file in tiny_model_dir.iterdir():
+            if file.name in TOKENIZER_FILES:
+                shutil.copy(file, folders[name])
     template = folders["other"] / "chat_template.jinja"
     template.write_text("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}")
     with session_scope(sqlite_url) as session:
@@ -153,10 +154,10 @@ def test_versions_with_the_same_tokenizer_files_share_one_tokenizer_and_a_change
         for name, folder in folders.items():
             register_artifact(session, source=str(folder), name=name, kind="dpo", parent="base")
     pool = PolicyPool(max_loaded=4, device="cpu")
-    for version in _versions(sqlite_url, "same-a", "same-b", "other"):
+    for version in _versions(sqlite_url, "base", "same-a", "same-b", "other"):
         pool.activate(version)
-    same_a, same_b, other = (pool._loaded[name].tokenizer for name in ("same-a", "same-b", "other"))
-    assert same_a is same_b
+    base, same_a, same_b, other = (pool._loaded[n].tokenizer for n in ("base", "same-a", "same-b", "other"))
+    assert same_a is same_b is base  # the copies hold the base's own files
     assert other is not same_a and "[user]" in other.apply_chat_template(
         [{"role": "user", "content": "hi"}], tokenize=False
     )

