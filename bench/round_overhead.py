@@ -30,6 +30,8 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: storage, rlhf, tests.helpers
 
+from base_models import SIZES, base_model  # noqa: E402  # bench/, the script's own folder
+
 PLAIN = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
@@ -55,8 +57,6 @@ PLAIN = textwrap.dedent("""
 
 def build_store(workdir: Path, prompts: int, size: str) -> tuple[str, Path]:
     """The round tests' store (polite answers beat curt ones), one annotator, `prompts` pairs, on a model of `size`."""
-    from base_models import base_model
-
     from storage.migrate import upgrade
     from tests.helpers import seed_round_store
 
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", default="small", choices=["tiny", "small", "smol"])
+    parser.add_argument("--size", default="small", choices=SIZES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--threads",

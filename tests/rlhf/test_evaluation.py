@@ -131,9 +131,9 @@ def test_policy_compared_with_itself_has_zero_kl_and_a_real_model_does_not(tiny_
 
 @pytest.mark.parametrize("top_p, top_k", [(1.0, 0), (0.5, 0), (1.0, 5)])
 def test_sampled_kl_matches_the_exact_kl_at_the_evaluation_temperature(tiny_model_dir, top_p, top_k):
-    """One-token answers, so KL(child_T ‖ parent_T) is a sum over the vocabulary; the estimate from 512 samples
-    (at temperature 0.4, where scoring at 1.0 instead is off by half)
-    must agree whatever cut the compared answers were drawn with."""
+    """One-token answers, so KL(child_T ‖ parent_T) is a sum over the vocabulary. The estimate from 512 samples
+    must agree with it whatever cut the compared answers were drawn with (at temperature 0.4, where scoring the
+    samples at 1.0 instead is off by half)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)

@@ -182,16 +182,15 @@ def test_prompts_are_batched_by_length_and_each_answer_lands_on_its_own_prompt(s
     from rlhf.inference.generation import answer_prompts
     from tests.helpers import seed_store
 
-    url = sqlite_url
     lengths = [37, 5, 80, 12, 6, 60, 1, 44, 23, 70, 9, 31]
-    seeded = seed_store(url, prompts=len(lengths), answers=0, prompt_text=lambda p: "x" * lengths[p])
+    seeded = seed_store(sqlite_url, prompts=len(lengths), answers=0, prompt_text=lambda p: "x" * lengths[p])
     batches = []
 
     def generate(prompts, seed):
         batches.append([len(p) for p in prompts])
         return [f"answer to a prompt of {len(p)} characters, #{seed}.{i}" for i, p in enumerate(prompts)]
 
-    with session_scope(url) as session:
+    with session_scope(sqlite_url) as session:
         version = session.get_one(ModelVersion, seeded.version_id)
         answer_prompts(session, version=version, generate=generate, per_prompt=2, params={}, batch_size=5, attempts=1)
         stored = session.exec(select(Generation.text, Prompt.text).join(Prompt)).all()
